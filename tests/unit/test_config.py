@@ -68,7 +68,8 @@ def test_errors_name_key_and_fix(tmp_path, old, new, needle):
 def test_on_leave_values(tmp_path):
     with pytest.raises(ConfigError, match="on_leave"):
         load(tmp_path, BASE.replace('list_id = 3', 'list_id = 3\non_leave = "delete"'))
-    assert load(tmp_path, BASE.replace('list_id = 3', 'list_id = 3\non_leave = "keep"')).exports["vip"].on_leave == "keep"
+    cfg = load(tmp_path, BASE.replace('list_id = 3', 'list_id = 3\non_leave = "keep"'))
+    assert cfg.exports["vip"].on_leave == "keep"
 
 
 def test_loopback_base_url_allowed(tmp_path):

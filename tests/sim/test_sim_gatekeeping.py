@@ -1,0 +1,109 @@
+"""Auth, rate limits, fault injection and storms, over real HTTP."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from sim_support import Sim
+
+
+def _contacts(n: int, prefix: str = "c") -> list[dict[str, object]]:
+    return [{"email": f"{prefix}{i}@example.com"} for i in range(n)]
+
+
+def test_missing_key_is_401_and_wrong_key_is_403(make_sim: Callable[..., Sim]) -> None:
+    sim = make_sim(api_keys=("k1", "k2"))
+    missing = sim.call("GET", "lists", key=None)
+    assert missing.status == 401 and isinstance(missing.body["message"], str)
+    wrong = sim.call("GET", "lists", key="nope")
+    assert wrong.status == 403 and isinstance(wrong.body["message"], str)
+    assert sim.call("GET", "lists", key="k1").status == 200
+    assert sim.call("GET", "lists", key="k2").status == 200
+    # Both refusals are logged; /_sim needs no key.
+    statuses = [r["status"] for r in sim.client.requests()]
+    assert statuses == [401, 403, 200, 200]
+
+
+def test_per_second_limit_answers_429_with_retry_after_and_headers(make_sim: Callable[..., Sim]) -> None:
+    sim = make_sim()  # AC's default: 5 requests per second
+    replies = [sim.call("GET", "lists") for _ in range(5)]
+    assert [r.status for r in replies] == [200] * 5
+    assert [r.header("RateLimit-Remaining") for r in replies] == ["4", "3", "2", "1", "0"]
+    assert all(r.header("RateLimit-Limit") == "5" for r in replies)
+    limited = sim.call("GET", "lists")
+    assert limited.status == 429
+    retry_after = limited.header("Retry-After")
+    assert retry_after is not None and retry_after.isdigit() and int(retry_after) >= 1
+    assert limited.header("RateLimit-Limit") == "5" and limited.header("RateLimit-Remaining") == "0"
+    stats = sim.client.stats()
+    assert stats["rate_limited"] == 1 and stats["statuses"] == {"200": 5, "429": 1}
+
+
+def test_refused_requests_do_not_consume_budget(make_sim: Callable[..., Sim]) -> None:
+    sim = make_sim()
+    first = [sim.call("GET", "lists").status for _ in range(5)]
+    hammered = [sim.call("GET", "lists").status for _ in range(20)]
+    assert first == [200] * 5 and set(hammered) == {429}
+    # Once the first five leave the 1 s window a full budget is back, despite the 20 refusals.
+    log = sim.client.requests()
+    oldest_ok = log[4]["at"]
+    time.sleep(max(0.0, oldest_ok + 1.0 - time.monotonic()) + 0.05)
+    assert [sim.call("GET", "lists").status for _ in range(5)] == [200] * 5
+
+
+def test_bulk_per_minute_limit_is_a_400(make_sim: Callable[..., Sim]) -> None:
+    # rate_scale 0.05: 5 multi-contact and 1 single-contact imports per minute; a big per-second budget.
+    sim = make_sim(requests_per_second=1000, rate_scale=0.05, processing_delay=0.05)
+    for i in range(5):
+        assert sim.bulk(_contacts(2, prefix=f"m{i}-")).status == 200
+    over = sim.bulk(_contacts(2, prefix="over-"))
+    assert over.status == 400
+    assert over.body["success"] == 0 and over.body["message"] == "Rate limit exceeded."
+    assert isinstance(over.body["failureReasons"][0], str)
+    assert over.body["failureReasons"][0].startswith("Up to 5 imports may be requested per minute.")
+    # The single-contact window is separate.
+    assert sim.bulk(_contacts(1, prefix="s1-")).status == 200
+    single_over = sim.bulk(_contacts(1, prefix="s2-"))
+    assert single_over.status == 400 and single_over.body["message"] == "Rate limit exceeded."
+    stats = sim.client.stats()
+    assert stats["bulk_rate_limited"] == 2 and stats["batches"]["accepted"] == 6
+
+
+def test_error_rate_answers_5xx_before_doing_anything(make_sim: Callable[..., Sim]) -> None:
+    sim = make_sim(error_rate=1.0, seed=7)
+    replies = [sim.bulk(_contacts(3)) for _ in range(12)]
+    assert {r.status for r in replies} <= {500, 502, 503}
+    assert len({r.status for r in replies}) > 1  # a mix, as gateways produce
+    assert sim.client.stats()["batches"]["accepted"] == 0
+    assert sim.client.stats()["errors_injected"] == 12
+    # Injected errors are not counted in the window: a full budget remains.
+    sim.client.configure(error_rate=0.0)
+    assert [sim.call("GET", "lists").status for _ in range(5)] == [200] * 5
+    assert [r["status"] for r in sim.client.requests()][-5:] == [200] * 5
+
+
+def test_storm_answers_429_to_everything_until_it_passes(make_sim: Callable[..., Sim]) -> None:
+    sim = make_sim(requests_per_second=1000)
+    assert sim.call("GET", "lists").status == 200
+    sim.client.configure(storm_every=0.05, storm_duration=60.0)
+    time.sleep(0.1)
+    stormy = [sim.call("GET", "lists") for _ in range(3)] + [sim.bulk(_contacts(2))]
+    assert {r.status for r in stormy} == {429}
+    assert all(int(r.header("Retry-After") or "0") >= 1 for r in stormy)
+    assert sim.client.stats()["storm_limited"] == 4
+    sim.client.configure(storm_every=0.0, storm_duration=0.0)
+    assert sim.call("GET", "lists").status == 200
+
+
+def test_latency_knob_delays_responses_without_breaking_them(make_sim: Callable[..., Sim]) -> None:
+    sim = make_sim(latency=0.05)
+    assert sim.call("GET", "lists").status == 200
+    assert sim.client.requests()[0]["status"] == 200
+
+
+def test_unknown_api_path_is_a_json_404_and_counts(sim: Sim) -> None:
+    reply = sim.call("GET", "nothing/here")
+    assert reply.status == 404 and "message" in reply.body
+    assert reply.header("RateLimit-Limit") is not None
+    assert sim.client.requests()[-1]["status"] == 404

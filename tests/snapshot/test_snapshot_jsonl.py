@@ -1,0 +1,129 @@
+"""JSON Lines parts: rows with their physical line numbers, bad lines reported without stopping."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from snapshot_support import errors_of, jsonl_bytes, read_all, rows_of
+
+from worker.snapshot import Page, SnapshotError, read_pages
+from worker.snapshot.jsonl_pages import line_batches
+
+
+def test_rows_carry_line_numbers_and_the_part_uri(write: Callable[..., Path]) -> None:
+    path = write("seg.jsonl", jsonl_bytes([{"email": "a@x.io"}, {"email": "b@x.io", "n": 2}]))
+    pages = read_all(str(path))
+    assert pages == [Page(path.as_uri(), [(1, {"email": "a@x.io"}), (2, {"email": "b@x.io", "n": 2})], [])]
+
+
+@pytest.mark.parametrize("form", ["plain", "file_uri", "relative"])
+def test_uri_forms(write: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, form: str) -> None:
+    path = write("seg.ndjson", b'{"a":1}\n')
+    monkeypatch.chdir(path.parent)
+    uri = {"plain": str(path), "file_uri": path.as_uri(), "relative": "seg.ndjson"}[form]
+    [page] = read_all(uri)
+    assert page.source == path.as_uri()
+    assert page.rows == [(1, {"a": 1})]
+
+
+def test_bad_lines_are_reported_with_line_numbers_and_reading_goes_on(write: Callable[..., Path]) -> None:
+    data = b'{"a":1}\n{"a":\n\n   \n[1,2]\n"text"\nnull\n{"a":2}\r\n{"a":3}'
+    pages = read_all(str(write("seg.jsonl", data)))
+    assert [(line, row) for _, line, row in rows_of(pages)] == [(1, {"a": 1}), (8, {"a": 2}), (9, {"a": 3})]
+    errors = [(line, reason) for _, line, reason in errors_of(pages)]
+    assert [line for line, _ in errors] == [2, 5, 6, 7]
+    assert errors[0][1].startswith("malformed JSON: ")
+    assert errors[1:] == [
+        (5, "not a JSON object (got an array)"),
+        (6, "not a JSON object (got a string)"),
+        (7, "not a JSON object (got null)"),
+    ]
+
+
+def test_invalid_utf8_is_a_malformed_line(write: Callable[..., Path]) -> None:
+    pages = read_all(str(write("seg.jsonl", b'{"a":"\xff"}\n{"a":1}\n')))
+    assert [(line, row) for _, line, row in rows_of(pages)] == [(2, {"a": 1})]
+    assert [line for _, line, _ in errors_of(pages)] == [1]
+
+
+def test_utf8_bom_is_ignored(write: Callable[..., Path]) -> None:
+    pages = read_all(str(write("seg.jsonl", b'\xef\xbb\xbf{"name":"Zo\xc3\xab"}\n')))
+    assert rows_of(pages)[0][1:] == (1, {"name": "Zoë"})
+
+
+def test_pages_hold_page_size_rows_and_errors_do_not_count(write: Callable[..., Path]) -> None:
+    lines = [b'{"i":%d}' % i for i in range(7)]
+    lines[2:2] = [b"oops"]
+    lines[5:5] = [b"42"]
+    pages = read_all(str(write("seg.jsonl", b"\n".join(lines) + b"\n")), page_size=3)
+    assert [len(p.rows) for p in pages] == [3, 3, 1]
+    assert [line for _, line, _ in errors_of(pages)] == [3, 6]
+    assert [row["i"] for _, _, row in rows_of(pages)] == list(range(7))
+
+
+def test_an_empty_file_has_no_pages(write: Callable[..., Path]) -> None:
+    assert read_all(str(write("seg.jsonl", b""))) == []
+    assert read_all(str(write("blank.jsonl", b"\n\n"))) == []
+
+
+def test_format_argument_overrides_the_name(write: Callable[..., Path]) -> None:
+    path = write("export.txt", b'{"a":1}\n')
+    with pytest.raises(SnapshotError, match=r"cannot tell the format .*format='jsonl'"):
+        read_pages(str(path))  # at the call, before any reading
+    assert rows_of(read_all(str(path), format="jsonl"))[0][1:] == (1, {"a": 1})
+
+
+def test_bad_arguments(write: Callable[..., Path]) -> None:
+    path = str(write("seg.jsonl", b"{}\n"))
+    with pytest.raises(SnapshotError, match="unknown snapshot format 'xml'"):
+        read_pages(path, format="xml")
+    with pytest.raises(SnapshotError, match="unknown snapshot compression 'zstd'"):
+        read_pages(path, compression="zstd")
+    with pytest.raises(ValueError, match="page_size"):
+        read_pages(path, page_size=0)
+
+
+class _Chunks(io.RawIOBase):
+    """A stream that returns at most ``size`` bytes per read, to exercise chunk boundaries."""
+
+    def __init__(self, data: bytes, size: int) -> None:
+        self._data, self._size = data, size
+
+    def read(self, n: int = -1, /) -> bytes:
+        out, self._data = self._data[: self._size], self._data[self._size :]
+        return out
+
+
+@given(st.binary(max_size=300), st.integers(1, 40), st.integers(1, 64))
+@example(b"\xef\xbb\xbf{}\n", 1, 64)  # a BOM split over short reads
+@example(b"\xef\xbb", 1, 64)  # a file that is only part of a BOM
+def test_line_batches_yields_exactly_the_lines(data: bytes, short_reads: int, chunk: int) -> None:
+    lines = [line for batch in line_batches(_Chunks(data, short_reads), chunk) for line in batch]
+    expected = data.removeprefix(b"\xef\xbb\xbf").split(b"\n")
+    if expected[-1] == b"":
+        expected.pop()
+    assert lines == expected
+
+
+_profiles = st.lists(
+    st.dictionaries(st.text(max_size=5), st.one_of(st.text(max_size=20), st.integers(-(2**62), 2**62),
+                                                   st.booleans(), st.none()), max_size=4),
+    max_size=40,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_profiles, st.integers(1, 7))
+def test_any_profiles_round_trip_in_order(tmp_path_factory: pytest.TempPathFactory,
+                                          profiles: list[dict], page_size: int) -> None:
+    path = tmp_path_factory.mktemp("rt") / "seg.jsonl"
+    path.write_bytes(jsonl_bytes(profiles))
+    pages = read_all(str(path), page_size=page_size)
+    assert [(line, row) for _, line, row in rows_of(pages)] == list(enumerate(profiles, 1))
+    assert all(0 < len(p.rows) <= page_size for p in pages)
+    assert errors_of(pages) == []

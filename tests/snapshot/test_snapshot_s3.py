@@ -1,0 +1,101 @@
+"""Snapshots in S3 (moto's server over HTTP): one object, a folder prefix, a key prefix, and failures."""
+
+from __future__ import annotations
+
+import gzip
+from typing import Any
+
+import pytest
+from snapshot_support import jsonl_bytes, read_all, rows_of
+
+from worker.snapshot import SnapshotError, read_pages, snapshot_identity
+
+
+def test_single_object(s3: Any, s3_bucket: str) -> None:
+    s3.put_object(Bucket=s3_bucket, Key="vip/2024-06-01.jsonl", Body=b'{"email":"a@x.io"}\n\nnope\n{"n":2}\n')
+    pages = read_all(f"s3://{s3_bucket}/vip/2024-06-01.jsonl")
+    source = f"s3://{s3_bucket}/vip/2024-06-01.jsonl"
+    assert rows_of(pages) == [(source, 1, {"email": "a@x.io"}), (source, 4, {"n": 2})]
+    assert [(line, reason[:15]) for page in pages for line, reason in page.errors] == [(3, "malformed JSON:")]
+
+
+def test_single_gzip_csv_object(s3: Any, s3_bucket: str) -> None:
+    s3.put_object(Bucket=s3_bucket, Key="seg.csv.gz", Body=gzip.compress(b"email,name\na@x.io,Ada\n"))
+    assert rows_of(read_all(f"s3://{s3_bucket}/seg.csv.gz")) == [
+        (f"s3://{s3_bucket}/seg.csv.gz", 2, {"email": "a@x.io", "name": "Ada"})]
+
+
+def _upload_parts(s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="seg1/", Body=b"")  # a console "folder" placeholder
+    s3.put_object(Bucket=bucket, Key="seg1/part-0001.jsonl.gz", Body=gzip.compress(jsonl_bytes([{"p": 1}])))
+    s3.put_object(Bucket=bucket, Key="seg1/part-0000.csv", Body=b"p\n0\n0b\n")
+    s3.put_object(Bucket=bucket, Key="seg1/_SUCCESS", Body=b"")
+    s3.put_object(Bucket=bucket, Key="seg1/.tmp.jsonl", Body=b"junk")
+    s3.put_object(Bucket=bucket, Key="seg1/deeper/part-0000.jsonl", Body=b'{"p":"deep"}\n')
+    s3.put_object(Bucket=bucket, Key="seg10/part-0000.jsonl", Body=b'{"p":10}\n')
+
+
+@pytest.mark.parametrize("suffix", ["seg1/", "seg1"])
+def test_folder_prefix_reads_its_parts_in_name_order(s3: Any, s3_bucket: str, suffix: str) -> None:
+    _upload_parts(s3, s3_bucket)
+    pages = read_all(f"s3://{s3_bucket}/{suffix}")
+    assert rows_of(pages) == [
+        (f"s3://{s3_bucket}/seg1/part-0000.csv", 2, {"p": "0"}),
+        (f"s3://{s3_bucket}/seg1/part-0000.csv", 3, {"p": "0b"}),
+        (f"s3://{s3_bucket}/seg1/part-0001.jsonl.gz", 1, {"p": 1}),
+    ]
+
+
+def test_key_prefix_reads_matching_parts(s3: Any, s3_bucket: str) -> None:
+    _upload_parts(s3, s3_bucket)
+    pages = read_all(f"s3://{s3_bucket}/seg1/part-0001")
+    assert [page.source for page in pages] == [f"s3://{s3_bucket}/seg1/part-0001.jsonl.gz"]
+
+
+def test_missing_key(s3: Any, s3_bucket: str) -> None:
+    with pytest.raises(SnapshotError, match=rf"snapshot not found: s3://{s3_bucket}/nope.jsonl has no part"):
+        read_pages(f"s3://{s3_bucket}/nope.jsonl")
+    with pytest.raises(SnapshotError, match="snapshot not found"):
+        snapshot_identity(f"s3://{s3_bucket}/nope.jsonl")
+
+
+def test_missing_bucket(moto_server: str) -> None:
+    with pytest.raises(SnapshotError, match=r"snapshot not found: s3://no-such-bucket-x/k.jsonl \(bucket"):
+        read_pages("s3://no-such-bucket-x/k.jsonl")
+
+
+def test_empty_prefix_is_an_error(s3: Any, s3_bucket: str) -> None:
+    s3.put_object(Bucket=s3_bucket, Key="seg/_SUCCESS", Body=b"")
+    with pytest.raises(SnapshotError, match="has no part files"):
+        read_pages(f"s3://{s3_bucket}/seg/")
+
+
+def test_not_gzip_object(s3: Any, s3_bucket: str) -> None:
+    s3.put_object(Bucket=s3_bucket, Key="seg.jsonl.gz", Body=b'{"a":1}\n')
+    with pytest.raises(SnapshotError, match=rf"s3://{s3_bucket}/seg.jsonl.gz is not gzip"):
+        read_all(f"s3://{s3_bucket}/seg.jsonl.gz")
+
+
+def test_truncated_gzip_object(s3: Any, s3_bucket: str) -> None:
+    data = gzip.compress(jsonl_bytes([{"i": i} for i in range(1000)]))
+    s3.put_object(Bucket=s3_bucket, Key="seg.jsonl.gz", Body=data[:-20])
+    with pytest.raises(SnapshotError, match="is truncated"):
+        read_all(f"s3://{s3_bucket}/seg.jsonl.gz")
+
+
+def test_object_replaced_between_listing_and_reading(s3: Any, s3_bucket: str) -> None:
+    s3.put_object(Bucket=s3_bucket, Key="seg/part-0.jsonl", Body=b'{"v":1}\n')
+    pages = read_pages(f"s3://{s3_bucket}/seg/")
+    s3.put_object(Bucket=s3_bucket, Key="seg/part-0.jsonl", Body=b'{"v":2}\n')
+    with pytest.raises(SnapshotError, match="changed while it was being read"):
+        list(pages)
+
+
+def test_identity_follows_etag_and_size(s3: Any, s3_bucket: str) -> None:
+    s3.put_object(Bucket=s3_bucket, Key="seg/part-0.jsonl", Body=b'{"v":1}\n')
+    first = snapshot_identity(f"s3://{s3_bucket}/seg/")
+    assert snapshot_identity(f"s3://{s3_bucket}/seg") == first
+    s3.put_object(Bucket=s3_bucket, Key="seg/part-0.jsonl", Body=b'{"v":1}\n')
+    assert snapshot_identity(f"s3://{s3_bucket}/seg/") == first  # same bytes, same ETag
+    s3.put_object(Bucket=s3_bucket, Key="seg/part-0.jsonl", Body=b'{"v":2}\n')
+    assert snapshot_identity(f"s3://{s3_bucket}/seg/") != first

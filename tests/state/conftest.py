@@ -1,0 +1,18 @@
+"""The state-store contract runs against both backends: a folder, and S3 through moto's server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from worker.state import StateStore, open_store
+
+
+@pytest.fixture(params=["file", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> StateStore:
+    """A fresh, empty store: FileStore under tmp_path, or S3Store under a prefix of a fresh bucket."""
+    if request.param == "file":
+        return open_store((tmp_path / "state").as_uri())
+    bucket = request.getfixturevalue("s3_bucket")
+    return open_store(f"s3://{bucket}/state/v1")

@@ -1,0 +1,188 @@
+"""``segment-export``: the command line (also ``python -m worker``).
+
+Exit codes: 0 success; 3 finished but some contacts failed; 1 the run failed; 2 bad usage or config.
+Results go to stdout as JSON; logs and progress go to stderr, so ``sync ... | jq`` works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import logging
+import sys
+from typing import Any
+
+import orjson
+
+from worker.config import Config, ConfigError, load_config
+
+EXIT_USAGE = 2
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n")
+    sys.stdout.flush()
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> int:
+    sys.stderr.write(f"segment-export: error: {message}\n")
+    return code
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+# ------------------------------------------------------------------------------------------ sync
+def sync_run_id(export: str, identity: str, base_run: str, full: bool) -> str:
+    """Same export, same snapshot content, same committed base -> same run: a re-run after a crash
+    resumes instead of starting over; after a commit the base changes, so the next sync is a new run."""
+    digest = hashlib.blake2b(f"{export}\0{identity}\0{base_run}\0{int(full)}".encode(), digest_size=10)
+    return f"sync-{digest.hexdigest()}"
+
+
+class TtyProgress:
+    """One self-overwriting status line on stderr, only when stderr is a terminal."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self._last = 0.0
+
+    def __call__(self, p: Any) -> None:
+        import time
+
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.2:
+            return
+        self._last = now
+        elapsed = max(now - p.started, 1e-6)
+        sys.stderr.write(
+            f"\r  read {p.profiles_read:,} profiles | batches planned {p.batches_planned:,} "
+            f"sent {p.batches_sent:,} confirmed {p.batches_confirmed:,} | "
+            f"{p.contacts_sent / elapsed * 60:,.0f} contacts/min   "
+        )
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def cmd_sync(args: argparse.Namespace, config: Config) -> int:
+    from worker.engine import Engine, RunError, RunSpec
+    from worker.mapping import mask_email
+    from worker.snapshot import SnapshotError, snapshot_identity
+    from worker.state import open_store
+    from worker.synced import SyncedState
+
+    export = config.export(args.export)
+    config.connections[export.connection].api_key()  # a missing key is a config error: exit 2 before work
+    store = open_store(config.worker.state_url)
+    try:
+        identity = snapshot_identity(args.snapshot)
+    except SnapshotError as exc:
+        identity = f"unreadable:{args.snapshot}"
+        logging.getLogger("segment_export.cli").warning("%s", exc)
+    base = store.get(f"exports/{export.name}/synced")
+    base_run = SyncedState.decode(base).run_id if base else ""
+    run_id = sync_run_id(export.name, identity, base_run, args.full)
+    refresh_id = args.refresh_id or f"manual-{run_id[5:]}"
+    spec = RunSpec(export=export, snapshot_uri=args.snapshot, refresh_id=refresh_id, run_id=run_id,
+                   full=args.full, snapshot_format=args.format, snapshot_compression=args.compression)
+    progress = TtyProgress()
+    engine = Engine(config, store, on_progress=progress)
+    if args.dry_run:
+        try:
+            result = asyncio.run(engine.dry_run(spec))
+        except RunError as exc:
+            return _fail(exc.message, 1)
+        if not args.show_emails:
+            for rows in result["samples"].values():
+                for row in rows:
+                    if row.get("email"):
+                        row["email"] = mask_email(row["email"])
+        _print_json(result)
+        return 0
+    result = asyncio.run(engine.run(spec))
+    progress.done()
+    _print_json(result.event)
+    return result.exit_code
+
+
+# ------------------------------------------------------------------------------------------ config check
+def cmd_config_check(args: argparse.Namespace, config: Config) -> int:
+    problems = []
+    for export in config.exports.values():
+        try:
+            config.connections[export.connection].api_key()
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        for p in sorted(set(problems)):
+            sys.stderr.write(f"segment-export: error: {p}\n")
+        return EXIT_USAGE
+    summary = {"config": config.path, "ok": True, "connections": sorted(config.connections),
+               "exports": {n: {"segment": e.segment, "connection": e.connection, "list_id": e.list_id}
+                           for n, e in sorted(config.exports.items())}}
+    _print_json(summary)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="segment-export",
+                                     description="Keep ActiveCampaign lists in step with customer segments.")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("sync", help="run one export to the end in this process; prints the completion event")
+    p.add_argument("--config", required=True, help="the TOML config file")
+    p.add_argument("--export", required=True, help="the export's name ([exports.NAME] in the config)")
+    p.add_argument("--snapshot", required=True, help="file:///path, a path, or s3://bucket/key (file or folder)")
+    p.add_argument("--full", action="store_true", help="re-send every contact, not only what changed")
+    p.add_argument("--dry-run", action="store_true", help="print what would change; send and write nothing")
+    p.add_argument("--show-emails", action="store_true", help="with --dry-run: do not mask sample emails")
+    p.add_argument("--refresh-id", help="the upstream refresh id to record (default: derived from the snapshot)")
+    p.add_argument("--format", choices=["jsonl", "csv"], help="snapshot format (default: by file suffix)")
+    p.add_argument("--compression", choices=["none", "gzip"], help="snapshot compression (default: by suffix)")
+    p.set_defaults(func=cmd_sync, needs_config=True)
+
+    p = sub.add_parser("config", help="configuration tools")
+    csub = p.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
+    c = csub.add_parser("check", help="validate the config file (and that every key can be read)")
+    c.add_argument("--config", required=True)
+    c.set_defaults(func=cmd_config_check, needs_config=True)
+
+    from worker.sim import cli as sim_cli
+
+    p = sub.add_parser("simulate", help="run the ActiveCampaign simulator (tests, demos, benchmarks)")
+    sim_cli.add_arguments(p)
+    p.set_defaults(func=lambda a, _c: sim_cli.run(a), needs_config=False)
+
+    from worker import demo
+
+    p = sub.add_parser("demo", help="the whole flow on this machine: simulator + sample segment + sync")
+    demo.add_arguments(p)
+    p.set_defaults(func=lambda a, _c: demo.run(a), needs_config=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.log_level)
+    try:
+        config = load_config(args.config) if args.needs_config else None
+        return int(args.func(args, config) or 0)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

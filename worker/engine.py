@@ -1,0 +1,439 @@
+"""One export run, start to finish: plan -> send -> confirm -> commit, resumable at every step.
+
+The engine knows nothing of brokers: the CLI and the queue worker both call ``Engine.run`` with a
+``RunSpec``. Every step leaves a record in the state store under ``exports/<export>/runs/<run_id>/``:
+
+- ``plan/part-NNNNN``: the diff of one snapshot page as batches (written once, put-if-absent). Line 1
+  is a header (counts, invalid rows, per-batch emails/fingerprints/ops); then one line per batch with
+  the contacts to send.
+- ``batches/NNNNN.accepted``: AC's batchId, recorded right after the 200, before anything else.
+- ``batches/NNNNN.final``: the per-contact outcome once AC finished the batch.
+- ``failures.jsonl`` / ``failures.csv``: the failure report; ``completed``: the event (put-if-absent).
+
+A restarted run re-plans (deterministically, against the same uncommitted synced state), sends only
+batches without an ``accepted`` record, polls those without a ``final`` one, and commits. So a crash
+re-sends at most the batches that were in flight. The synced state is replaced only once every batch
+has a final outcome, and contacts AC failed keep their old entry, so the next run retries them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from worker.activecampaign.client import ActiveCampaignClient, ActiveCampaignError, BulkAccepted
+from worker.activecampaign.importer import SKIPPED_UNSUBSCRIBED, Batch, BatchOutcome, BulkImporter
+from worker.activecampaign.limiter import AccountLimiter
+from worker.config import Config, ConfigError, Connection, Export
+from worker.events import completion_event, now_iso
+from worker.mapping import Mapper, mask_email
+from worker.plan import ADD, REMOVE, UPDATE, Counts, Planner, PlanPart
+from worker.snapshot import SnapshotError, read_pages
+from worker.state import StateError, StateStore
+from worker.synced import SKIPPED, SyncedState
+
+log = logging.getLogger("segment_export.engine")
+
+EXIT_OK, EXIT_FAILED, EXIT_PARTIAL = 0, 1, 3
+SAMPLE_ROWS = 20
+
+
+class RunError(Exception):
+    """A run-level failure with a stable code for the ``export.failed`` event."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What to run: one export applied to one snapshot."""
+
+    export: Export
+    snapshot_uri: str
+    refresh_id: str
+    run_id: str
+    full: bool = False
+    snapshot_format: str | None = None
+    snapshot_compression: str | None = None
+
+
+@dataclass
+class Progress:
+    """Live counters for a TTY progress line or a log milestone."""
+
+    profiles_read: int = 0
+    batches_planned: int = 0
+    batches_sent: int = 0
+    batches_confirmed: int = 0
+    contacts_sent: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class RunResult:
+    event: dict[str, Any]
+    exit_code: int
+    replayed: bool = False  # the run had completed before; this is its recorded event
+
+
+def exit_code_for(status: str) -> int:
+    return {"succeeded": EXIT_OK, "partial": EXIT_PARTIAL}.get(status, EXIT_FAILED)
+
+
+class RunKeys:
+    """Where a run's records live in the state store."""
+
+    def __init__(self, export: str, run_id: str) -> None:
+        self.export = f"exports/{export}/"
+        self.run = f"{self.export}runs/{run_id}/"
+        self.synced = f"{self.export}synced"
+        self.completed = f"{self.run}completed"
+        self.plan = f"{self.run}plan/"
+        self.batches = f"{self.run}batches/"
+
+    def part(self, n: int) -> str:
+        return f"{self.plan}part-{n:05d}"
+
+    def accepted(self, n: int) -> str:
+        return f"{self.batches}{n:05d}.accepted"
+
+    def final(self, n: int) -> str:
+        return f"{self.batches}{n:05d}.final"
+
+
+def encode_part(part: PlanPart) -> bytes:
+    """Header line (all the commit needs) + one line of contacts per batch (all the sender needs)."""
+    header = {
+        "part": part.number,
+        "counts": part.counts.as_dict(),
+        "invalid": part.invalid,
+        "dropped": part.dropped,
+        "skipped": part.skipped,
+        "batches": [{"n": b.number, "ops": "".join(b.ops), "emails": b.emails, "fps": b.fingerprints}
+                    for b in part.batches],
+    }
+    lines = [orjson.dumps(header)]
+    lines.extend(orjson.dumps({"n": b.number, "contacts": b.contacts}) for b in part.batches)
+    return b"\n".join(lines) + b"\n"
+
+
+def decode_part_header(data: bytes) -> dict[str, Any]:
+    return orjson.loads(data.split(b"\n", 1)[0])
+
+
+class Engine:
+    """Runs exports. One engine per process; it keeps one rate limiter per ActiveCampaign account."""
+
+    def __init__(self, config: Config, store: StateStore, *, page_size: int = 5000,
+                 on_progress: Callable[[Progress], None] | None = None,
+                 on_request: Callable[[str, int, float], None] | None = None) -> None:
+        self.config = config
+        self.store = store
+        self.page_size = page_size
+        self.on_progress = on_progress
+        self.on_request = on_request
+        self._limiters: dict[str, AccountLimiter] = {}
+
+    # ------------------------------------------------------------------------------------ helpers
+    def limiter_for(self, conn: Connection) -> AccountLimiter:
+        """One limiter per account (hostname), shared by every export and run in this process."""
+        key = conn.base_url or conn.hostname
+        if key not in self._limiters:
+            self._limiters[key] = AccountLimiter(conn.requests_per_second, conn.bulk_requests_per_minute)
+        return self._limiters[key]
+
+    def client_for(self, export: Export) -> ActiveCampaignClient:
+        conn = self.config.connections[export.connection]
+        return ActiveCampaignClient(conn.api_url, conn.api_key(), self.limiter_for(conn),
+                                    on_request=self.on_request)
+
+    async def _mapper(self, client: ActiveCampaignClient, export: Export) -> Mapper:
+        """Resolve custom fields (by personalization tag or title) before anything is sent."""
+        if not export.fields:
+            return Mapper(export)
+        fields = await client.custom_fields()
+        ids: dict[str, int] = {}
+        for name in export.fields:
+            want = name.strip().lower()
+            matches = [f for f in fields if str(f.get("perstag", "")).lower() == want]
+            if not matches:
+                matches = [f for f in fields if str(f.get("title", "")).strip().lower() == want]
+            if not matches:
+                raise RunError("unknown_field", f"export {export.name}: custom field {name!r} matches no field "
+                                                f"in ActiveCampaign (by personalization tag or title); create it "
+                                                f"or fix exports.{export.name}.fields")
+            if len(matches) > 1:
+                raise RunError("ambiguous_field", f"export {export.name}: custom field {name!r} matches "
+                                                  f"{len(matches)} fields; use the personalization tag")
+            ids[name] = int(matches[0]["id"])
+        return Mapper(export, ids)
+
+    def _pages(self, spec: RunSpec):
+        return read_pages(spec.snapshot_uri, format=spec.snapshot_format, compression=spec.snapshot_compression,
+                          page_size=self.page_size)
+
+    def _load_synced(self, keys: RunKeys) -> tuple[SyncedState, str | None]:
+        got = self.store.get_versioned(keys.synced)
+        if got is None:
+            return SyncedState(), None
+        return SyncedState.decode(got[0]), got[1]
+
+    # ------------------------------------------------------------------------------------ dry run
+    async def dry_run(self, spec: RunSpec) -> dict[str, Any]:
+        """What a run would change: counts per outcome and a few sample rows. Sends and writes nothing."""
+        keys = RunKeys(spec.export.name, spec.run_id)
+        synced, _ = await asyncio.to_thread(self._load_synced, keys)
+        async with self.client_for(spec.export) as client:
+            mapper = await self._mapper(client, spec.export)
+        planner = Planner(mapper, synced.entries, full=spec.full,
+                          unsubscribe_leavers=spec.export.on_leave == "unsubscribe")
+        samples: dict[str, list[dict[str, Any]]] = {"add": [], "update": [], "remove": [], "invalid": []}
+        names = {ADD: "add", UPDATE: "update", REMOVE: "remove"}
+
+        def walk() -> None:
+            for part in planner.plan(self._pages(spec)):
+                for source, line, email, reason in part.invalid:
+                    if len(samples["invalid"]) < SAMPLE_ROWS:
+                        samples["invalid"].append({"email": email, "source": source, "line": line, "reason": reason})
+                for b in part.batches:
+                    for email, op, contact in zip(b.emails, b.ops, b.contacts, strict=True):
+                        rows = samples[names[op]]
+                        if len(rows) < SAMPLE_ROWS:
+                            rows.append({"email": email, **{k: v for k, v in contact.items() if k != "email"}})
+
+        try:
+            await asyncio.to_thread(walk)
+        except SnapshotError as exc:
+            raise RunError("snapshot_unreadable", str(exc)) from None
+        t = planner.totals
+        counts = {"profiles": t.profiles, "invalid": t.invalid, "duplicates": t.duplicates, "added": t.to_add,
+                  "updated": t.to_update, "unchanged": t.unchanged, "removed": t.to_remove, "failed": 0,
+                  "skipped": t.skipped}
+        return {"export": spec.export.name, "dry_run": True, "counts": counts, "samples": samples}
+
+    # ------------------------------------------------------------------------------------ run
+    async def run(self, spec: RunSpec) -> RunResult:
+        """Run (or resume) one export to its end; never raises for run-level failures."""
+        started_at, t0 = now_iso(), time.monotonic()
+        keys = RunKeys(spec.export.name, spec.run_id)
+        log.info("run starting", extra={"run_id": spec.run_id, "export": spec.export.name,
+                                        "segment": spec.export.segment})
+        try:
+            done = await asyncio.to_thread(self.store.get, keys.completed)
+            if done is not None:
+                return RunResult(orjson.loads(done), exit_code_for(orjson.loads(done)["status"]), replayed=True)
+            counts, failures_uri = await self._run(spec, keys)
+        except (RunError, SnapshotError, ActiveCampaignError, ConfigError, StateError) as exc:
+            code = {SnapshotError: "snapshot_unreadable", ConfigError: "config", StateError: "state_store"}.get(
+                type(exc), getattr(exc, "code", "error"))
+            if isinstance(exc, ActiveCampaignError):
+                code = f"activecampaign_{exc.code}"
+            for cls, name in ((SnapshotError, "snapshot_unreadable"), (StateError, "state_store")):
+                if isinstance(exc, cls):
+                    code = name
+            log.error("run failed: %s", exc, extra={"run_id": spec.run_id, "export": spec.export.name})
+            event = self._event(spec, "failed", {}, started_at, t0, None, {"code": code, "message": str(exc)})
+            return RunResult(event, EXIT_FAILED)
+        status = "partial" if counts["failed"] else "succeeded"
+        event = self._event(spec, status, counts, started_at, t0, failures_uri, None)
+        stored = await asyncio.to_thread(self.store.put_if_absent, keys.completed, orjson.dumps(event))
+        if not stored:  # another worker finished the same run first: its event is the one of record
+            data = await asyncio.to_thread(self.store.get, keys.completed)
+            if data is not None:
+                event = orjson.loads(data)
+                return RunResult(event, exit_code_for(event["status"]), replayed=True)
+        log.info("run finished", extra={"run_id": spec.run_id, "export": spec.export.name, "counts": counts,
+                                        "status": status})
+        return RunResult(event, exit_code_for(status))
+
+    def _event(self, spec: RunSpec, status: str, counts: dict[str, int], started_at: str, t0: float,
+               failures_uri: str | None, error: dict[str, str] | None) -> dict[str, Any]:
+        return completion_event(
+            run_id=spec.run_id, export=spec.export.name, segment=spec.export.segment, refresh_id=spec.refresh_id,
+            connection=spec.export.connection, list_id=spec.export.list_id, status=status, counts=counts,
+            started_at=started_at, finished_at=now_iso(), duration_seconds=time.monotonic() - t0,
+            failures_uri=failures_uri, error=error)
+
+    async def _run(self, spec: RunSpec, keys: RunKeys) -> tuple[dict[str, int], str]:
+        export = spec.export
+        synced, version = await asyncio.to_thread(self._load_synced, keys)
+        records = await asyncio.to_thread(self.store.list, keys.batches)
+        finals = {int(k.rsplit("/", 1)[1].split(".")[0]) for k in records if k.endswith(".final")}
+        accepted: dict[int, tuple[str, list[str], dict[str, str]]] = {}
+        for k in records:
+            n = int(k.rsplit("/", 1)[1].split(".")[0])
+            if k.endswith(".accepted") and n not in finals:
+                rec = orjson.loads(await asyncio.to_thread(self.store.get, k) or b"{}")
+                if rec.get("batch_id"):
+                    accepted[n] = (rec["batch_id"], rec["emails"], rec.get("rejected", {}))
+        skip = finals | set(accepted)
+        outcomes: dict[int, BatchOutcome] = {}
+        progress = Progress()
+
+        async with self.client_for(export) as client:
+            mapper = await self._mapper(client, export)
+            planner = Planner(mapper, synced.entries, full=spec.full,
+                              unsubscribe_leavers=export.on_leave == "unsubscribe")
+            loop = asyncio.get_running_loop()
+            queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=16)
+            abort = threading.Event()
+            end = object()
+
+            def produce() -> None:
+                """Plan thread: write each part once, hand its unsent batches to the sender."""
+                try:
+                    for part in planner.plan(self._pages(spec)):
+                        if abort.is_set():
+                            return
+                        if export.max_profiles and planner.totals.profiles > export.max_profiles:
+                            raise RunError("too_many_profiles",
+                                           f"the snapshot holds more than max_profiles = {export.max_profiles} "
+                                           f"profiles (exports.{export.name}.max_profiles); nothing more is "
+                                           f"sent. Raise the cap or check the segment")
+                        if part.batches or part.invalid or part.dropped or part.skipped or part.number == 0:
+                            self.store.put_if_absent(keys.part(part.number), encode_part(part))
+                        progress.profiles_read = planner.totals.profiles
+                        for b in part.batches:
+                            progress.batches_planned += 1
+                            if b.number in skip:
+                                continue
+                            item = Batch(b.number, b.contacts, b.emails)
+                            while not abort.is_set():
+                                fut = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
+                                try:
+                                    fut.result(timeout=1.0)
+                                    break
+                                except TimeoutError:
+                                    fut.cancel()
+                    asyncio.run_coroutine_threadsafe(queue.put(end), loop).result()
+                except BaseException as exc:  # hand the failure to the sender's iterator
+                    if not abort.is_set():
+                        asyncio.run_coroutine_threadsafe(queue.put(exc), loop).result()
+
+            async def batches() -> AsyncIterator[Batch]:
+                while True:
+                    item = await queue.get()
+                    if item is end:
+                        return
+                    if isinstance(item, BaseException):
+                        raise item
+                    yield item
+
+            async def on_accepted(batch: Batch, acc: BulkAccepted) -> None:
+                rec = {"batch_id": acc.batch_id, "emails": batch.emails,
+                       "rejected": {str(k): v for k, v in acc.rejected.items()}}
+                await asyncio.to_thread(self.store.put, keys.accepted(batch.number), orjson.dumps(rec))
+                progress.batches_sent += 1
+                progress.contacts_sent += len(batch.emails)
+                self._tick(progress)
+
+            async def on_final(outcome: BatchOutcome) -> None:
+                rec = {"n": outcome.number, "batch_id": outcome.batch_id, "status": outcome.status,
+                       "failed": outcome.failed, "skipped": outcome.skipped}
+                await asyncio.to_thread(self.store.put, keys.final(outcome.number), orjson.dumps(rec))
+                outcomes[outcome.number] = outcome
+                progress.batches_confirmed += 1
+                self._tick(progress)
+
+            producer = asyncio.ensure_future(asyncio.to_thread(produce))
+            try:
+                await BulkImporter(client, export.list_id).run(batches(), accepted=accepted,
+                                                               on_accepted=on_accepted, on_final=on_final)
+                await producer
+            finally:
+                abort.set()
+                while not producer.done():  # unblock a producer waiting on a full queue
+                    while not queue.empty():
+                        queue.get_nowait()
+                    await asyncio.sleep(0.01)
+        self._tick(progress, force=True)
+        return await asyncio.to_thread(self._commit, spec, keys, synced, version, planner.totals, outcomes)
+
+    def _tick(self, progress: Progress, force: bool = False) -> None:
+        if self.on_progress:
+            self.on_progress(progress)
+
+    # ------------------------------------------------------------------------------------ commit
+    def _commit(self, spec: RunSpec, keys: RunKeys, synced: SyncedState, version: str | None, plan: Counts,
+                outcomes: dict[int, BatchOutcome]) -> tuple[dict[str, int], str]:
+        """Merge every batch outcome into a new synced state; write the failure report."""
+        entries = dict(synced.entries)
+        counts = {"profiles": plan.profiles, "invalid": plan.invalid, "duplicates": plan.duplicates,
+                  "added": 0, "updated": 0, "unchanged": plan.unchanged, "removed": 0, "failed": 0,
+                  "skipped": plan.skipped}
+        report: list[dict[str, Any]] = []
+        for key in self.store.list(keys.plan):
+            data = self.store.get(key)
+            if data is None:
+                raise RunError("state_store", f"plan part {key} vanished from the state store")
+            header = decode_part_header(data)
+            for source, line, email, reason in header["invalid"]:
+                report.append({"email": email, "stage": "invalid", "reason": reason, "source": source,
+                               "line": line})
+            for email in header["dropped"]:
+                entries.pop(email, None)
+            for email in header["skipped"]:
+                report.append({"email": email, "stage": "skipped", "reason": SKIPPED_UNSUBSCRIBED,
+                               "detail": "known from an earlier run; not sent again"})
+            for b in header["batches"]:
+                outcome = outcomes.get(b["n"]) or self._stored_outcome(keys, b["n"])
+                for email, fp, op in zip(b["emails"], b["fps"], b["ops"], strict=True):
+                    if email in outcome.failed:
+                        counts["failed"] += 1
+                        report.append({"email": email, "stage": "failed", "reason": outcome.failed[email],
+                                       "operation": {ADD: "add", UPDATE: "update", REMOVE: "remove"}[op]})
+                    elif email in outcome.skipped:
+                        counts["skipped"] += 1
+                        report.append({"email": email, "stage": "skipped", "reason": outcome.skipped[email]})
+                        if op == REMOVE:
+                            entries.pop(email, None)
+                        else:
+                            entries[email] = (fp, SKIPPED)
+                    elif op == REMOVE:
+                        counts["removed"] += 1
+                        entries.pop(email, None)
+                    else:
+                        counts["added" if op == ADD else "updated"] += 1
+                        entries[email] = (fp, "")
+        failures_uri = self._write_report(keys, report)
+        new = SyncedState(entries, spec.run_id).encode()
+        if not self.store.replace_if_unchanged(keys.synced, new, version):
+            current = self.store.get(keys.synced)
+            if current is None or SyncedState.decode(current).run_id != spec.run_id:
+                raise RunError("concurrent_commit", f"export {spec.export.name}: another run committed the synced "
+                                                    f"state while this one ran; run it again to diff afresh")
+        return counts, failures_uri
+
+    def _stored_outcome(self, keys: RunKeys, n: int) -> BatchOutcome:
+        data = self.store.get(keys.final(n))
+        if data is None:
+            raise RunError("incomplete", f"batch {n} has no final outcome; the run cannot commit yet")
+        rec = orjson.loads(data)
+        return BatchOutcome(rec["n"], rec["batch_id"], rec["status"], rec["failed"], rec["skipped"])
+
+    def _write_report(self, keys: RunKeys, report: list[dict[str, Any]]) -> str:
+        """failures.jsonl and failures.csv: one record per contact not synced (full emails: access-controlled)."""
+        jsonl = b"".join(orjson.dumps(r) + b"\n" for r in report)
+        self.store.put(f"{keys.run}failures.jsonl", jsonl)
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(["email", "stage", "reason", "source", "line"])
+        for r in report:
+            writer.writerow([r.get("email") or "", r["stage"], r["reason"], r.get("source", ""), r.get("line", "")])
+        self.store.put(f"{keys.run}failures.csv", buf.getvalue().encode())
+        if report:
+            log.info("failure report written: %d records (e.g. %s)", len(report),
+                     mask_email(report[0].get("email") or ""))
+        return self.store.uri(f"{keys.run}failures.jsonl")

@@ -1,0 +1,100 @@
+"""An ActiveCampaign API v3 simulator (the parts segment-export uses), over real HTTP.
+
+Tests, the demo and the benchmarks run the real client against this aiohttp app on 127.0.0.1, so the
+client meets AC's status codes, body shapes, string ids, rate limits and asynchronous batches, rather
+than mocks that agree with whatever the client expects. `/api/3/...` is the AC API (Api-Token auth,
+rate limited, logged); `/_sim/...` is the inspection/control API behind `SimClient` (free, unlogged).
+
+    from worker.sim import SimSettings, SimulatorServer, SimClient
+    with SimulatorServer(SimSettings(processing_delay=0.2)) as server:
+        sim = SimClient(server.url)          # API at server.url + "/api/3/", header Api-Token: sim-key
+
+Choices where AC's behaviour is undocumented (the client must not depend on them beyond what
+ACTIVECAMPAIGN.md states; they are what the simulator does):
+
+Gatekeeping (every /api/3/ request, in this order)
+- `latency` is slept first; the arrival time (log "at", rate window stamp) is taken after it.
+- `error_rate`: random 500 (JSON {"message"}) / 502 / 503 (HTML bodies, like a gateway) *before doing
+  anything*: not authenticated, not counted in any window, nothing applied. Logged.
+- Auth: no Api-Token -> 401, unknown token -> 403, both {"message": ...}; not counted in the window.
+- 429 storms: from `storm_every` seconds after start (or after the storm knobs change), every
+  `storm_every` s, for `storm_duration` s, every request gets 429; Retry-After = rest of the storm.
+- Per-second window: exact sliding window on time.monotonic(), no randomness. A refused request gets 429
+  {"message"} with Retry-After (whole seconds >= 1, rounded up) and is NOT counted in the window.
+  RateLimit-Limit / RateLimit-Remaining are on every response from auth on (2xx included).
+- A rate that is not whole per period becomes n = max(1, floor(rate)) requests per period*n/rate seconds
+  (e.g. rate_scale 0.05: 5 req/s -> 1 per 4 s; 100 bulk/min -> 5 per 60 s). `rate_scale` scales the
+  per-second budget too, so tests that shrink the bulk limit usually raise `requests_per_second`.
+
+Bulk import
+- Body over 399,999 bytes (raw body length) -> 413 {"success":0,"message":"Request body too large..."}.
+  Not counted in the bulk window. Bodies over 8 MiB get aiohttp's own 413.
+- Invalid JSON, a missing/empty `contacts` array, more than 250 contacts, or a malformed `callback`
+  -> 400 {"success":0,"message":"JSON payload did not pass validation. ...","failureReasons":[<string>]}
+  before the bulk window (not counted).
+- Then the bulk window (>1 contact: bulk_per_minute; exactly 1: single_bulk_per_minute): over -> 400
+  {"success":0,"message":"Rate limit exceeded.","failureReasons":["Up to 100 imports may be requested per
+  minute. ..."]}, no Retry-After header (AC documents none); refused requests are not counted. Requests
+  that then fail per-contact validation DO count (they were requested).
+- Per-contact validation (all offenders listed, 1-based `contact`, first problem per contact): email
+  present but not a string or not AC's format rule ("Field 'email' incorrect format"); non-object contact;
+  first_name/last_name/phone/customer_acct_name not strings; tags not strings; fields not {id: int or
+  digit string, value: string}; subscribe/unsubscribe not [{listid: int or digit string}] or naming a list
+  that does not exist; exclude_automations not a bool. Null means "absent". Unknown keys are ignored.
+- A missing (or "") email is not a 400: the contact is queued and reported in `failure` as "".
+- Custom field ids that do not exist are ignored (value dropped; counted in stats "ignored_field_values").
+- 200 body uses lower-case "success": 1.
+
+Batches
+- Due processing_delay after the POST, but never before the batch accepted before it (FIFO: imports
+  touching the same contact land in the order sent). /import/info status: false for the first
+  min(0.3 s, span/4), "waiting", "claimed" (from 40 % of the span), "active" (from 50 %), then
+  "completed" only once the contacts are applied. success/failure are [] until then.
+- Per contact, checked before any change (a skipped contact is left untouched): no email; excluded
+  (exact address or '*' pattern); bounced (seeded with add_contact(..., bounced=True)); new contact over
+  contact_limit; subscribe to a list the contact is unsubscribed from (skipped entirely, never
+  re-subscribed). Failures are reported by the email as sent. `success` lists only NEW contacts' ids;
+  updated contacts appear in neither list. Duplicates within a batch are applied in order.
+- Tags are only added (matched case-insensitively, created when unknown); fields/names overwrite only
+  when present; unsubscribe wins over subscribe for the same list in one contact.
+- Extra knob `batch_failure_rate`: that fraction of batches end with status "failed", success [] and
+  failure [], nothing applied.
+- Unknown batchId -> 404 {"message":"No Result found for Import with id <id>"}.
+- GET import/bulk_import: outstanding by POST date, recentlyCompleted (last 7 days) by completion date
+  (UTC), counts as strings.
+- Callback: on completion, once, best effort, 5 s timeout. requestType POST: JSON body {params...,
+  "batchId", "status"} plus, with detailed_results "true" (default), "success": n, "failure": n,
+  "failureReasons": ["email: reason"]; requestType GET: query {params..., batchId, status}. Custom headers
+  are sent. A URL without scheme gets "http://". Outcomes counted in stats "callbacks".
+
+Per-contact endpoints
+- contact/sync: 201 when it created the contact, 200 when it updated one. POST contacts: 201; duplicate
+  -> 422 "duplicate". Both: bad email -> 422 code "email_invalid"; excluded email -> 422
+  "email_excluded"; over contact_limit (new) -> 422 "contact_limit"; unknown field ids ignored.
+- GET contacts: default order id ascending (orders[id]=DESC supported, other orders ignored); filters
+  email (exact, case-insensitive), listid, status (1, 2; -1 = any), id_greater; meta.total counts all
+  matches after id_greater, before offset/limit. `status` without `listid` is a scan (not indexed).
+  Paging everywhere: limit default 20, max 100 (<= 0 or junk -> 20); offset zero-based.
+- contactLists: 200 {"contacts":[..],"contactList":{..,"status":<int>}}; unknown list/contact -> 404
+  {"message"}; status other than 1/2 -> 422. It CAN re-subscribe (counted in stats "resubscribed").
+- fields: each field's "options" holds option *ids* and the values are in the side-loaded top-level
+  "fieldOptions" [{"id","field","value","label",...}], as AC does.
+- users/me: a fixed admin user (for checking a key).
+- tags: names unique case-insensitively (POST duplicate -> 422 "duplicate"); `search` = contains,
+  `filters[search][eq]` = exact. POST contactTags is idempotent (201 with the existing link).
+
+Inspection
+- `/_sim` seeding and user actions are not "via the API": they never count as re-subscriptions and
+  bypass contact_limit and the exclusion list. Custom fields and lists are settings (kept by reset);
+  contacts, tags, exclusions, batches, the log, counters and windows are cleared by reset.
+- The request log keeps the newest 500,000 entries; an entry's status is 0 while the request is in flight.
+"""
+
+from __future__ import annotations
+
+from worker.sim.app import create_app
+from worker.sim.client import SimClient, SimClientError
+from worker.sim.server import SimulatorServer
+from worker.sim.settings import SimSettings
+
+__all__ = ["SimClient", "SimClientError", "SimSettings", "SimulatorServer", "create_app"]

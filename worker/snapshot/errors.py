@@ -1,0 +1,12 @@
+"""The one exception the snapshot readers raise.
+
+Why one type: the engine turns any unreadable snapshot into ``export.failed`` with the message as
+the reason, so every failure (missing object, bad gzip, a broken connection mid-stream) must arrive as
+the same type with a message that names the snapshot, the problem and the fix.
+"""
+
+from __future__ import annotations
+
+
+class SnapshotError(Exception):
+    """The snapshot cannot be read; the message says what is wrong and how to fix it."""

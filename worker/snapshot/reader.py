@@ -1,0 +1,69 @@
+"""read_pages and snapshot_identity: the snapshot API the engine uses."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+from worker.snapshot.csv_pages import csv_pages
+from worker.snapshot.formats import Compression, Format, check_arguments, compression_of, format_of
+from worker.snapshot.jsonl_pages import jsonl_pages
+from worker.snapshot.local_parts import list_local_parts
+from worker.snapshot.page import Page
+from worker.snapshot.parts import Part
+from worker.snapshot.s3_parts import list_s3_parts
+from worker.snapshot.stream import open_part
+from worker.snapshot.uri import LocalLocation, parse_snapshot_uri
+
+
+def list_parts(uri: str) -> list[Part]:
+    """The parts ``uri`` names, in reading order; SnapshotError if there are none."""
+    location = parse_snapshot_uri(uri)
+    if isinstance(location, LocalLocation):
+        return list_local_parts(location.path)
+    return list_s3_parts(location.bucket, location.key)
+
+
+def read_pages(
+    uri: str, *, format: str | None = None, compression: str | None = None, page_size: int = 5000
+) -> Iterator[Page]:
+    """Stream the snapshot at ``uri`` as pages of at most ``page_size`` profiles, part by part.
+
+    The snapshot is located and listed now, so a missing or unlistable snapshot raises SnapshotError
+    from this call; a part that cannot be opened, decompressed or read raises SnapshotError from the
+    iterator, possibly after earlier pages were yielded (the run must then fail, not commit).
+    ``format`` ('jsonl' | 'csv') and ``compression`` ('gzip' | 'none') override the parts' suffixes.
+    A page never spans two parts.
+    """
+    if page_size < 1:
+        raise ValueError(f"page_size must be at least 1, got {page_size}")
+    check_arguments(format, compression)
+    plan = [
+        (part, format_of(part.name, part.source, format), compression_of(part.name, compression))
+        for part in list_parts(uri)
+    ]
+    return _pages(plan, page_size)
+
+
+def _pages(plan: list[tuple[Part, Format, Compression]], page_size: int) -> Iterator[Page]:
+    for part, part_format, part_compression in plan:
+        stream = open_part(part, part_compression)
+        try:
+            if part_format == "jsonl":
+                yield from jsonl_pages(stream, part.source, page_size)
+            else:
+                yield from csv_pages(stream, part.source, page_size)
+        finally:
+            stream.close()
+
+
+def snapshot_identity(uri: str) -> str:
+    """A cheap, stable identity of the snapshot's content, from listings only (no data is read).
+
+    Per part: name, size and mtime (files) or ETag (S3). Equal identities mean "same snapshot" for
+    skipping a re-run; a re-upload of identical bytes to S3 keeps its ETag and so its identity.
+    """
+    digest = hashlib.sha256()
+    for part in list_parts(uri):
+        digest.update(f"{part.name}\0{part.size}\0{part.stamp}\n".encode())
+    return digest.hexdigest()

@@ -1,0 +1,18 @@
+"""The state store: the records a run leaves so that any worker can resume or finish it.
+
+Usage::
+
+    store = open_store(config.worker.state_url)   # file://./state or s3://bucket/prefix
+    if store.put_if_absent(f"exports/{name}/runs/{run_id}/completed", event_bytes): ...
+
+Two backends with one contract (get, put, put-if-absent, compare-and-swap, list, delete): a folder
+for one host, S3 for many.
+"""
+
+from worker.state.errors import StateError
+from worker.state.file_store import FileStore
+from worker.state.s3_store import S3Store
+from worker.state.store import StateStore
+from worker.state.store_url import open_store
+
+__all__ = ["FileStore", "S3Store", "StateError", "StateStore", "open_store"]
