@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python bench/sync_bench.py --profiles 200000 --rate-scale 10
+	$(BIN)/python bench/sync_bench.py --profiles $(or $(PROFILES),200000) --rate-scale $(or $(RATE_SCALE),1)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

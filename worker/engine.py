@@ -36,7 +36,7 @@ from worker.activecampaign.limiter import AccountLimiter
 from worker.config import Config, ConfigError, Connection, Export
 from worker.events import completion_event, now_iso
 from worker.mapping import Mapper, mask_email
-from worker.plan import ADD, REMOVE, UPDATE, Counts, Planner, PlanPart
+from worker.plan import ADD, REMOVE, UPDATE, Counts, Planner, PlanPart, tune_gc
 from worker.snapshot import SnapshotError, read_pages
 from worker.state import StateError, StateStore
 from worker.synced import SKIPPED, SyncedState
@@ -145,6 +145,7 @@ class Engine:
         self.on_progress = on_progress
         self.on_request = on_request
         self._limiters: dict[str, AccountLimiter] = {}
+        tune_gc()
 
     # ------------------------------------------------------------------------------------ helpers
     def limiter_for(self, conn: Connection) -> AccountLimiter:
@@ -317,6 +318,7 @@ class Engine:
                                     break
                                 except TimeoutError:
                                     fut.cancel()
+                    log.debug("plan finished after %.2f s", time.monotonic() - progress.started)
                     asyncio.run_coroutine_threadsafe(queue.put(end), loop).result()
                 except BaseException as exc:  # hand the failure to the sender's iterator
                     if not abort.is_set():
@@ -352,6 +354,7 @@ class Engine:
                 await BulkImporter(client, export.list_id).run(batches(), accepted=accepted,
                                                                on_accepted=on_accepted, on_final=on_final)
                 await producer
+                log.debug("all batches final after %.2f s", time.monotonic() - progress.started)
             finally:
                 abort.set()
                 while not producer.done():  # unblock a producer waiting on a full queue
@@ -359,7 +362,9 @@ class Engine:
                         queue.get_nowait()
                     await asyncio.sleep(0.01)
         self._tick(progress, force=True)
-        return await asyncio.to_thread(self._commit, spec, keys, synced, version, planner.totals, outcomes)
+        result = await asyncio.to_thread(self._commit, spec, keys, synced, version, planner.totals, outcomes)
+        log.debug("committed after %.2f s", time.monotonic() - progress.started)
+        return result
 
     def _tick(self, progress: Progress, force: bool = False) -> None:
         if self.on_progress:

@@ -20,9 +20,10 @@ from worker.config import Export
 
 # ActiveCampaign's rule: >= 1 character before '@'; exactly one '@'; none of "(),:;<>@[\] (nor white
 # space) in the local part; a domain whose last label is at least two letters after a '.'.
-EMAIL_RE = re.compile(
-    r'[^"(),:;<>@\[\\\]\s]+@(?:[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?\.)+(?:[a-z]{2,}|xn--[a-z0-9-]+)'
-)
+EMAIL_RE = re.compile(r'[^"(),:;<>@\[\\\]\s]+@[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.(?:[a-z]{2,}|xn--[a-z0-9-]+)')
+_email_ok = EMAIL_RE.fullmatch
+_dumps = orjson.dumps
+_blake2b = blake2b
 
 MAX_NAME = 255  # AC truncates silently beyond this; we would rather report
 
@@ -75,28 +76,33 @@ class Mapper:
         self._exclude = self.export.exclude_automations
 
     def map(self, profile: dict[str, Any]) -> Mapped | str:
-        """The contact, or the reason the profile cannot be sent (counted ``invalid``)."""
+        """The contact, or the reason the profile cannot be sent (counted ``invalid``).
+
+        Written for speed (it runs once per profile): local names, exact-type checks, no helpers.
+        """
         raw = profile.get(self._email_key)
-        if raw is None or raw == "":
-            return f"missing email (profile field {self._email_key!r} is empty or absent)"
-        email = normalize_email(raw)
-        if email is None:
+        if raw.__class__ is not str:
+            if raw is None:
+                return f"missing email (profile field {self._email_key!r} is empty or absent)"
             return f"email field {self._email_key!r} is not a string"
-        if not valid_email(email):
+        email = raw.strip().lower()
+        if not email:
+            return f"missing email (profile field {self._email_key!r} is empty or absent)"
+        if _email_ok(email) is None:
             return "malformed email (fails ActiveCampaign's email format rule)"
         contact: dict[str, Any] = {"email": email}
         for ac_key, src in self._names:
             value = profile.get(src)
-            if value is None or value == "":
+            if value is None:
                 continue
-            if not isinstance(value, str):
+            if value.__class__ is not str:
                 if isinstance(value, bool) or not isinstance(value, int | float):
                     return f"{src!r} must be text, got {type(value).__name__}"
                 value = str(value)
             value = value.strip()
-            if len(value) > MAX_NAME:
-                return f"{src!r} is longer than {MAX_NAME} characters"
             if value:
+                if len(value) > MAX_NAME:
+                    return f"{src!r} is longer than {MAX_NAME} characters"
                 contact[ac_key] = value
         if self._fields:
             values = []
@@ -112,8 +118,8 @@ class Mapper:
         contact["subscribe"] = self._subscribe
         if self._exclude:
             contact["exclude_automations"] = True
-        body = orjson.dumps(contact)
-        return Mapped(email, contact, body, blake2b(body, digest_size=8).hexdigest())
+        body = _dumps(contact)
+        return Mapped(email, contact, body, _blake2b(body, digest_size=8).hexdigest())
 
     def leaver(self, email: str) -> tuple[dict[str, Any], bytes]:
         """The contact object that unsubscribes a leaver from this export's list (and nothing else)."""

@@ -12,11 +12,12 @@ randomness or hash order.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.mapping import Mapped, Mapper
+from worker.mapping import Mapper
 from worker.snapshot import Page
 from worker.synced import SKIPPED
 
@@ -25,6 +26,18 @@ MAX_BODY_BYTES = 399_999
 _BODY_OVERHEAD = len(b'{"contacts":[]}')
 
 ADD, UPDATE, REMOVE = "a", "u", "r"
+
+
+def tune_gc() -> None:
+    """Raise the cyclic GC's first threshold for a process that plans runs.
+
+    The planner allocates and keeps (for the length of a batch) hundreds of thousands of small
+    dicts and lists; at CPython's default threshold of 700 allocations the collector rescans them
+    constantly, which cost about a fifth of the pipeline's time in measurements. Nothing here makes
+    reference cycles, so collecting less often costs no memory worth counting.
+    """
+    if gc.get_threshold()[0] < 50_000:
+        gc.set_threshold(50_000, 20, 100)
 
 
 @dataclass(slots=True)
@@ -123,10 +136,12 @@ class Planner:
         counts = Counts(profiles=len(page.rows) + len(page.errors), invalid=len(page.errors))
         invalid: list[tuple[str, int, str | None, str]] = [(page.source, ln, None, why) for ln, why in page.errors]
         skipped: list[str] = []
-        seen, synced, full, mapper = self.seen, self.synced, self.full, self.mapper
+        seen, synced, full, mapper, push = self.seen, self.synced, self.full, self.mapper, self._push
+        map_ = mapper.map
+        seen_add, synced_get = seen.add, synced.get
         for line, profile in page.rows:
-            m = mapper.map(profile)
-            if not isinstance(m, Mapped):
+            m = map_(profile)
+            if m.__class__ is str:
                 counts.invalid += 1
                 raw = profile.get(mapper.export.mapping["email"])
                 invalid.append((page.source, line, raw if isinstance(raw, str) else None, m))
@@ -135,14 +150,14 @@ class Planner:
             if email in seen:
                 counts.duplicates += 1
                 continue
-            seen.add(email)
-            old = synced.get(email)
+            seen_add(email)
+            old = synced_get(email)
             if old is None:
                 counts.to_add += 1
-                self._push(email, m.fingerprint, ADD, m.contact, len(m.body))
+                push(email, m.fingerprint, ADD, m.contact, len(m.body))
             elif full:
                 counts.to_update += 1
-                self._push(email, m.fingerprint, UPDATE, m.contact, len(m.body))
+                push(email, m.fingerprint, UPDATE, m.contact, len(m.body))
             elif old[1] == SKIPPED:
                 counts.skipped += 1
                 skipped.append(email)
@@ -150,7 +165,7 @@ class Planner:
                 counts.unchanged += 1
             else:
                 counts.to_update += 1
-                self._push(email, m.fingerprint, UPDATE, m.contact, len(m.body))
+                push(email, m.fingerprint, UPDATE, m.contact, len(m.body))
         return self._part(number, counts, invalid, [], skipped)
 
     def finish(self, number: int) -> PlanPart:

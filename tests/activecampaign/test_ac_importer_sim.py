@@ -177,8 +177,10 @@ async def test_resume_polls_accepted_batches_without_resending() -> None:
         posts = bulk_posts(sim, 200)
         posts_after = len(bulk_posts(sim))
     assert set(members) == set(people)
-    assert len(posts) == len(batches)  # the accepted batches were never sent again
-    assert posts_after - posts_before == len(batches) - len(resume)
+    # the accepted batches were never sent again; only a POST in flight at the cancel (which AC, like the
+    # simulator, completes although its client is gone) may be sent twice
+    assert len(batches) <= len(posts) <= len(batches) + 1
+    assert posts_after - posts_before <= len(batches) - len(resume)
     assert sorted(second.outcomes) == [b.number for b in batches]
     assert set(second.accepted) == {b.number for b in batches} - set(resume)
 
