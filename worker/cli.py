@@ -113,6 +113,65 @@ def cmd_sync(args: argparse.Namespace, config: Config) -> int:
     return result.exit_code
 
 
+# ------------------------------------------------------------------------------------------ worker
+def cmd_run(args: argparse.Namespace, config: Config) -> int:
+    from worker.service import Worker
+
+    if args.metrics_port is not None:
+        import dataclasses
+
+        config = dataclasses.replace(config, worker=dataclasses.replace(config.worker, metrics_port=args.metrics_port))
+    for export in config.exports.values():  # a missing key is a config error at start, not mid-run
+        config.connections[export.connection].api_key()
+    return asyncio.run(Worker(config, broker_url=args.broker).run())
+
+
+def _publish(config: Config, broker: str | None, event: dict[str, Any], to: str) -> None:
+    from worker.broker import Topology, publish_once, transport_options_for
+    from worker.event_schemas import validate_event
+
+    validate_event(event)
+    url = broker or config.worker.broker_url
+    w = config.worker
+    topology = Topology(requests_queue=w.requests_queue, events_exchange=w.events_exchange,
+                        max_receive_count=w.max_receive_count)
+    publish_once(url, topology, orjson.dumps(event), to=to, event_type=event["type"],
+                 transport_options=transport_options_for(url, **w.broker_options))
+
+
+def _snapshot_ref(uri: str, fmt: str | None, compression: str | None) -> dict[str, Any]:
+    name = uri.rstrip("/").rsplit("/", 1)[-1]
+    fmt = fmt or ("csv" if ".csv" in name else "jsonl")
+    ref: dict[str, Any] = {"uri": uri, "format": fmt}
+    if compression or name.endswith(".gz"):
+        ref["compression"] = compression or "gzip"
+    return ref
+
+
+def cmd_publish(args: argparse.Namespace, config: Config) -> int:
+    from worker.events import new_id, now_iso
+
+    event = {"type": "segment.refreshed", "version": 1, "id": new_id(), "occurred_at": now_iso(),
+             "segment": {"id": args.segment}, "refresh_id": args.refresh_id or f"refresh-{new_id()}",
+             "snapshot": _snapshot_ref(args.snapshot, args.format, args.compression)}
+    _publish(config, args.broker, event, "requests")
+    _print_json(event)
+    return 0
+
+
+def cmd_request(args: argparse.Namespace, config: Config) -> int:
+    from worker.events import new_id, now_iso
+
+    config.export(args.export)
+    event: dict[str, Any] = {"type": "export.requested", "version": 1, "id": new_id(), "occurred_at": now_iso(),
+                             "export": args.export, "full": args.full}
+    if args.snapshot:
+        event["snapshot"] = _snapshot_ref(args.snapshot, args.format, args.compression)
+    _publish(config, args.broker, event, "requests")
+    _print_json(event)
+    return 0
+
+
 # ------------------------------------------------------------------------------------------ config check
 def cmd_config_check(args: argparse.Namespace, config: Config) -> int:
     problems = []
@@ -150,6 +209,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["jsonl", "csv"], help="snapshot format (default: by file suffix)")
     p.add_argument("--compression", choices=["none", "gzip"], help="snapshot compression (default: by suffix)")
     p.set_defaults(func=cmd_sync, needs_config=True)
+
+    p = sub.add_parser("run", help="the worker: consume the requests queue until SIGTERM/SIGINT")
+    p.add_argument("--config", required=True)
+    p.add_argument("--broker", help="broker URL (overrides [worker] broker_url): amqp://, sqs://, memory://")
+    p.add_argument("--metrics-port", type=int, help="port for /metrics, /healthz, /readyz (default 9108)")
+    p.set_defaults(func=cmd_run, needs_config=True)
+
+    p = sub.add_parser("publish", help="publish a segment.refreshed event (for upstreams without a publisher)")
+    p.add_argument("--config", required=True)
+    p.add_argument("--segment", required=True, help="the segment id")
+    p.add_argument("--snapshot", required=True, help="the snapshot URI the refresh wrote")
+    p.add_argument("--refresh-id", help="the refresh's id (default: a new one)")
+    p.add_argument("--format", choices=["jsonl", "csv"])
+    p.add_argument("--compression", choices=["none", "gzip"])
+    p.add_argument("--broker", help="broker URL (overrides [worker] broker_url)")
+    p.set_defaults(func=cmd_publish, needs_config=True)
+
+    p = sub.add_parser("request", help="publish an export.requested event (run one export on demand)")
+    p.add_argument("--config", required=True)
+    p.add_argument("--export", required=True)
+    p.add_argument("--full", action="store_true", help="re-send every contact")
+    p.add_argument("--snapshot", help="snapshot URI (default: the segment's last known snapshot)")
+    p.add_argument("--format", choices=["jsonl", "csv"])
+    p.add_argument("--compression", choices=["none", "gzip"])
+    p.add_argument("--broker", help="broker URL (overrides [worker] broker_url)")
+    p.set_defaults(func=cmd_request, needs_config=True)
 
     p = sub.add_parser("config", help="configuration tools")
     csub = p.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")

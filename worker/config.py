@@ -41,6 +41,7 @@ class WorkerSettings:
     shutdown_grace_seconds: float = 30.0
     max_receive_count: int = 5
     redis_url: str | None = None
+    broker_options: dict[str, Any] = field(default_factory=dict)  # kombu transport options (e.g. SQS region)
 
     @property
     def dead_letter_queue(self) -> str:
@@ -190,6 +191,8 @@ def _parse_worker(raw: dict[str, Any]) -> WorkerSettings:
             kw[key] = _typed(raw, key, float, where)
             if kw[key] <= 0:
                 raise ConfigError(f"worker.{key}: must be a positive number of seconds")
+    if "broker_options" in raw:
+        kw["broker_options"] = dict(_typed(raw, "broker_options", dict, where))
     if "snapshot_prefixes" in raw:
         prefixes = _typed(raw, "snapshot_prefixes", list, where)
         if not all(isinstance(p, str) and p for p in prefixes):

@@ -67,6 +67,7 @@ class RunSpec:
     full: bool = False
     snapshot_format: str | None = None
     snapshot_compression: str | None = None
+    occurred_at: str | None = None  # when upstream refreshed the segment: orders refreshes for staleness
 
 
 @dataclass
@@ -83,9 +84,38 @@ class Progress:
 
 @dataclass
 class RunResult:
-    event: dict[str, Any]
+    """How a run ended. ``event`` is None when there is nothing to publish (interrupted, stale)."""
+
+    event: dict[str, Any] | None
     exit_code: int
     replayed: bool = False  # the run had completed before; this is its recorded event
+    interrupted: bool = False  # stopped at a checkpoint on request; run it again (same run id) to go on
+    stale: bool = False  # a newer refresh of the segment has already been synced for this export
+
+    @property
+    def outcome(self) -> str:
+        if self.interrupted:
+            return "interrupted"
+        if self.stale:
+            return "stale"
+        if self.replayed:
+            return "duplicate"
+        return self.event["status"] if self.event else "unknown"
+
+
+class RunInterrupted(Exception):
+    """Raised inside a run when its stop event was set; the run's records let it resume."""
+
+
+def error_code(exc: BaseException) -> str:
+    """A stable, low-cardinality code for ``export.failed``'s ``error.code``."""
+    if isinstance(exc, ActiveCampaignError):
+        return f"activecampaign_{exc.code}"
+    for cls, code in ((RunError, None), (SnapshotError, "snapshot_unreadable"), (StateError, "state_store"),
+                      (ConfigError, "config")):
+        if isinstance(exc, cls):
+            return code or exc.code  # type: ignore[attr-defined]
+    return "internal"
 
 
 def exit_code_for(status: str) -> int:
@@ -102,6 +132,8 @@ class RunKeys:
         self.completed = f"{self.run}completed"
         self.plan = f"{self.run}plan/"
         self.batches = f"{self.run}batches/"
+        self.published = f"{self.run}published"
+        self.last_refresh = f"{self.export}last_refresh"
 
     def part(self, n: int) -> str:
         return f"{self.plan}part-{n:05d}"
@@ -225,27 +257,32 @@ class Engine:
         return {"export": spec.export.name, "dry_run": True, "counts": counts, "samples": samples}
 
     # ------------------------------------------------------------------------------------ run
-    async def run(self, spec: RunSpec) -> RunResult:
-        """Run (or resume) one export to its end; never raises for run-level failures."""
+    async def run(self, spec: RunSpec, stop: asyncio.Event | None = None) -> RunResult:
+        """Run (or resume) one export to its end; never raises for run-level failures.
+
+        ``stop``, once set, makes the run stop taking new batches, wait for the ones in flight to be
+        final (a checkpoint) and return ``interrupted``; running the same spec again goes on from there.
+        """
         started_at, t0 = now_iso(), time.monotonic()
         keys = RunKeys(spec.export.name, spec.run_id)
-        log.info("run starting", extra={"run_id": spec.run_id, "export": spec.export.name,
-                                        "segment": spec.export.segment})
+        ctx = {"run_id": spec.run_id, "export": spec.export.name, "segment": spec.export.segment}
         try:
             done = await asyncio.to_thread(self.store.get, keys.completed)
             if done is not None:
-                return RunResult(orjson.loads(done), exit_code_for(orjson.loads(done)["status"]), replayed=True)
-            counts, failures_uri = await self._run(spec, keys)
+                event = orjson.loads(done)
+                return RunResult(event, exit_code_for(event["status"]), replayed=True)
+            if await asyncio.to_thread(self._is_stale, keys, spec):
+                log.info("stale refresh skipped: a newer refresh was already synced", extra=ctx)
+                return RunResult(None, EXIT_OK, stale=True)
+            log.info("run starting", extra=ctx)
+            counts, failures_uri = await self._run(spec, keys, stop)
+        except RunInterrupted:
+            log.info("run interrupted at a checkpoint; it resumes from its records", extra=ctx)
+            return RunResult(None, EXIT_FAILED, interrupted=True)
         except (RunError, SnapshotError, ActiveCampaignError, ConfigError, StateError) as exc:
-            code = {SnapshotError: "snapshot_unreadable", ConfigError: "config", StateError: "state_store"}.get(
-                type(exc), getattr(exc, "code", "error"))
-            if isinstance(exc, ActiveCampaignError):
-                code = f"activecampaign_{exc.code}"
-            for cls, name in ((SnapshotError, "snapshot_unreadable"), (StateError, "state_store")):
-                if isinstance(exc, cls):
-                    code = name
-            log.error("run failed: %s", exc, extra={"run_id": spec.run_id, "export": spec.export.name})
-            event = self._event(spec, "failed", {}, started_at, t0, None, {"code": code, "message": str(exc)})
+            log.error("run failed: %s", exc, extra=ctx)
+            event = self._event(spec, "failed", {}, started_at, t0, None,
+                                {"code": error_code(exc), "message": str(exc)})
             return RunResult(event, EXIT_FAILED)
         status = "partial" if counts["failed"] else "succeeded"
         event = self._event(spec, status, counts, started_at, t0, failures_uri, None)
@@ -255,9 +292,56 @@ class Engine:
             if data is not None:
                 event = orjson.loads(data)
                 return RunResult(event, exit_code_for(event["status"]), replayed=True)
-        log.info("run finished", extra={"run_id": spec.run_id, "export": spec.export.name, "counts": counts,
-                                        "status": status})
+        log.info("run finished", extra={**ctx, "counts": counts, "status": status})
         return RunResult(event, exit_code_for(status))
+
+    async def mark_published(self, spec: RunSpec) -> None:
+        """Record that the completion event was confirmed by the broker (a redelivery need not resend it)."""
+        await asyncio.to_thread(self.store.put_if_absent, RunKeys(spec.export.name, spec.run_id).published, b"1")
+
+    async def was_published(self, spec: RunSpec) -> bool:
+        keys = RunKeys(spec.export.name, spec.run_id)
+        return await asyncio.to_thread(self.store.get, keys.published) is not None
+
+    async def remember_snapshot(self, export: str, snapshot: dict[str, Any], refresh_id: str,
+                                occurred_at: str) -> None:
+        """Keep the segment's newest known snapshot per export, for ``export.requested`` without one."""
+        key = f"exports/{export}/last_snapshot"
+        rec = orjson.dumps({"snapshot": snapshot, "refresh_id": refresh_id, "occurred_at": occurred_at})
+
+        def swap() -> None:
+            for _ in range(5):
+                got = self.store.get_versioned(key)
+                if got is not None and orjson.loads(got[0]).get("occurred_at", "") > occurred_at:
+                    return
+                if self.store.replace_if_unchanged(key, rec, got[1] if got else None):
+                    return
+
+        await asyncio.to_thread(swap)
+
+    async def last_snapshot(self, export: str) -> dict[str, Any] | None:
+        data = await asyncio.to_thread(self.store.get, f"exports/{export}/last_snapshot")
+        return orjson.loads(data) if data else None
+
+    def _is_stale(self, keys: RunKeys, spec: RunSpec) -> bool:
+        if not spec.occurred_at:
+            return False
+        data = self.store.get(keys.last_refresh)
+        if data is None:
+            return False
+        last = orjson.loads(data)
+        return last.get("occurred_at", "") > spec.occurred_at and last.get("refresh_id") != spec.refresh_id
+
+    def _record_refresh(self, keys: RunKeys, spec: RunSpec) -> None:
+        """Remember the newest refresh synced for this export (stale detection; newest wins)."""
+        rec = {"refresh_id": spec.refresh_id, "occurred_at": spec.occurred_at or now_iso(), "run_id": spec.run_id,
+               "snapshot": {"uri": spec.snapshot_uri}}
+        for _ in range(5):
+            got = self.store.get_versioned(keys.last_refresh)
+            if got is not None and orjson.loads(got[0]).get("occurred_at", "") > rec["occurred_at"]:
+                return
+            if self.store.replace_if_unchanged(keys.last_refresh, orjson.dumps(rec), got[1] if got else None):
+                return
 
     def _event(self, spec: RunSpec, status: str, counts: dict[str, int], started_at: str, t0: float,
                failures_uri: str | None, error: dict[str, str] | None) -> dict[str, Any]:
@@ -267,7 +351,7 @@ class Engine:
             started_at=started_at, finished_at=now_iso(), duration_seconds=time.monotonic() - t0,
             failures_uri=failures_uri, error=error)
 
-    async def _run(self, spec: RunSpec, keys: RunKeys) -> tuple[dict[str, int], str]:
+    async def _run(self, spec: RunSpec, keys: RunKeys, stop: asyncio.Event | None) -> tuple[dict[str, int], str]:
         export = spec.export
         synced, version = await asyncio.to_thread(self._load_synced, keys)
         records = await asyncio.to_thread(self.store.list, keys.batches)
@@ -324,14 +408,31 @@ class Engine:
                     if not abort.is_set():
                         asyncio.run_coroutine_threadsafe(queue.put(exc), loop).result()
 
+            stopped = False
+
             async def batches() -> AsyncIterator[Batch]:
-                while True:
-                    item = await queue.get()
-                    if item is end:
-                        return
-                    if isinstance(item, BaseException):
-                        raise item
-                    yield item
+                nonlocal stopped
+                stop_wait = asyncio.ensure_future(stop.wait()) if stop else None
+                try:
+                    while True:
+                        if stop_wait is None:
+                            item = await queue.get()
+                        else:
+                            getter = asyncio.ensure_future(queue.get())
+                            await asyncio.wait({getter, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+                            if not getter.done():
+                                getter.cancel()
+                                stopped = True  # checkpoint: no new batches; those in flight still finish
+                                return
+                            item = getter.result()
+                        if item is end:
+                            return
+                        if isinstance(item, BaseException):
+                            raise item
+                        yield item
+                finally:
+                    if stop_wait is not None:
+                        stop_wait.cancel()
 
             async def on_accepted(batch: Batch, acc: BulkAccepted) -> None:
                 rec = {"batch_id": acc.batch_id, "emails": batch.emails,
@@ -361,6 +462,8 @@ class Engine:
                     while not queue.empty():
                         queue.get_nowait()
                     await asyncio.sleep(0.01)
+        if stopped:
+            raise RunInterrupted
         self._tick(progress, force=True)
         result = await asyncio.to_thread(self._commit, spec, keys, synced, version, planner.totals, outcomes)
         log.debug("committed after %.2f s", time.monotonic() - progress.started)
@@ -419,6 +522,7 @@ class Engine:
             if current is None or SyncedState.decode(current).run_id != spec.run_id:
                 raise RunError("concurrent_commit", f"export {spec.export.name}: another run committed the synced "
                                                     f"state while this one ran; run it again to diff afresh")
+        self._record_refresh(keys, spec)
         return counts, failures_uri
 
     def _stored_outcome(self, keys: RunKeys, n: int) -> BatchOutcome:

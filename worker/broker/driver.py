@@ -86,12 +86,10 @@ class Driver(ABC):
 
     def poll(self, timeout: float, capacity: int) -> None:
         """Wait up to ``timeout`` for broker traffic, dispatching at most ``capacity`` new messages."""
-        try:
+        with contextlib.suppress(TimeoutError):
             self.connection.drain_events(timeout=timeout)
-        except TimeoutError:
-            pass
 
-    def heartbeat(self) -> None:
+    def heartbeat(self) -> None:  # noqa: B027 - most transports have no heartbeats
         """Send/check heartbeats where the transport has them, so a dead peer is noticed."""
 
     @property

@@ -1,0 +1,435 @@
+"""The asyncio service's only door to the broker: one thread owns the connection and does all its I/O.
+
+kombu channels are not thread-safe and its SQS transport would need kombu's own event loop to run
+asynchronously, so the bridge keeps every broker call on a dedicated thread. That thread loops: run the
+commands the event loop queued (acks, publishes, visibility extensions), read the broker for a moment
+(``drain_events``), repeat. Deliveries travel the other way through ``call_soon_threadsafe``.
+
+When the connection fails the thread reconnects with capped, jittered backoff, re-declares the topology
+and consumes again. Each connection has a generation number stamped on its deliveries: an AMQP delivery
+tag from a dead connection must not be sent on the new one (it would ack some other message), so
+settling such a delivery returns False and the broker redelivers it. SQS receipt handles are not tied
+to a connection, so SQS deliveries stay settleable across reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import functools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kombu import Connection
+
+from worker.broker.backoff import backoff_delays
+from worker.broker.connection import make_driver, open_connection
+from worker.broker.delivery import Delivery
+from worker.broker.driver import Driver
+from worker.broker.options import broker_kind, transport_options_for
+from worker.broker.sqs_transport import RawBodyTransport
+from worker.broker.topology import ERROR_CLASS_HEADER, ERROR_HEADER, EVENTS, REQUESTS, Topology
+
+log = logging.getLogger(__name__)
+
+#: Dead-letter reasons are truncated: they travel as a header/attribute, and SQS caps message size.
+MAX_REASON = 1000
+_RAISE = object()
+
+
+class _Defer(Exception):
+    """Raised by a command that needs a live connection while there is none: retry after reconnect."""
+
+
+@dataclass
+class _Command:
+    """A unit of broker work queued by the event loop for the bridge thread."""
+
+    fn: Callable[[Driver | None], Any]
+    future: concurrent.futures.Future[Any]
+    deadline: float
+    #: On a lost connection: run again after reconnect (True) or resolve with ``fallback`` (False).
+    retry: bool
+    #: Result when the command cannot run (connection lost, waited too long, bridge stopped);
+    #: ``_RAISE`` means raise ConnectionError instead.
+    fallback: Any = field(default=_RAISE)
+
+    def give_up(self, why: str) -> None:
+        if self.future.done():
+            return
+        if self.fallback is _RAISE:
+            self.future.set_exception(ConnectionError(why))
+        else:
+            self.future.set_result(self.fallback)
+
+
+class BrokerBridge:
+    """One thread owns the kombu connection: consumes, acks, publishes, extends visibility; reconnects."""
+
+    def __init__(self, url: str, topology: Topology, *, prefetch: int, transport_options: dict | None = None,
+                 heartbeat_interval: float = 60.0, visibility_timeout: float = 120.0,
+                 reconnect_wait: float = 30.0, poll_interval: float = 0.1) -> None:
+        """``reconnect_wait`` bounds how long a publish waits for a lost connection to come back."""
+        if prefetch < 1:
+            raise ValueError("prefetch must be at least 1")
+        self.url = url
+        self.topology = topology
+        self.prefetch = prefetch
+        self.kind: str = broker_kind(url)
+        self.heartbeat_interval = heartbeat_interval
+        self.visibility_timeout = visibility_timeout
+        self.reconnect_wait = reconnect_wait
+        self.poll_interval = poll_interval
+        self.transport_options = transport_options_for(url, **(transport_options or {}))
+        if self.kind == "sqs":  # the bridge's setting wins: hold() extends by the same amount
+            self.transport_options["visibility_timeout"] = int(visibility_timeout)
+        self.connected = False
+        self.last_progress = time.monotonic()
+
+        self._commands: queue.SimpleQueue[_Command | None] = queue.SimpleQueue()
+        self._deferred: list[_Command] = []
+        self._lock = threading.Lock()
+        self._accepting = False
+        self._stop_requested = threading.Event()
+        self._paused = False
+        self._consuming = False
+        self._generation = 0
+        self._driver: Driver | None = None
+        self._held: set[Delivery] = set()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._on_delivery: Callable[[Delivery], None] | None = None
+        self._started: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._finished: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+    # ----------------------------------------------------------------- asyncio side
+
+    async def start(self, on_delivery: Callable[[Delivery], None], *, start_timeout: float = 30.0) -> None:
+        """Connect, declare the topology and start consuming; ``on_delivery`` runs on this event loop.
+
+        Returns once connected. Raises ConnectionError when the broker cannot be reached within
+        ``start_timeout`` seconds, or at once for errors retrying cannot fix (bad credentials, a queue
+        declared elsewhere with other arguments).
+        """
+        if self._thread is not None:
+            raise RuntimeError("BrokerBridge.start() called twice")
+        self._loop = asyncio.get_running_loop()
+        self._on_delivery = on_delivery
+        with self._lock:
+            self._accepting = True
+        self._thread = threading.Thread(target=self._main, args=(start_timeout,), name=f"broker-{self.kind}",
+                                        daemon=True)
+        self._thread.start()
+        try:
+            await asyncio.wrap_future(self._started)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def ack(self, d: Delivery) -> bool:
+        """Settle for good. False when the delivery's connection is gone: the broker will redeliver it."""
+        return await self._call(self._settle(d, lambda drv, m: drv.ack(m)), retry=self.kind == "sqs",
+                                fallback=False)
+
+    async def requeue(self, d: Delivery) -> bool:
+        """Give it back now (RabbitMQ reject+requeue / SQS visibility 0); counts toward the delivery limit."""
+        return await self._call(self._settle(d, lambda drv, m: drv.requeue(m)), retry=self.kind == "sqs",
+                                fallback=False)
+
+    async def dead_letter(self, d: Delivery, reason: str, reason_class: str) -> bool:
+        """Copy to the DLQ with the reason in headers/attributes, then ack the original.
+
+        Returns False (and copies nothing) when the delivery's connection is gone: it will be
+        redelivered and can be dead-lettered then, which avoids two copies in the DLQ.
+        """
+        extra = {ERROR_HEADER: reason[:MAX_REASON] or "unknown", ERROR_CLASS_HEADER: reason_class or "unknown"}
+        return await self._call(self._settle(d, lambda drv, m: drv.dead_letter(m, extra)),
+                                retry=self.kind == "sqs", fallback=False)
+
+    async def publish_event(self, event_type: str, body: bytes) -> None:
+        """Publish to the events exchange (routing key = ``event_type``) / SQS events queue; confirmed."""
+        await self._call(lambda drv: self._publish(drv, EVENTS, body, event_type, None), retry=True)
+
+    async def publish_request(self, body: bytes, *, headers: dict | None = None) -> None:
+        """Publish to the requests queue (continuations, republishing); confirmed."""
+        await self._call(lambda drv: self._publish(drv, REQUESTS, body, None, headers), retry=True)
+
+    async def hold(self, d: Delivery) -> None:
+        """Keep a held delivery from reappearing (SQS: visibility := now + visibility_timeout)."""
+        if self.kind != "sqs" or d._settled:
+            return
+
+        def fn(drv: Driver | None) -> None:
+            if drv is not None and not d._settled:
+                drv.hold(d._message)
+
+        await self._call(fn, retry=False, fallback=None)
+
+    def pause(self) -> None:
+        """Stop taking new messages (e.g. draining on SIGTERM); held deliveries stay held."""
+        self._paused = True
+
+    def resume(self) -> None:
+        """Take new messages again."""
+        self._paused = False
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop consuming, finish queued commands, give back unacked deliveries, close the connection."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._stop_requested.set()
+        self._commands.put(None)  # wake the thread if it is waiting for commands
+        try:
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(self._finished)), timeout)
+        except TimeoutError:
+            log.warning("broker thread did not stop within %.1fs", timeout)
+
+    async def _call(self, fn: Callable[[Driver | None], Any], *, retry: bool, fallback: Any = _RAISE) -> Any:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        command = _Command(fn, future, time.monotonic() + self.reconnect_wait, retry, fallback)
+        with self._lock:
+            if not self._accepting:
+                command.give_up("broker bridge is not running")
+            else:
+                self._commands.put(command)
+        return await asyncio.wrap_future(future)
+
+    # ------------------------------------------------------------ command bodies (bridge thread)
+
+    def _settle(self, d: Delivery, op: Callable[[Driver, Any], bool]) -> Callable[[Driver | None], bool]:
+        def fn(drv: Driver | None) -> bool:
+            if d._settled:
+                return False
+            if d._generation != self._generation and self.kind != "sqs":
+                self._held.discard(d)
+                return False
+            if drv is None:
+                raise _Defer
+            ok = op(drv, d._message)
+            d._settled = True
+            self._held.discard(d)
+            return ok
+        return fn
+
+    @staticmethod
+    def _publish(drv: Driver | None, to: str, body: bytes, routing_key: str | None, headers: dict | None) -> None:
+        if drv is None:
+            raise _Defer
+        drv.publish(to, body, routing_key=routing_key, headers=headers)
+
+    # ------------------------------------------------------------------ bridge thread
+
+    def _main(self, start_timeout: float) -> None:
+        try:
+            self._serve(time.monotonic() + start_timeout)
+        except BaseException as exc:
+            log.exception("broker thread failed")
+            if not self._started.done():
+                self._started.set_exception(exc)
+        finally:
+            self._shutdown()
+            if not self._started.done():
+                self._started.set_exception(ConnectionError("broker bridge stopped before it connected"))
+            self._finished.set_result(None)
+
+    def _serve(self, start_deadline: float) -> None:
+        recoverable = _start_recoverable_errors(self.url)
+        delays = None
+        while not self._stop_requested.is_set():
+            if self._driver is None:
+                try:
+                    self._connect()
+                except Exception as exc:
+                    if not self._started.done():
+                        remaining = start_deadline - time.monotonic()
+                        if not isinstance(exc, recoverable) or remaining <= 0:
+                            self._started.set_exception(ConnectionError(
+                                f"cannot connect to the {self.kind} broker: {type(exc).__name__}: {exc}"))
+                            return
+                    log.warning("broker connection failed (%s: %s); retrying", type(exc).__name__, exc)
+                    delays = delays or backoff_delays()
+                    delay = next(delays)
+                    if not self._started.done():
+                        delay = min(delay, max(0.0, start_deadline - time.monotonic()))
+                    self._idle(delay)
+                    continue
+                delays = None
+                continue
+            try:
+                self._step(self._driver)
+            except Exception as exc:
+                self._lose(exc)
+
+    def _connect(self) -> None:
+        conn = open_connection(self.url, self.transport_options, heartbeat=self.heartbeat_interval)
+        try:
+            driver = make_driver(conn, self.topology, prefetch=self.prefetch,
+                                 visibility_timeout=self.visibility_timeout)
+            driver.declare()
+            if not self._paused:
+                driver.consume(functools.partial(self._on_message, driver, self._generation))
+                self._consuming = True
+        except BaseException:
+            with contextlib.suppress(Exception):
+                conn.collect()
+            raise
+        self._driver = driver
+        self.connected = True
+        if self._started.done():
+            log.info("reconnected to the %s broker", self.kind)
+        else:
+            log.info("connected to the %s broker", self.kind)
+            self._started.set_result(None)
+
+    def _step(self, driver: Driver) -> None:
+        self._run_commands()
+        if self._paused and self._consuming:
+            driver.cancel()
+            self._consuming = False
+        elif not self._paused and not self._consuming:
+            driver.consume(functools.partial(self._on_message, driver, self._generation))
+            self._consuming = True
+        driver.heartbeat()
+        capacity = self.prefetch - len(self._held)
+        if driver.always_drain or (self._consuming and capacity > 0):
+            driver.poll(self.poll_interval, max(capacity, 0))
+        else:
+            self._idle(self.poll_interval)
+        self.last_progress = time.monotonic()
+
+    def _lose(self, exc: BaseException) -> None:
+        """Drop the connection after an error; the serve loop reconnects."""
+        log.warning("broker connection lost (%s: %s); reconnecting", type(exc).__name__, exc)
+        self.connected = False
+        self._generation += 1
+        self._consuming = False
+        driver, self._driver = self._driver, None
+        if driver is not None:
+            if not driver.survives_reconnect:
+                self._held.clear()  # the broker requeues these itself; their settles now return False
+            driver.close()
+
+    def _on_message(self, driver: Driver, generation: int, message: Any) -> None:
+        """Runs inside drain_events: describe the message and hand it to the event loop."""
+        try:
+            body, headers, count, redelivered = driver.describe(message)
+        except Exception:  # a message we cannot even describe still has to be settled by the service
+            log.exception("could not read a broker message's metadata")
+            raw = getattr(message, "body", b"")
+            body = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw or b"")
+            headers, count, redelivered = {}, 1, False
+        delivery = Delivery(body, headers, count, redelivered, _generation=generation, _message=message)
+        self._held.add(delivery)
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(self._dispatch, delivery)
+        except RuntimeError:  # the event loop is closed; the message returns to the queue on close
+            log.warning("event loop closed; delivery not dispatched")
+
+    def _dispatch(self, delivery: Delivery) -> None:
+        assert self._on_delivery is not None
+        try:
+            self._on_delivery(delivery)
+        except Exception:
+            log.exception("on_delivery callback failed")
+
+    def _idle(self, seconds: float) -> None:
+        """Wait for commands (not busy-looping) while there is nothing to read from the broker."""
+        try:
+            command = self._commands.get(timeout=max(seconds, 0.0))
+        except queue.Empty:
+            pass
+        else:
+            self._execute(command)
+            self._run_commands()
+        self.last_progress = time.monotonic()
+
+    def _run_commands(self) -> None:
+        if self._deferred and self._driver is not None:
+            pending, self._deferred = self._deferred, []
+            for command in pending:
+                self._execute(command)
+        while True:
+            try:
+                command = self._commands.get_nowait()
+            except queue.Empty:
+                break
+            self._execute(command)
+        if self._deferred:
+            now = time.monotonic()
+            keep = []
+            for command in self._deferred:
+                if now >= command.deadline:
+                    command.give_up(f"broker not connected within {self.reconnect_wait:.0f}s")
+                else:
+                    keep.append(command)
+            self._deferred = keep
+
+    def _execute(self, command: _Command | None) -> None:
+        if command is None or command.future.done():
+            return
+        driver = self._driver
+        try:
+            result = command.fn(driver)
+        except _Defer:
+            self._deferred.append(command)
+        except Exception as exc:
+            if driver is not None and isinstance(exc, driver.recoverable_errors):
+                if command.retry:
+                    self._deferred.append(command)
+                else:
+                    command.give_up(f"broker connection lost: {exc}")
+                raise  # the connection is unusable: the serve loop reconnects
+            command.future.set_exception(exc)
+        else:
+            command.future.set_result(result)
+
+    def _shutdown(self) -> None:
+        """Finish what was queued, give back what is held, close; nothing may be left waiting."""
+        driver = self._driver
+        if driver is not None and self._consuming:
+            with contextlib.suppress(Exception):
+                driver.cancel()
+        self._consuming = False
+        with self._lock:
+            self._accepting = False
+        try:
+            self._run_commands()
+        except Exception as exc:
+            log.warning("broker connection failed while stopping: %s", exc)
+            self._lose(exc)
+            driver = None
+        for command in self._deferred:
+            command.give_up("broker bridge stopped")
+        self._deferred = []
+        while True:
+            try:
+                leftover = self._commands.get_nowait()
+            except queue.Empty:
+                break
+            if leftover is not None:
+                leftover.give_up("broker bridge stopped")
+        if driver is not None:
+            try:
+                driver.release_held([d._message for d in self._held if not d._settled])
+            except Exception as exc:
+                log.warning("could not give back held messages: %s", exc)
+            driver.close()
+        self._driver = None
+        self._held.clear()
+        self.connected = False
+
+
+def _start_recoverable_errors(url: str) -> tuple[type[BaseException], ...]:
+    """Errors worth retrying while starting; anything else (bad credentials, ...) fails start at once."""
+    conn = Connection(url, transport=RawBodyTransport) if broker_kind(url) == "sqs" else Connection(url)
+    return (*conn.recoverable_connection_errors, *conn.recoverable_channel_errors, OSError)

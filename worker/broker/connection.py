@@ -1,0 +1,39 @@
+"""Open a kombu connection for a broker URL and wrap it in the matching driver."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kombu import Connection
+
+from worker.broker.driver import Driver
+from worker.broker.kombu_driver import KombuDriver
+from worker.broker.options import broker_kind
+from worker.broker.sqs_driver import SqsDriver
+from worker.broker.sqs_transport import RawBodyTransport
+from worker.broker.topology import Topology
+
+
+def open_connection(url: str, transport_options: dict[str, Any], *, heartbeat: float = 0.0,
+                    connect_timeout: float = 5.0) -> Connection:
+    """Connect (raising on failure); SQS gets the raw-body transport so bodies pass through untouched."""
+    kind = broker_kind(url)
+    kwargs: dict[str, Any] = {"transport_options": dict(transport_options), "connect_timeout": connect_timeout}
+    if kind == "sqs":
+        kwargs["transport"] = RawBodyTransport
+    if kind == "amqp" and heartbeat:
+        kwargs["heartbeat"] = heartbeat
+    conn = Connection(url, **kwargs)
+    try:
+        conn.connect()
+    except BaseException:
+        conn.collect()
+        raise
+    return conn
+
+
+def make_driver(conn: Connection, topology: Topology, *, prefetch: int, visibility_timeout: float) -> Driver:
+    """The driver for an open connection's transport."""
+    if conn.transport.driver_type == "sqs":
+        return SqsDriver(conn, topology, prefetch=prefetch, visibility_timeout=visibility_timeout)
+    return KombuDriver(conn, topology, prefetch=prefetch, visibility_timeout=visibility_timeout)
