@@ -44,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _config(url: str, state: Path, scale: float, broker: str) -> dict[str, Any]:
     return {
-        "worker": {"state_url": f"file://{state}", "broker_url": broker,
+        "worker": {"state_url": f"file://{state}", "broker_url": broker, "metrics_port": 0,
                    # fixed names: re-running the demo against a real broker reuses its queues
                    "requests_queue": "segment-export-demo-requests",
                    "events_exchange": "segment-export-demo-events",

@@ -45,10 +45,10 @@ MAX_REASON_CHARS: Final = 300
 _ECHO_CHARS: Final = 60  # at most this much of any offending input value is quoted in a reason
 
 _NO_CONTROL = "^[^\\u0000-\\u001f\\u007f]*$"
-_TOKEN = "^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+_TOKEN = "^[A-Za-z0-9_][A-Za-z0-9._:-]*$"
 _PATTERN_TEXT: Final[Mapping[str, str]] = {
     _NO_CONTROL: "must not contain control characters (newline, tab, NUL, ...)",
-    _TOKEN: "must be letters, digits and . _ : - only, starting with a letter or digit",
+    _TOKEN: "must be letters, digits and . _ : - only, not starting with . or -",
 }
 _FORMAT_TEXT: Final[Mapping[str, str]] = {
     "date-time": "must be an RFC 3339 date-time with a time zone, like 2026-11-28T14:05:00Z",

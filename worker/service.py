@@ -33,6 +33,7 @@ from worker.config import Config, Export
 from worker.engine import Engine, RunResult, RunSpec
 from worker.event_schemas import InvalidEvent, parse_event, validate_event
 from worker.events import new_id, now_iso
+from worker.health import HealthServer
 from worker.state import open_store
 
 log = logging.getLogger("segment_export.service")
@@ -98,11 +99,21 @@ class Worker:
         if self.config.worker.snapshot_prefixes is None:
             log.warning("[worker] snapshot_prefixes is not set: events may name any snapshot URI this worker "
                         "can read; set it to the prefixes your platform writes to")
-        await self.bridge.start(self._on_delivery)
-        self.ready.set()
-        log.info("worker consuming", extra={"queue": self.topology.requests_queue, "broker": self.bridge.kind})
-        await self.stopping.wait()
-        await self._drain()
+        health = None
+        if self.config.worker.metrics_port:
+            health = HealthServer(self.config.worker.metrics_port,
+                                  ready=lambda: self.ready.is_set() and self.bridge.connected,
+                                  consumer_progress=lambda: self.bridge.last_progress)
+            await health.start()
+        try:
+            await self.bridge.start(self._on_delivery)
+            self.ready.set()
+            log.info("worker consuming", extra={"queue": self.topology.requests_queue, "broker": self.bridge.kind})
+            await self.stopping.wait()
+            await self._drain()
+        finally:
+            if health:
+                await health.stop()
         return 0
 
     def request_stop(self) -> None:

@@ -6,52 +6,13 @@ RabbitMQ without seeing each other's messages.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
-import os
-import socket
-import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterator
 
-import boto3
 import pytest
-from kombu import Connection
 
-from worker.broker import BrokerBridge, Delivery, Topology, transport_options_for
+from worker.broker import Topology, transport_options_for
 
-AMQP_URL = os.environ.get("SEGMENT_EXPORT_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
-
-
-def amqp_reachable() -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", 5672), timeout=1):
-        return True
-    return False
-
-
-def unique_topology(max_receive_count: int = 5) -> Topology:
-    tag = uuid.uuid4().hex[:10]
-    return Topology(requests_queue=f"t-{tag}-requests", events_exchange=f"t-{tag}-events",
-                    max_receive_count=max_receive_count)
-
-
-@dataclass
-class BrokerEnv:
-    """One transport under test: its URL, transport options and a few out-of-band helpers."""
-
-    kind: str
-    url: str
-    options: dict[str, Any]
-    cleanups: list[Callable[[], None]] = field(default_factory=list)
-
-    def bridge(self, topology: Topology, *, prefetch: int = 10, **kwargs: Any) -> BrokerBridge:
-        return BrokerBridge(self.url, topology, prefetch=prefetch, transport_options=dict(self.options), **kwargs)
-
-
-# ------------------------------------------------------------------------------------------- AMQP
+from .support import AMQP_URL, BrokerEnv, amqp_reachable, cleanup_topology, unique_topology
 
 
 @pytest.fixture(scope="session")
@@ -62,223 +23,29 @@ def amqp_url() -> str:
     return AMQP_URL
 
 
-def amqp_cleanup(topology: Topology, extra_queues: tuple[str, ...] = ()) -> None:
-    """Delete the test's queues and exchanges through kombu (idempotent: missing ones are fine)."""
-    with Connection(AMQP_URL) as conn:
-        for q in (topology.requests_queue, topology.dead_letter_queue, *extra_queues):
-            with contextlib.suppress(Exception):
-                conn.channel().queue_delete(q)
-        for ex in (topology.events_exchange, topology.dead_letter_queue):
-            with contextlib.suppress(Exception):
-                conn.channel().exchange_delete(ex)
-
-
-def amqp_get(queue: str, timeout: float = 5.0) -> Any:
-    """basic_get until a message arrives (bounded); returns the py-amqp message (acked)."""
-    deadline = time.monotonic() + timeout
-    with Connection(AMQP_URL) as conn:
-        channel = conn.channel()
-        while time.monotonic() < deadline:
-            msg = channel.basic_get(queue, no_ack=True)
-            if msg is not None:
-                return msg
-            time.sleep(0.05)
-    return None
-
-
-def amqp_count(queue: str) -> int:
-    with Connection(AMQP_URL) as conn:
-        return conn.channel().queue_declare(queue, passive=True).message_count
-
-
-# -------------------------------------------------------------------------------------------- SQS
-
-
-def sqs_client() -> Any:
-    return boto3.client("sqs", region_name="us-east-1")
-
-
-def sqs_url_of(name: str) -> str:
-    return sqs_client().get_queue_url(QueueName=name)["QueueUrl"]
-
-
-def sqs_receive(name: str, timeout: float = 5.0, *, visibility: int | None = None) -> dict | None:
-    """ReceiveMessage with plain boto3 until one arrives (bounded); the message is NOT deleted."""
-    client = sqs_client()
-    url = sqs_url_of(name)
-    deadline = time.monotonic() + timeout
-    kwargs: dict[str, Any] = {"QueueUrl": url, "MaxNumberOfMessages": 1, "WaitTimeSeconds": 0,
-                              "MessageAttributeNames": ["All"], "MessageSystemAttributeNames": ["All"]}
-    if visibility is not None:
-        kwargs["VisibilityTimeout"] = visibility
-    while True:
-        messages = client.receive_message(**kwargs).get("Messages", [])
-        if messages:
-            return messages[0]
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(0.1)
-
-
-def sqs_depth(name: str) -> int:
-    attrs = sqs_client().get_queue_attributes(
-        QueueUrl=sqs_url_of(name),
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-    return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
-
-
-def sqs_cleanup(topology: Topology) -> None:
-    client = sqs_client()
-    for name in (topology.requests_queue, topology.dead_letter_queue, topology.events_exchange):
-        with contextlib.suppress(Exception):
-            client.delete_queue(QueueUrl=sqs_url_of(name))
-
-
 @pytest.fixture
 def sqs_url(moto_server: str) -> str:
     port = moto_server.rsplit(":", 1)[1]
     return f"sqs://testing:testing@127.0.0.1:{port}"
 
 
-# ----------------------------------------------------------------------------------- parametrised
+def sqs_env(url: str) -> BrokerEnv:
+    return BrokerEnv("sqs", url, transport_options_for(url, wait_time_seconds=0, polling_interval=0.05))
 
 
 @pytest.fixture(params=["amqp", "sqs", "memory"])
-def env(request: pytest.FixtureRequest) -> Iterator[BrokerEnv]:
+def env(request: pytest.FixtureRequest) -> BrokerEnv:
     """Each transport in turn; tests needing broker-specific checks branch on ``env.kind``."""
-    kind = request.param
-    if kind == "amqp":
+    if request.param == "amqp":
         url = request.getfixturevalue("amqp_url")
-        yield BrokerEnv("amqp", url, transport_options_for(url))
-    elif kind == "sqs":
-        url = request.getfixturevalue("sqs_url")
-        yield BrokerEnv("sqs", url, transport_options_for(url, wait_time_seconds=0, polling_interval=0.05))
-    else:
-        yield BrokerEnv("memory", "memory://", transport_options_for("memory://"))
+        return BrokerEnv("amqp", url, transport_options_for(url))
+    if request.param == "sqs":
+        return sqs_env(request.getfixturevalue("sqs_url"))
+    return BrokerEnv("memory", "memory://", transport_options_for("memory://"))
 
 
 @pytest.fixture
 def topology(env: BrokerEnv) -> Iterator[Topology]:
     topo = unique_topology()
     yield topo
-    cleanup_topology(env.kind, topo)
-
-
-def cleanup_topology(kind: str, topo: Topology, extra_queues: tuple[str, ...] = ()) -> None:
-    if kind == "amqp":
-        amqp_cleanup(topo, extra_queues)
-    elif kind == "sqs":
-        sqs_cleanup(topo)
-
-
-class Inbox:
-    """Collects deliveries on the event loop, with bounded waits."""
-
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[Delivery] = asyncio.Queue()
-
-    def __call__(self, delivery: Delivery) -> None:
-        self.queue.put_nowait(delivery)
-
-    async def next(self, timeout: float = 10.0) -> Delivery:
-        return await asyncio.wait_for(self.queue.get(), timeout)
-
-    async def take(self, n: int, timeout: float = 10.0) -> list[Delivery]:
-        return [await self.next(timeout) for _ in range(n)]
-
-    async def nothing_within(self, seconds: float) -> bool:
-        try:
-            await asyncio.wait_for(self.queue.get(), seconds)
-        except TimeoutError:
-            return True
-        return False
-
-
-@contextlib.asynccontextmanager
-async def running(bridge: BrokerBridge, inbox: Inbox | None = None) -> AsyncIterator[Inbox]:
-    """Start a bridge feeding an Inbox; always stop it."""
-    inbox = inbox or Inbox()
-    await bridge.start(inbox, start_timeout=15)
-    try:
-        yield inbox
-    finally:
-        await bridge.stop()
-
-
-def event_body(n: int = 0, **extra: Any) -> bytes:
-    return json.dumps({"type": "segment.refreshed", "id": f"evt-{n}", **extra}).encode()
-
-
-# ------------------------------------------------------------------- publishers/consumers without us
-
-
-def foreign_publish(env: BrokerEnv, topology: Topology, body: bytes, headers: dict[str, str] | None = None) -> None:
-    """Put ``body`` on the requests queue the way a non-kombu upstream would (py-amqp / boto3)."""
-    if env.kind == "amqp":
-        import amqp
-
-        with amqp.Connection(host="127.0.0.1:5672", userid="guest", password="guest") as conn:
-            ch = conn.channel()
-            ch.basic_publish(amqp.Message(body, application_headers=headers or {}), exchange="",
-                             routing_key=topology.requests_queue)
-    elif env.kind == "sqs":
-        attrs = {k: {"DataType": "String", "StringValue": v} for k, v in (headers or {}).items()}
-        kwargs: dict[str, Any] = {"QueueUrl": sqs_url_of(topology.requests_queue), "MessageBody": body.decode()}
-        if attrs:
-            kwargs["MessageAttributes"] = attrs
-        sqs_client().send_message(**kwargs)
-    else:
-        from kombu import Producer
-
-        with Connection("memory://") as conn:
-            Producer(conn.channel()).publish(body, routing_key=topology.requests_queue, headers=headers or {},
-                                             content_type="application/json", content_encoding="utf-8")
-
-
-def tap_events(env: BrokerEnv, topology: Topology) -> str:
-    """Make events observable: a queue bound to the events exchange (the SQS events queue is one)."""
-    if env.kind == "sqs":
-        return topology.events_exchange
-    from kombu import Exchange, Queue
-
-    name = f"{topology.events_exchange}-tap"
-    with Connection(env.url) as conn:
-        Queue(name, exchange=Exchange(topology.events_exchange, type="topic", durable=True), routing_key="#",
-              durable=False)(conn.channel()).declare()
-    return name
-
-
-def foreign_get(env: BrokerEnv, queue: str, timeout: float = 5.0) -> tuple[bytes, dict[str, Any], Any] | None:
-    """Read one message with a plain client: (body, headers or attributes, content_type)."""
-    if env.kind == "amqp":
-        msg = amqp_get(queue, timeout)
-        if msg is None:
-            return None
-        return bytes(msg.body), dict(msg.headers or {}), msg.properties.get("content_type")
-    if env.kind == "sqs":
-        m = sqs_receive(queue, timeout)
-        if m is None:
-            return None
-        sqs_client().delete_message(QueueUrl=sqs_url_of(queue), ReceiptHandle=m["ReceiptHandle"])
-        attrs = {k: v.get("StringValue") for k, v in m.get("MessageAttributes", {}).items()}
-        return m["Body"].encode(), attrs, None
-    deadline = time.monotonic() + timeout
-    with Connection("memory://") as conn:
-        channel = conn.channel()
-        while time.monotonic() < deadline:
-            msg = channel.basic_get(queue, no_ack=True)
-            if msg is not None:
-                body = msg.body if isinstance(msg.body, bytes) else msg.body.encode()
-                return body, dict(msg.headers or {}), msg.content_type
-            time.sleep(0.02)
-    return None
-
-
-def depth(env: BrokerEnv, queue: str) -> int:
-    """Messages in a queue, ready or in flight."""
-    if env.kind == "amqp":
-        return amqp_count(queue)
-    if env.kind == "sqs":
-        return sqs_depth(queue)
-    with Connection("memory://") as conn:
-        return conn.channel()._size(queue)
+    cleanup_topology(env.kind, topo, (f"{topo.events_exchange}-tap",))

@@ -9,15 +9,14 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
-import pytest
 from kombu import Connection
 
-from worker.broker import BrokerBridge, Delivery, Topology, transport_options_for
+from worker.broker import BrokerBridge, Delivery, Topology
 
 AMQP_URL = os.environ.get("SEGMENT_EXPORT_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
@@ -50,14 +49,6 @@ class BrokerEnv:
 # ------------------------------------------------------------------------------------------- AMQP
 
 
-@pytest.fixture(scope="session")
-def amqp_url() -> str:
-    if not amqp_reachable():
-        pytest.fail("RabbitMQ is not accepting connections on 127.0.0.1:5672: run the tests through "
-                    "scripts/with-services (make test does)")
-    return AMQP_URL
-
-
 def amqp_cleanup(topology: Topology, extra_queues: tuple[str, ...] = ()) -> None:
     """Delete the test's queues and exchanges through kombu (idempotent: missing ones are fine)."""
     with Connection(AMQP_URL) as conn:
@@ -74,6 +65,7 @@ def amqp_get(queue: str, timeout: float = 5.0) -> Any:
     deadline = time.monotonic() + timeout
     with Connection(AMQP_URL) as conn:
         channel = conn.channel()
+        channel.auto_decode = False
         while time.monotonic() < deadline:
             msg = channel.basic_get(queue, no_ack=True)
             if msg is not None:
@@ -130,34 +122,7 @@ def sqs_cleanup(topology: Topology) -> None:
             client.delete_queue(QueueUrl=sqs_url_of(name))
 
 
-@pytest.fixture
-def sqs_url(moto_server: str) -> str:
-    port = moto_server.rsplit(":", 1)[1]
-    return f"sqs://testing:testing@127.0.0.1:{port}"
-
-
 # ----------------------------------------------------------------------------------- parametrised
-
-
-@pytest.fixture(params=["amqp", "sqs", "memory"])
-def env(request: pytest.FixtureRequest) -> Iterator[BrokerEnv]:
-    """Each transport in turn; tests needing broker-specific checks branch on ``env.kind``."""
-    kind = request.param
-    if kind == "amqp":
-        url = request.getfixturevalue("amqp_url")
-        yield BrokerEnv("amqp", url, transport_options_for(url))
-    elif kind == "sqs":
-        url = request.getfixturevalue("sqs_url")
-        yield BrokerEnv("sqs", url, transport_options_for(url, wait_time_seconds=0, polling_interval=0.05))
-    else:
-        yield BrokerEnv("memory", "memory://", transport_options_for("memory://"))
-
-
-@pytest.fixture
-def topology(env: BrokerEnv) -> Iterator[Topology]:
-    topo = unique_topology()
-    yield topo
-    cleanup_topology(env.kind, topo)
 
 
 def cleanup_topology(kind: str, topo: Topology, extra_queues: tuple[str, ...] = ()) -> None:
@@ -278,3 +243,74 @@ def depth(env: BrokerEnv, queue: str) -> int:
         return sqs_depth(queue)
     with Connection("memory://") as conn:
         return conn.channel()._size(queue)
+
+
+class FlakyProxy:
+    """A TCP proxy to RabbitMQ that a test can cut (close every socket, refuse new ones) and restore.
+
+    It stands in for a broker outage: unlike a server-side close, the bridge cannot reconnect until the
+    test says so, which makes the "disconnected" state observable.
+    """
+
+    def __init__(self, upstream: tuple[str, int] = ("127.0.0.1", 5672)) -> None:
+        import threading
+
+        self.upstream = upstream
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._refusing = False
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if self._refusing:
+                client.close()
+                continue
+            try:
+                server = socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        """Drop every proxied connection and refuse new ones until :meth:`restore`."""
+        self._refusing = True
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for s in sockets:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def restore(self) -> None:
+        self._refusing = False
+
+    def close(self) -> None:
+        self._closed = True
+        self.cut()
+        self._listener.close()

@@ -91,6 +91,8 @@ class BrokerBridge:
             self.transport_options["visibility_timeout"] = int(visibility_timeout)
         self.connected = False
         self.last_progress = time.monotonic()
+        #: Connections lost so far (for metrics/logs; also lets tests see a reconnect that was quick).
+        self.reconnects = 0
 
         self._commands: queue.SimpleQueue[_Command | None] = queue.SimpleQueue()
         self._deferred: list[_Command] = []
@@ -301,13 +303,14 @@ class BrokerBridge:
         if driver.always_drain or (self._consuming and capacity > 0):
             driver.poll(self.poll_interval, max(capacity, 0))
         else:
-            self._idle(self.poll_interval)
+            self._idle(self.poll_interval, until_command=True)
         self.last_progress = time.monotonic()
 
     def _lose(self, exc: BaseException) -> None:
         """Drop the connection after an error; the serve loop reconnects."""
         log.warning("broker connection lost (%s: %s); reconnecting", type(exc).__name__, exc)
         self.connected = False
+        self.reconnects += 1
         self._generation += 1
         self._consuming = False
         driver, self._driver = self._driver, None
@@ -342,16 +345,30 @@ class BrokerBridge:
         except Exception:
             log.exception("on_delivery callback failed")
 
-    def _idle(self, seconds: float) -> None:
-        """Wait for commands (not busy-looping) while there is nothing to read from the broker."""
-        try:
-            command = self._commands.get(timeout=max(seconds, 0.0))
-        except queue.Empty:
-            pass
-        else:
+    def _idle(self, seconds: float, *, until_command: bool = False) -> None:
+        """Wait without busy-looping, running commands as they arrive and expiring deferred ones.
+
+        ``until_command``: return right after the first command (connected: an ack may have freed a
+        prefetch slot). Otherwise wait the full time (reconnect backoff must not shrink because acks
+        keep arriving).
+        """
+        end = time.monotonic() + max(seconds, 0.0)
+        while not self._stop_requested.is_set():
+            now = time.monotonic()
+            wait = end - now
+            if wait <= 0:
+                break
+            if self._deferred:  # wake up in time to fail a publish that waited too long
+                wait = min(wait, max(0.0, min(c.deadline for c in self._deferred) - now) + 0.01)
+            try:
+                command = self._commands.get(timeout=wait)
+            except queue.Empty:
+                command = None
             self._execute(command)
             self._run_commands()
-        self.last_progress = time.monotonic()
+            self.last_progress = time.monotonic()
+            if command is not None and until_command:
+                break
 
     def _run_commands(self) -> None:
         if self._deferred and self._driver is not None:

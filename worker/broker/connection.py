@@ -25,7 +25,8 @@ def open_connection(url: str, transport_options: dict[str, Any], *, heartbeat: f
         kwargs["heartbeat"] = heartbeat
     conn = Connection(url, **kwargs)
     try:
-        conn.connect()
+        # One attempt, transport errors as-is: the bridge owns retries (with jitter) and classifies errors.
+        conn.ensure_connection(max_retries=0, reraise_as_library_errors=False)
     except BaseException:
         conn.collect()
         raise

@@ -60,6 +60,9 @@ class KombuDriver(Driver):
         """Consume with ``on_message`` (not callbacks), so kombu never tries to decode the body."""
         if self._consumer is None:
             channel = self.connection.channel()
+            # py-amqp decodes bodies by their content_encoding by default; we want the bytes as sent.
+            if hasattr(channel, "auto_decode"):
+                channel.auto_decode = False
             self._consumer = Consumer(channel, queues=[self.requests], no_ack=False, on_message=on_message,
                                       auto_declare=False)
             self._consumer.qos(prefetch_count=self.prefetch)

@@ -52,7 +52,7 @@ def transport_options_for(url: str, **overrides: Any) -> dict[str, Any]:
             "visibility_timeout": 120,
             "fetch_message_attributes": {
                 "MessageSystemAttributeNames": ["ApproximateReceiveCount"],
-                "MessageAttributeNames": ["All"],
+                "MessageAttributeNames": [".*"],  # not "All": kombu upper-cases that to "ALL"
             },
         }
     elif kind == "amqp":

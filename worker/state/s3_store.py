@@ -13,7 +13,7 @@ from typing import Any
 
 from worker.state.errors import StateError
 from worker.state.keys import check_key, check_prefix
-from worker.state.s3_client import s3_client
+from worker.aws import s3_client
 from worker.state.store import StateStore
 
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}

@@ -1,4 +1,4 @@
-"""The process's S3 client for reading snapshots, created on first use.
+"""The process's S3 client (snapshots and the state store), created on first use.
 
 Why lazily and cached per process and endpoint: creating a boto3 client costs tens of milliseconds
 and must see the environment as it is when used (AWS_ENDPOINT_URL set by tests or the deployment),

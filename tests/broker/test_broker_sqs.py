@@ -1,0 +1,162 @@
+"""SQS-only behaviour (moto's server over real HTTP): redrive, visibility holds, raw bodies, attributes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from worker.broker import ERROR_CLASS_HEADER, ERROR_HEADER, BrokerBridge, Topology, publish_once
+
+from .conftest import sqs_env
+from .support import (
+    BrokerEnv,
+    FlakyProxy,
+    event_body,
+    foreign_publish,
+    running,
+    sqs_client,
+    sqs_depth,
+    sqs_receive,
+    sqs_url_of,
+    unique_topology,
+)
+
+
+@pytest.fixture
+def sqs(sqs_url: str) -> BrokerEnv:
+    return sqs_env(sqs_url)
+
+
+@pytest.fixture
+def topo(sqs: BrokerEnv) -> Iterator[Topology]:
+    topology = unique_topology(max_receive_count=2)
+    yield topology
+    from .support import sqs_cleanup
+
+    sqs_cleanup(topology)
+
+
+async def test_declare_creates_queues_with_a_redrive_policy(sqs: BrokerEnv, topo: Topology) -> None:
+    bridge = sqs.bridge(topo, visibility_timeout=7)
+    async with running(bridge):
+        attrs = sqs_client().get_queue_attributes(QueueUrl=sqs_url_of(topo.requests_queue),
+                                                  AttributeNames=["All"])["Attributes"]
+        policy = json.loads(attrs["RedrivePolicy"])
+        assert policy["deadLetterTargetArn"].endswith(":" + topo.dead_letter_queue)
+        assert int(policy["maxReceiveCount"]) == 2
+        assert attrs["VisibilityTimeout"] == "7"
+        sqs_url_of(topo.events_exchange)  # exists
+    # Declaring again (a second replica, a restart) is harmless.
+    again = sqs.bridge(topo, visibility_timeout=7)
+    async with running(again):
+        assert again.connected
+
+
+async def test_bodies_that_look_like_base64_or_kombu_envelopes_arrive_verbatim(sqs: BrokerEnv,
+                                                                              topo: Topology) -> None:
+    bodies = [b"eyJpZCI6ICJ4In0=",  # base64 of {"id": "x"}: stock kombu would decode it
+              json.dumps({"body": "e30=", "properties": {"delivery_info": {}}}).encode(),
+              json.dumps({"name": "Zoë ✓"}, ensure_ascii=False).encode()]
+    bridge = sqs.bridge(topo)
+    async with running(bridge) as inbox:
+        for body in bodies:
+            foreign_publish(sqs, topo, body)
+        got = [d.body for d in await inbox.take(3)]
+        assert sorted(got) == sorted(bodies)
+
+
+async def test_requeued_message_is_redriven_to_the_dlq(sqs: BrokerEnv, topo: Topology) -> None:
+    bridge = sqs.bridge(topo)
+    async with running(bridge) as inbox:
+        foreign_publish(sqs, topo, event_body(1))
+        counts = []
+        for _ in range(10):  # maxReceiveCount 2: SQS moves it on the third receive
+            try:
+                d = await inbox.next(timeout=2)
+            except TimeoutError:
+                break
+            counts.append(d.receive_count)
+            assert await bridge.requeue(d)
+        else:
+            pytest.fail("message was never redriven")
+    assert counts == [1, 2]
+    dead = sqs_receive(topo.dead_letter_queue)
+    assert dead is not None and dead["Body"].encode() == event_body(1)
+
+
+async def test_hold_keeps_a_message_invisible_past_its_visibility_timeout(sqs: BrokerEnv, topo: Topology) -> None:
+    bridge = sqs.bridge(topo, visibility_timeout=2)
+    async with running(bridge) as inbox:
+        foreign_publish(sqs, topo, event_body(1))
+        d = await inbox.next()
+        holding = True
+
+        async def keep_holding() -> None:
+            while holding:
+                await bridge.hold(d)
+                await asyncio.sleep(0.5)
+
+        holder = asyncio.create_task(keep_holding())
+        try:
+            # Another consumer polls for well over the 2 s visibility timeout and must see nothing.
+            stolen = await asyncio.to_thread(sqs_receive, topo.requests_queue, 5.0)
+            assert stolen is None, "a held message reappeared"
+        finally:
+            holding = False
+            await holder
+        # No more holds: the message becomes visible again once its timeout lapses.
+        back = await asyncio.to_thread(sqs_receive, topo.requests_queue, 10.0)
+        assert back is not None and back["Body"].encode() == event_body(1)
+        assert int(back["Attributes"]["ApproximateReceiveCount"]) == 2
+
+
+async def test_dead_letter_keeps_the_reason_when_there_are_many_attributes(sqs: BrokerEnv, topo: Topology) -> None:
+    headers = {f"h{n:02d}": f"v{n}" for n in range(12)}  # more than the 10 SQS allows
+    bridge = sqs.bridge(topo)
+    async with running(bridge) as inbox:
+        foreign_publish(sqs, topo, b"{}", headers=dict(list(headers.items())[:10]))
+        d = await inbox.next()
+        assert len(d.headers) == 10
+        assert await bridge.dead_letter(d, "x" * 5000, "too_long")
+    dead = sqs_receive(topo.dead_letter_queue)
+    assert dead is not None
+    attrs = {k: v["StringValue"] for k, v in dead["MessageAttributes"].items()}
+    assert len(attrs) == 10
+    assert attrs[ERROR_CLASS_HEADER] == "too_long"
+    assert attrs[ERROR_HEADER] == "x" * 1000
+    assert sqs_depth(topo.requests_queue) == 0
+
+
+async def test_publish_once_to_sqs_is_readable_by_plain_boto3(sqs: BrokerEnv, topo: Topology) -> None:
+    await asyncio.to_thread(publish_once, sqs.url, topo, b'{"id":"c1"}', to="events", event_type="export.completed",
+                            transport_options=sqs.options)
+    m = sqs_receive(topo.events_exchange)
+    assert m is not None and m["Body"] == '{"id":"c1"}'
+    assert m["MessageAttributes"]["event_type"]["StringValue"] == "export.completed"
+
+
+async def test_deliveries_survive_a_reconnect(sqs: BrokerEnv, topo: Topology, moto_server: str) -> None:
+    port = int(moto_server.rsplit(":", 1)[1])
+    proxy = FlakyProxy(("127.0.0.1", port))
+    try:
+        url = f"sqs://testing:testing@127.0.0.1:{proxy.port}"
+        bridge = BrokerBridge(url, topo, prefetch=2, transport_options=dict(sqs.options))
+        async with running(bridge) as inbox:
+            foreign_publish(sqs, topo, event_body(1))
+            d = await inbox.next()
+            proxy.cut()
+            deadline = asyncio.get_running_loop().time() + 30
+            while bridge.connected:
+                assert asyncio.get_running_loop().time() < deadline, "never noticed the outage"
+                await asyncio.sleep(0.05)
+            proxy.restore()
+            # The receipt handle outlives the connection: the ack waits for the reconnect and succeeds.
+            assert await asyncio.wait_for(bridge.ack(d), 30)
+            assert bridge.connected and bridge.reconnects >= 1
+            assert await inbox.nothing_within(0.5)
+        assert sqs_depth(topo.requests_queue) == 0
+    finally:
+        proxy.close()

@@ -1,0 +1,83 @@
+"""Must-show 2: kill -9 of the worker at three points of a run, then a restart.
+
+The run finishes from its checkpoint, the list is exact, the request message is not lost (nothing left in
+the queue, nothing dead-lettered, the completion was published), exactly one export.completed is published
+for the run id, and ActiveCampaign accepted no more bulk imports than the run's batches plus the ones in
+flight at the kill.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.conftest import records, refreshed, run_dir, run_id_for, wait_for, write_config
+from worker.engine import decode_part_header
+from worker.samples import make_segment, write_jsonl
+
+
+def planned_batches(tmp_path, export: str, run_id: str) -> int:
+    return sum(len(decode_part_header(p.read_bytes())["batches"])
+               for p in run_dir(tmp_path, export, run_id).glob("plan/part-*"))
+
+
+@pytest.mark.parametrize("point", ["reading", "sending", "polling"])
+def test_kill_9_then_restart_finishes_exactly_once(tmp_path, sim, rabbit, workers, point):
+    n = 20_000 if point == "reading" else 10_000
+    seg = make_segment(range(n), invalid_rate=0.005, duplicate_rate=0.005, seed=7)
+    snap = write_jsonl(tmp_path / "snap.jsonl", seg.profiles)
+    config = write_config(tmp_path, sim, rabbit)
+    worker = workers(config)
+    slow = {"reading": {"latency": 4.0}, "sending": {"processing_delay": 3.0},
+            "polling": {"processing_delay": 12.0}}[point]
+    sim.client.configure(**slow)
+
+    event = refreshed(snap, refresh_id="crash-1")
+    run_id = run_id_for("vip", "crash-1")
+    rabbit.publish(event)
+    total = -(-len(seg.expected) // 250)  # at least this many batches (batches do not span pages)
+
+    def kill_point() -> bool:
+        parts, accepted, final = records(tmp_path, "vip", run_id)
+        if point == "reading":
+            return parts >= 1 and accepted == 0
+        if point == "sending":
+            return 3 <= accepted < total and final < accepted
+        return accepted >= planned_batches(tmp_path, "vip", run_id) >= total and final < accepted
+
+    wait_for(kill_point, 90, f"the run to reach the {point} point", interval=0.02, check=worker.assert_alive)
+    worker.kill()
+    parts, accepted_at_kill, final_at_kill = records(tmp_path, "vip", run_id)
+    assert not (tmp_path / "state" / "exports" / "vip" / "synced").exists(), "committed before the kill?"
+    if point == "reading":
+        assert accepted_at_kill == 0
+    elif point == "sending":
+        assert 0 < accepted_at_kill < total
+    else:
+        assert final_at_kill < accepted_at_kill
+    # requests that were already on their way finish on the simulator's side (or not): count what AC accepted
+    wait_for(lambda: not sim.in_flight(), 30, "requests in flight at the kill to end")
+    accepted_by_ac_at_kill = len(sim.bulk_posts())
+    in_flight_at_kill = accepted_by_ac_at_kill - accepted_at_kill
+    assert 0 <= in_flight_at_kill <= 16  # the importer's concurrent POSTs
+    assert rabbit.completions() == []
+
+    sim.client.configure(latency=0.0, processing_delay=0.2)
+    again = workers(config)
+    done = rabbit.wait_completions(1, 120, check=again.assert_alive)
+    rabbit.wait_idle(60, check=again.assert_alive)
+    done = rabbit.completions()
+    assert len(done) == 1, done
+    assert [e for e in rabbit.events if e["run_id"] == run_id] == done
+    e = done[0]
+    assert e["run_id"] == run_id and e["status"] == "succeeded"
+    assert e["counts"]["added"] == len(seg.expected) and e["counts"]["failed"] == 0
+    assert e["counts"]["profiles"] == len(seg.profiles)
+    assert e["counts"]["invalid"] == seg.invalid and e["counts"]["duplicates"] == seg.duplicates
+    sim.assert_list_exact(3, seg.expected)
+    assert rabbit.read_dead() == []  # the request was neither lost nor dead-lettered
+    batches = planned_batches(tmp_path, "vip", run_id)
+    assert batches >= total
+    assert records(tmp_path, "vip", run_id)[1:] == (batches, batches)
+    posts = len(sim.bulk_posts())
+    assert batches <= posts <= batches + in_flight_at_kill, (posts, batches, in_flight_at_kill)
+    assert again.alive()
