@@ -282,7 +282,7 @@ class Engine:
         except (RunError, SnapshotError, ActiveCampaignError, ConfigError, StateError) as exc:
             log.error("run failed: %s", exc, extra=ctx)
             event = self._event(spec, "failed", {}, started_at, t0, None,
-                                {"code": error_code(exc), "message": str(exc)})
+                                {"code": error_code(exc), "message": str(exc)[:2000]})
             return RunResult(event, EXIT_FAILED)
         status = "partial" if counts["failed"] else "succeeded"
         event = self._event(spec, status, counts, started_at, t0, failures_uri, None)

@@ -31,7 +31,7 @@ from worker import metrics
 from worker.broker import BrokerBridge, Delivery, Topology, transport_options_for
 from worker.config import Config, Export
 from worker.engine import Engine, RunResult, RunSpec
-from worker.event_schemas import InvalidEvent, parse_event, validate_event
+from worker.event_schemas import InvalidEvent, load_validators, parse_event, validate_event
 from worker.events import new_id, now_iso
 from worker.health import HealthServer
 from worker.state import open_store
@@ -63,6 +63,7 @@ class Job:
 
     spec: RunSpec
     continuation: int  # how many times this run has been handed on already
+    dry_run: bool = False
 
 
 class Worker:
@@ -96,6 +97,7 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
+        load_validators()  # a broken install fails now, not on the first message
         if self.config.worker.snapshot_prefixes is None:
             log.warning("[worker] snapshot_prefixes is not set: events may name any snapshot URI this worker "
                         "can read; set it to the prefixes your platform writes to")
@@ -244,7 +246,7 @@ class Worker:
             refresh_id = refresh_id or f"requested-{event['id']}"
             run_id = event.get("run_id") or run_id_for(export.name, f"{refresh_id}\0{event['id']}")
             return [Job(self._spec(export, snap, refresh_id, occurred_at, full, run_id),
-                        int(event.get("continuation", 0)))]
+                        int(event.get("continuation", 0)), bool(event.get("dry_run")))]
         raise Rejected(f"{event['type']} is not a request this worker acts on (it publishes those)", "unknown_type")
 
     @staticmethod
@@ -265,6 +267,16 @@ class Worker:
         if not waiter.done() or waiter.cancelled():
             waiter.cancel()
             return None  # never started: hand it on
+        if job.dry_run:
+            try:
+                preview = await self.engine.dry_run(job.spec)
+                log.info("dry run: nothing sent", extra={"export": job.spec.export.name, "counts": preview["counts"]})
+                return RunResult(None, 0)
+            except Exception as exc:  # a preview that cannot be made is reported, never retried forever
+                log.error("dry run failed: %s", exc, extra={"export": job.spec.export.name})
+                return RunResult(None, 1)
+            finally:
+                lock.release()
         try:
             metrics.RUNS_IN_PROGRESS.inc()
             t0 = time.monotonic()
@@ -284,6 +296,8 @@ class Worker:
             return "continued"
         if result.stale:
             return "stale"
+        if job.dry_run:
+            return "dry_run"
         assert result.event is not None
         if result.replayed and await self.engine.was_published(spec):
             log.info("duplicate request: run already completed and published", extra={"run_id": spec.run_id})

@@ -88,7 +88,7 @@ async def test_requeued_message_is_redriven_to_the_dlq(sqs: BrokerEnv, topo: Top
 
 
 async def test_hold_keeps_a_message_invisible_past_its_visibility_timeout(sqs: BrokerEnv, topo: Topology) -> None:
-    bridge = sqs.bridge(topo, visibility_timeout=2)
+    bridge = sqs.bridge(topo, prefetch=1, visibility_timeout=2)  # prefetch 1: it takes nothing else meanwhile
     async with running(bridge) as inbox:
         foreign_publish(sqs, topo, event_body(1))
         d = await inbox.next()
@@ -102,7 +102,7 @@ async def test_hold_keeps_a_message_invisible_past_its_visibility_timeout(sqs: B
         holder = asyncio.create_task(keep_holding())
         try:
             # Another consumer polls for well over the 2 s visibility timeout and must see nothing.
-            stolen = await asyncio.to_thread(sqs_receive, topo.requests_queue, 5.0)
+            stolen = await asyncio.to_thread(sqs_receive, topo.requests_queue, 4.5)
             assert stolen is None, "a held message reappeared"
         finally:
             holding = False

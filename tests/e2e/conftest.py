@@ -441,9 +441,11 @@ def free_port() -> int:
 
 
 def write_config(tmp_path: Path, sim: Sim, broker: Broker, *, exports: list[ExportSpec] | None = None,
-                 worker: str = "", name: str = "worker.toml") -> Path:
+                 worker: str = "", name: str = "worker.toml", rate_scale: float | None = None) -> Path:
+    """A worker config on ``broker`` and ``sim``; ``rate_scale`` sets the worker's own budget (default: the
+    simulator's), e.g. lower to make runs slow without the simulator refusing anything."""
     exports = exports or [ExportSpec("vip", 3)]
-    scale = sim.rate_scale
+    scale = rate_scale or sim.rate_scale
     blocks = [f"""
 [exports.{e.name}]
 segment = "{e.segment}"

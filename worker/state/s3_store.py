@@ -11,9 +11,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from worker.aws import s3_client
 from worker.state.errors import StateError
 from worker.state.keys import check_key, check_prefix
-from worker.aws import s3_client
 from worker.state.store import StateStore
 
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
