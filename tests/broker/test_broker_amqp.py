@@ -36,7 +36,7 @@ async def test_repeatedly_requeued_message_ends_in_the_dlq_with_x_death(topo: To
         counts = []
         for _ in range(10):  # the limit is 2: the broker dead-letters it on the third return at the latest
             try:
-                d = await inbox.next(timeout=2)
+                d = await inbox.next(timeout=1.5)
             except TimeoutError:
                 break
             counts.append(d.receive_count)
@@ -89,7 +89,7 @@ async def test_reconnects_after_the_server_closes_the_connection(topo: Topology)
         again = await inbox.next()
         assert again.body == event_body(1) and again.redelivered and again.receive_count == 2
         assert await bridge.ack(again)
-        assert await inbox.nothing_within(0.5)
+        assert await inbox.nothing_within(0.3)
 
 
 async def test_outage_disconnects_then_reconnects_and_publishes_wait(topo: Topology) -> None:

@@ -67,10 +67,10 @@ async def test_prefetch_bounds_what_is_taken(env: BrokerEnv, topology: Topology)
         for n in range(5):
             await bridge.publish_request(event_body(n))
         held = await inbox.take(2)
-        assert await inbox.nothing_within(0.8), "took more than prefetch"
+        assert await inbox.nothing_within(0.5), "took more than prefetch"
         assert await bridge.ack(held[0])
         third = await inbox.next()
-        assert await inbox.nothing_within(0.5)
+        assert await inbox.nothing_within(0.3)
         assert await bridge.ack(held[1]) and await bridge.ack(third)
         rest = await inbox.take(2)
         for d in rest:
@@ -94,7 +94,7 @@ async def test_ack_removes_and_stop_returns_unacked(env: BrokerEnv, topology: To
         assert d.redelivered or env.kind == "sqs"  # SQS counts receives instead
         assert d.receive_count >= 2 or env.kind == "memory"
         assert await again.ack(d)
-        assert await inbox.nothing_within(0.5)
+        assert await inbox.nothing_within(0.3)
     assert depth(env, topology.requests_queue) == 0
 
 
@@ -116,7 +116,7 @@ async def test_dead_letter_carries_the_reason(env: BrokerEnv, topology: Topology
         foreign_publish(env, topology, b"{not json", headers={"trace-id": "t-1"})
         d = await inbox.next()
         assert await bridge.dead_letter(d, "body is not valid JSON: line 1", "malformed_event")
-        assert await inbox.nothing_within(0.5), "a dead-lettered message must not come back"
+        assert await inbox.nothing_within(0.3), "a dead-lettered message must not come back"
     got = foreign_get(env, topology.dead_letter_queue)
     assert got is not None
     body, headers, _ = got
@@ -133,7 +133,7 @@ async def test_pause_stops_taking_and_resume_restarts(env: BrokerEnv, topology: 
         bridge.pause()
         await asyncio.sleep(0.3)  # let the thread cancel its consumer
         await bridge.publish_request(event_body(1))
-        assert await inbox.nothing_within(0.8)
+        assert await inbox.nothing_within(0.5)
         bridge.resume()
         d = await inbox.next()
         assert await bridge.ack(d)

@@ -75,7 +75,7 @@ async def test_requeued_message_is_redriven_to_the_dlq(sqs: BrokerEnv, topo: Top
         counts = []
         for _ in range(10):  # maxReceiveCount 2: SQS moves it on the third receive
             try:
-                d = await inbox.next(timeout=2)
+                d = await inbox.next(timeout=1.5)
             except TimeoutError:
                 break
             counts.append(d.receive_count)
@@ -102,7 +102,7 @@ async def test_hold_keeps_a_message_invisible_past_its_visibility_timeout(sqs: B
         holder = asyncio.create_task(keep_holding())
         try:
             # Another consumer polls for well over the 2 s visibility timeout and must see nothing.
-            stolen = await asyncio.to_thread(sqs_receive, topo.requests_queue, 4.5)
+            stolen = await asyncio.to_thread(sqs_receive, topo.requests_queue, 4.0)
             assert stolen is None, "a held message reappeared"
         finally:
             holding = False
@@ -156,7 +156,7 @@ async def test_deliveries_survive_a_reconnect(sqs: BrokerEnv, topo: Topology, mo
             # The receipt handle outlives the connection: the ack waits for the reconnect and succeeds.
             assert await asyncio.wait_for(bridge.ack(d), 30)
             assert bridge.connected and bridge.reconnects >= 1
-            assert await inbox.nothing_within(0.5)
+            assert await inbox.nothing_within(0.3)
         assert sqs_depth(topo.requests_queue) == 0
     finally:
         proxy.close()
