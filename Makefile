@@ -20,7 +20,7 @@ lint: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check worker tests bench
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	scripts/with-services $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/sync_bench.py --profiles $(or $(PROFILES),200000) --rate-scale $(or $(RATE_SCALE),1)

@@ -21,6 +21,7 @@ from worker.secret import Secret
 
 ROLES = ("admin", "contributor")
 MAPPING_KEYS = ("email", "first_name", "last_name", "phone")
+MAX_TAG = 255  # a longer "tag" is a data error (e.g. a whole text blob), refused rather than sent
 HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")
 
 
@@ -91,6 +92,21 @@ class Connection:
 
 
 @dataclass(frozen=True)
+class FieldMapping:
+    """Where one custom field's value comes from, and how to read it.
+
+    ``source`` is the profile field. ``date_format`` (e.g. ``"DD/MM/YYYY"``) is only for date and
+    datetime fields: day-first and month-first dates look alike, so they are never guessed, only read
+    when the mapping says which it is. ``separator`` splits a text value for a multi-value field
+    (listbox, checkbox); lists need no separator.
+    """
+
+    source: str
+    date_format: str | None = None
+    separator: str = ","
+
+
+@dataclass(frozen=True)
 class Export:
     name: str
     segment: str
@@ -99,9 +115,11 @@ class Export:
     mapping: dict[str, str]
     owner_role: str = "admin"
     on_leave: str = "unsubscribe"
-    fields: dict[str, str] = field(default_factory=dict)
+    #: custom field (personalization tag or title) -> where its value comes from
+    fields: dict[str, FieldMapping] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
     tag_field: str | None = None
+    tag_separator: str = ","
     exclude_automations: bool = False
     max_profiles: int | None = None
 
@@ -295,17 +313,25 @@ def _parse_export(name: str, raw: dict[str, Any], connections: dict[str, Connect
         kw["on_leave"] = on_leave
     if "fields" in raw:
         fields = _typed(raw, "fields", dict, where)
-        for k, v in fields.items():
-            if not isinstance(v, str) or not v:
-                raise ConfigError(f"{where}.fields.{k}: expected the name of a profile field (a string)")
-        kw["fields"] = dict(fields)
+        kw["fields"] = {k: _parse_field_mapping(v, f"{where}.fields.{k}") for k, v in fields.items()}
     if "tags" in raw:
         tags = _typed(raw, "tags", list, where)
         if not all(isinstance(t, str) and t.strip() for t in tags):
             raise ConfigError(f"{where}.tags: expected a list of non-empty tag names")
-        kw["tags"] = tuple(t.strip() for t in tags)
+        if any(len(t.strip()) > MAX_TAG for t in tags):
+            raise ConfigError(f"{where}.tags: a tag name may have at most {MAX_TAG} characters")
+        kw["tags"] = tuple(dict.fromkeys(t.strip() for t in tags))
     if "tag_field" in raw:
         kw["tag_field"] = _typed(raw, "tag_field", str, where)
+        if not kw["tag_field"]:
+            raise ConfigError(f"{where}.tag_field: expected the name of a profile field (or remove the key)")
+    if "tag_separator" in raw:
+        kw["tag_separator"] = _typed(raw, "tag_separator", str, where)
+        if not kw["tag_separator"]:
+            raise ConfigError(f"{where}.tag_separator: must not be empty (e.g. tag_separator = \";\")")
+        if "tag_field" not in kw:
+            raise ConfigError(f"{where}.tag_separator: only means something with tag_field; add tag_field "
+                              f"or remove tag_separator")
     if "exclude_automations" in raw:
         kw["exclude_automations"] = _typed(raw, "exclude_automations", bool, where)
     if "max_profiles" in raw:
@@ -313,6 +339,36 @@ def _parse_export(name: str, raw: dict[str, Any], connections: dict[str, Connect
         if kw["max_profiles"] <= 0:
             raise ConfigError(f"{where}.max_profiles: must be a positive integer (or remove it)")
     return Export(**kw)
+
+
+def _parse_field_mapping(raw: Any, where: str) -> FieldMapping:
+    """``"ProfileField"`` or ``{ field = "ProfileField", date_format = "DD/MM/YYYY", separator = "|" }``."""
+    from worker.fields import DateFormatError, strptime_pattern
+
+    if isinstance(raw, str):
+        if not raw:
+            raise ConfigError(f"{where}: expected the name of a profile field (a string)")
+        return FieldMapping(raw)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected the name of a profile field, or a table like "
+                          f"{{ field = \"Birthday\", date_format = \"DD/MM/YYYY\" }}")
+    _unknown(raw, {"field", "date_format", "separator"}, where)
+    source = raw.get("field")
+    if not isinstance(source, str) or not source:
+        raise ConfigError(f"{where}.field: required; name the profile field holding the value")
+    kw: dict[str, Any] = {"source": source}
+    if "date_format" in raw:
+        fmt = _typed(raw, "date_format", str, where)
+        try:
+            strptime_pattern(fmt)
+        except DateFormatError as exc:
+            raise ConfigError(f"{where}.date_format: {exc}") from None
+        kw["date_format"] = fmt
+    if "separator" in raw:
+        kw["separator"] = _typed(raw, "separator", str, where)
+        if not kw["separator"]:
+            raise ConfigError(f"{where}.separator: must not be empty (e.g. separator = \"|\")")
+    return FieldMapping(**kw)
 
 
 def parse_config(data: dict[str, Any], path: str = "") -> Config:

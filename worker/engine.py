@@ -452,9 +452,11 @@ class Engine:
 
             producer = asyncio.ensure_future(asyncio.to_thread(produce))
             try:
-                await BulkImporter(client, export.list_id).run(batches(), accepted=accepted,
-                                                               on_accepted=on_accepted, on_final=on_final)
-                await producer
+                withdrawn = await BulkImporter(client, export.list_id).run(
+                    batches(), accepted=accepted, on_accepted=on_accepted, on_final=on_final, stop=stop)
+                stopped = stopped or withdrawn > 0
+                if not stopped:  # a stopped run leaves the planner mid-snapshot: the finally ends it
+                    await producer
                 log.debug("all batches final after %.2f s", time.monotonic() - progress.started)
             finally:
                 abort.set()

@@ -170,10 +170,10 @@ class Worker:
             max(0.0, self.max_unacked * (1 - CHECKPOINT_MARGIN) - (time.monotonic() - received)), stop.set)
         heartbeat = asyncio.ensure_future(self._heartbeat(d))
         try:
-            results = await asyncio.gather(*(self._run(job, stop) for job in jobs))
-            outcomes = []
-            for job, result in zip(jobs, results, strict=True):
-                outcomes.append(await self._finish(job, result))
+            outcomes = await asyncio.gather(*(self._process(job, stop) for job in jobs), return_exceptions=True)
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
             await self.bridge.ack(d)
             for outcome in outcomes:
                 metrics.EVENTS.labels(etype, outcome).inc()
@@ -257,8 +257,12 @@ class Worker:
                        occurred_at=occurred_at)
 
     # ------------------------------------------------------------------------------------ runs
-    async def _run(self, job: Job, stop: asyncio.Event) -> RunResult | None:
-        """One run at a time per export in this process (also keeps two deliveries of a run apart)."""
+    async def _process(self, job: Job, stop: asyncio.Event) -> str:
+        """Run a job and publish what its end calls for; returns the outcome label.
+
+        One run at a time per export in this process, and the lock is held until the completion event
+        is confirmed and recorded: a second delivery of the same run then finds it published.
+        """
         lock = self._export_locks.setdefault(job.spec.export.name, asyncio.Lock())
         waiter = asyncio.ensure_future(lock.acquire())
         stopper = asyncio.ensure_future(stop.wait())
@@ -266,38 +270,40 @@ class Worker:
         stopper.cancel()
         if not waiter.done() or waiter.cancelled():
             waiter.cancel()
-            return None  # never started: hand it on
-        if job.dry_run:
-            try:
-                preview = await self.engine.dry_run(job.spec)
-                log.info("dry run: nothing sent", extra={"export": job.spec.export.name, "counts": preview["counts"]})
-                return RunResult(None, 0)
-            except Exception as exc:  # a preview that cannot be made is reported, never retried forever
-                log.error("dry run failed: %s", exc, extra={"export": job.spec.export.name})
-                return RunResult(None, 1)
-            finally:
-                lock.release()
+            await self._continue(job)  # never started: hand it on
+            return "continued"
         try:
+            if job.dry_run:
+                return await self._dry_run(job)
             metrics.RUNS_IN_PROGRESS.inc()
             t0 = time.monotonic()
-            result = await self.engine.run(job.spec, stop)
+            try:
+                result = await self.engine.run(job.spec, stop)
+            finally:
+                metrics.RUNS_IN_PROGRESS.dec()
             if not result.interrupted and not result.stale and not result.replayed:
                 metrics.RUN_DURATION.labels(job.spec.export.name).observe(time.monotonic() - t0)
-            return result
+            return await self._finish(job, result)
         finally:
-            metrics.RUNS_IN_PROGRESS.dec()
             lock.release()
 
-    async def _finish(self, job: Job, result: RunResult | None) -> str:
+    async def _dry_run(self, job: Job) -> str:
+        try:
+            preview = await self.engine.dry_run(job.spec)
+        except Exception as exc:  # a preview that cannot be made is reported, never retried forever
+            log.error("dry run failed: %s", exc, extra={"export": job.spec.export.name})
+            return "dry_run_failed"
+        log.info("dry run: nothing sent", extra={"export": job.spec.export.name, "counts": preview["counts"]})
+        return "dry_run"
+
+    async def _finish(self, job: Job, result: RunResult) -> str:
         """Publish what the run's end calls for; returns the outcome label."""
         spec = job.spec
-        if result is None or result.interrupted:
+        if result.interrupted:
             await self._continue(job)
             return "continued"
         if result.stale:
             return "stale"
-        if job.dry_run:
-            return "dry_run"
         assert result.event is not None
         if result.replayed and await self.engine.was_published(spec):
             log.info("duplicate request: run already completed and published", extra={"run_id": spec.run_id})

@@ -12,7 +12,7 @@ import pytest
 
 from worker.broker import Topology, transport_options_for
 
-from .support import AMQP_URL, BrokerEnv, amqp_reachable, cleanup_topology, unique_topology
+from .support import AMQP_URL, BrokerEnv, amqp_reachable, cleanup_topology, sqs_env, unique_topology
 
 
 @pytest.fixture(scope="session")
@@ -27,10 +27,6 @@ def amqp_url() -> str:
 def sqs_url(moto_server: str) -> str:
     port = moto_server.rsplit(":", 1)[1]
     return f"sqs://testing:testing@127.0.0.1:{port}"
-
-
-def sqs_env(url: str) -> BrokerEnv:
-    return BrokerEnv("sqs", url, transport_options_for(url, wait_time_seconds=0, polling_interval=0.05))
 
 
 @pytest.fixture(params=["amqp", "sqs", "memory"])

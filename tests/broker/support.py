@@ -9,14 +9,14 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
 from kombu import Connection
 
-from worker.broker import BrokerBridge, Delivery, Topology
+from worker.broker import BrokerBridge, Delivery, Topology, transport_options_for
 
 AMQP_URL = os.environ.get("SEGMENT_EXPORT_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
@@ -35,12 +35,11 @@ def unique_topology(max_receive_count: int = 5) -> Topology:
 
 @dataclass
 class BrokerEnv:
-    """One transport under test: its URL, transport options and a few out-of-band helpers."""
+    """One transport under test: its URL and the transport options the bridge gets."""
 
     kind: str
     url: str
     options: dict[str, Any]
-    cleanups: list[Callable[[], None]] = field(default_factory=list)
 
     def bridge(self, topology: Topology, *, prefetch: int = 10, **kwargs: Any) -> BrokerBridge:
         return BrokerBridge(self.url, topology, prefetch=prefetch, transport_options=dict(self.options), **kwargs)
@@ -80,6 +79,11 @@ def amqp_count(queue: str) -> int:
 
 
 # -------------------------------------------------------------------------------------------- SQS
+
+
+def sqs_env(url: str) -> BrokerEnv:
+    """SQS against moto: no long polling, so tests stay fast."""
+    return BrokerEnv("sqs", url, transport_options_for(url, wait_time_seconds=0, polling_interval=0.05))
 
 
 def sqs_client() -> Any:

@@ -10,15 +10,16 @@ import pytest
 
 from worker.broker import ERROR_CLASS_HEADER, ERROR_HEADER, BrokerBridge, Topology, publish_once
 
-from .conftest import sqs_env
 from .support import (
     BrokerEnv,
     FlakyProxy,
     event_body,
     foreign_publish,
     running,
+    sqs_cleanup,
     sqs_client,
     sqs_depth,
+    sqs_env,
     sqs_receive,
     sqs_url_of,
     unique_topology,
@@ -34,8 +35,6 @@ def sqs(sqs_url: str) -> BrokerEnv:
 def topo(sqs: BrokerEnv) -> Iterator[Topology]:
     topology = unique_topology(max_receive_count=2)
     yield topology
-    from .support import sqs_cleanup
-
     sqs_cleanup(topology)
 
 

@@ -77,3 +77,13 @@ async def test_calls_before_start_fail_cleanly() -> None:
         await bridge.publish_request(b"{}")
     await bridge.stop()
     assert not bridge.connected
+
+
+def test_visibility_timeout_comes_from_the_argument_then_the_transport_options() -> None:
+    url = "sqs://k:s@127.0.0.1:1"
+    assert BrokerBridge(url, Topology(), prefetch=1).visibility_timeout == 120
+    from_options = BrokerBridge(url, Topology(), prefetch=1, transport_options={"visibility_timeout": 4})
+    assert from_options.visibility_timeout == 4 and from_options.transport_options["visibility_timeout"] == 4
+    explicit = BrokerBridge(url, Topology(), prefetch=1, transport_options={"visibility_timeout": 4},
+                            visibility_timeout=9)
+    assert explicit.visibility_timeout == 9 and explicit.transport_options["visibility_timeout"] == 9

@@ -285,24 +285,37 @@ class RabbitBroker(Broker):
         return self.dead
 
     def depth(self) -> tuple[int, int]:
-        out = subprocess.run(["rabbitmqctl", "list_queues", "-q", "--no-table-headers", "name", "messages_ready",
-                              "messages_unacknowledged"], capture_output=True, text=True, timeout=60).stdout
-        for line in out.splitlines():
-            parts = line.split()
-            if len(parts) == 3 and parts[0] == self.requests_queue:
-                return int(parts[1]), int(parts[2])
-        raise AssertionError(f"queue {self.requests_queue} not found in rabbitmqctl output: {out[-500:]}")
+        """Live counts from the quorum queue itself (``rabbitmqctl list_queues`` lags by its 5 s stats interval,
+        which would let a wait for an idle queue pass while a message is still held)."""
+        expr = ('{ok, Q} = rabbit_amqqueue:lookup(rabbit_misc:r(<<"/">>, queue, <<"QUEUE">>)), '
+                '{RaName, _} = amqqueue:get_pid(Q), '
+                '{ok, {_, R}, _} = ra:local_query({RaName, node()}, fun rabbit_fifo:query_messages_ready/1), '
+                '{ok, {_, C}, _} = ra:local_query({RaName, node()}, fun rabbit_fifo:query_messages_checked_out/1), '
+                '{R, C}.').replace("QUEUE", self.requests_queue)
+        out = subprocess.run(["rabbitmqctl", "eval", expr], capture_output=True, text=True, timeout=60)
+        m = re.fullmatch(r"\{(\d+),(\d+)\}", out.stdout.strip())
+        assert m, f"cannot read the depth of {self.requests_queue}: {out.stdout[-300:]} {out.stderr[-300:]}"
+        return int(m.group(1)), int(m.group(2))
 
     def cleanup(self) -> None:
-        ch = self.conn.channel()
-        for q in (self.requests_queue, self.dlq, self.tap):
-            with contextlib.suppress(Exception):
-                ch.queue_delete(queue=q)
-        for x in (self.events_exchange, self.dlq):
-            with contextlib.suppress(Exception):
-                ch.exchange_delete(exchange=x)
+        from kombu import Connection
+
         with contextlib.suppress(Exception):
             self.conn.release()
+        problems = []
+        with Connection(self.url) as conn:
+            for q in (self.requests_queue, self.dlq, self.tap):
+                try:
+                    conn.channel().queue_delete(queue=q)
+                except Exception as exc:
+                    problems.append(f"queue {q}: {exc!r}")
+            for x in (self.events_exchange, self.dlq):
+                try:
+                    conn.channel().exchange_delete(exchange=x)
+                except Exception as exc:
+                    problems.append(f"exchange {x}: {exc!r}")
+        if problems:
+            sys.stderr.write("e2e cleanup problems: " + "; ".join(problems) + "\n")
 
 
 class SqsBroker(Broker):

@@ -14,7 +14,6 @@ from tests.e2e.conftest import (
     PAGE,
     ROOT,
     ExportSpec,
-    refreshed,
     run_id_for,
     write_config,
 )

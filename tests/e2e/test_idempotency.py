@@ -42,7 +42,7 @@ def test_same_event_twice_back_to_back_syncs_once(tmp_path, sim, broker, workers
 
 
 def test_redelivery_after_completion_and_stale_refresh_do_nothing(tmp_path, sim, broker, workers):
-    older, newer, snap_old, snap_new = _segments(tmp_path)
+    _older, newer, snap_old, snap_new = _segments(tmp_path)
     worker = workers(write_config(tmp_path, sim, broker))
     new_event = refreshed(snap_new, refresh_id="refresh-new", occurred_at="2026-11-28T12:00:00.000Z")
     broker.publish(new_event)

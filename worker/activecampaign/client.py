@@ -25,7 +25,7 @@ from typing import Any, Self
 import aiohttp
 import orjson
 
-from worker.activecampaign.errors import ActiveCampaignError
+from worker.activecampaign.errors import ActiveCampaignError, SendCancelled
 from worker.activecampaign.limiter import RateLimiter
 from worker.activecampaign.pacing import RequestKind
 from worker.activecampaign.responses import (
@@ -127,12 +127,15 @@ class ActiveCampaignClient:
 
     # Endpoints ---------------------------------------------------------------------------------------------
 
-    async def bulk_import(self, contacts: list[dict[str, Any]]) -> BulkAccepted:
+    async def bulk_import(self, contacts: list[dict[str, Any]], *,
+                          proceed: Callable[[], bool] | None = None) -> BulkAccepted:
         """Queue `contacts` with POST import/bulk_import; returns AC's batchId.
 
         Contacts AC's validation refuses (a 400 naming them) are dropped, their reasons recorded by their
         index in `contacts`, and the rest resent. Once AC answered 200 nothing is ever resent.
         Raises ValueError for a request AC would refuse by size (that is a batching bug in the caller).
+        ``proceed`` is asked each time the rate budget grants a slot, just before the request leaves: when
+        it says no, ``SendCancelled`` is raised and nothing was sent (a run stopping at a checkpoint).
         """
         if not contacts:
             raise ValueError("bulk_import needs at least one contact")
@@ -149,7 +152,8 @@ class ActiveCampaignClient:
                     f"bulk_import body is {len(body)} bytes; AC takes at most {MAX_BULK_BODY_BYTES}"
                 )
             status, data = await self._call(
-                "POST", "import/bulk_import", label=label, kind="bulk", body=body, contacts=len(sent)
+                "POST", "import/bulk_import", label=label, kind="bulk", body=body, contacts=len(sent),
+                proceed=proceed,
             )
             if 200 <= status < 300:
                 batch_id = data.get("batchId") if isinstance(data, dict) else None
@@ -290,6 +294,7 @@ class ActiveCampaignClient:
         params: Mapping[str, str] | None = None,
         body: bytes | None = None,
         contacts: int = 0,
+        proceed: Callable[[], bool] | None = None,
     ) -> tuple[int, Any]:
         """Send one request until AC gives an answer worth returning: (status, parsed JSON or None).
 
@@ -306,6 +311,8 @@ class ActiveCampaignClient:
         slowed = 0
         while True:
             await self._limiter.acquire(kind)
+            if proceed is not None and not proceed():
+                raise SendCancelled(f"{method} {label} not sent: the run is stopping")
             started = time.perf_counter()
             try:
                 async with session.request(method, url, params=params, data=body, headers=headers) as resp:

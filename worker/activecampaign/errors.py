@@ -27,3 +27,7 @@ class ActiveCampaignError(Exception):
 
     def __repr__(self) -> str:
         return f"ActiveCampaignError(code={self.code!r}, status={self.status!r}, message={str(self)!r})"
+
+
+class SendCancelled(Exception):
+    """A request was not sent because its caller withdrew it (a run stopping at a checkpoint)."""

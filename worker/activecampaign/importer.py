@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import Any
 
 from worker.activecampaign.client import ActiveCampaignClient, ActiveCampaignError, BulkAccepted, ImportInfo
+from worker.activecampaign.errors import SendCancelled
 from worker.activecampaign.polling import CompletionEstimate, PollQueue
 
 __all__ = [
@@ -136,7 +137,8 @@ class BulkImporter:
         accepted: Mapping[int, AcceptedRecord] = _NOTHING_ACCEPTED,
         on_accepted: OnAccepted,
         on_final: OnFinal,
-    ) -> None:
+        stop: asyncio.Event | None = None,
+    ) -> int:
         """Send every batch (except those in `accepted`, which are only polled) and report each outcome.
 
         `accepted` (resume): batch number -> record of a batch AC accepted in an earlier attempt, either
@@ -145,15 +147,23 @@ class BulkImporter:
         iterator yields whose number is in `accepted` is skipped, never resent.
         Raises the first error (e.g. an ActiveCampaignError that exhausted its retries); every task this
         started is finished (cancelled) before it returns or raises.
+        Once `stop` is set no further POST leaves (batches waiting for the rate budget are withdrawn
+        unsent) and the batches AC already accepted are still confirmed: a checkpoint. Returns how many
+        pulled batches were withdrawn that way (they need sending by whoever resumes the run).
         """
-        await _ImportRun(self, on_accepted, on_final).execute(batches, accepted)
+        run = _ImportRun(self, on_accepted, on_final, stop)
+        await run.execute(batches, accepted)
+        return run.withdrawn
 
 
 class _ImportRun:
     """The state of one `BulkImporter.run` call."""
 
-    def __init__(self, importer: BulkImporter, on_accepted: OnAccepted, on_final: OnFinal) -> None:
+    def __init__(self, importer: BulkImporter, on_accepted: OnAccepted, on_final: OnFinal,
+                 stop: asyncio.Event | None = None) -> None:
         self.importer = importer
+        self.stop = stop
+        self.withdrawn = 0
         self.client = importer.client
         self.on_accepted = on_accepted
         self.on_final = on_final
@@ -230,8 +240,16 @@ class _ImportRun:
             self.tasks.create_task(self._post(batch))
 
     async def _post(self, batch: Batch) -> None:
+        stop = self.stop
         try:
-            result = await self.client.bulk_import(batch.contacts)
+            result = await self.client.bulk_import(
+                batch.contacts, proceed=None if stop is None else (lambda: not stop.is_set()))
+        except SendCancelled:
+            self.withdrawn += 1
+            async with self.changed:
+                self.unconfirmed -= 1
+                self.changed.notify_all()
+            return
         finally:
             self.post_slots.release()
         accepted_at = asyncio.get_running_loop().time()  # AC's clock starts now, not after on_accepted

@@ -73,9 +73,12 @@ class BrokerBridge:
     """One thread owns the kombu connection: consumes, acks, publishes, extends visibility; reconnects."""
 
     def __init__(self, url: str, topology: Topology, *, prefetch: int, transport_options: dict | None = None,
-                 heartbeat_interval: float = 60.0, visibility_timeout: float = 120.0,
+                 heartbeat_interval: float = 60.0, visibility_timeout: float | None = None,
                  reconnect_wait: float = 30.0, poll_interval: float = 0.1) -> None:
-        """``reconnect_wait`` bounds how long a publish waits for a lost connection to come back."""
+        """``visibility_timeout``: SQS queue creation and ``hold``; when not given, the transport
+        option ``visibility_timeout`` (config ``broker_options``), else 120 s. ``reconnect_wait`` bounds
+        how long a publish waits for a lost connection to come back.
+        """
         if prefetch < 1:
             raise ValueError("prefetch must be at least 1")
         self.url = url
@@ -83,11 +86,14 @@ class BrokerBridge:
         self.prefetch = prefetch
         self.kind: str = broker_kind(url)
         self.heartbeat_interval = heartbeat_interval
-        self.visibility_timeout = visibility_timeout
         self.reconnect_wait = reconnect_wait
         self.poll_interval = poll_interval
         self.transport_options = transport_options_for(url, **(transport_options or {}))
-        if self.kind == "sqs":  # the bridge's setting wins: hold() extends by the same amount
+        if visibility_timeout is None:
+            visibility_timeout = float((transport_options or {}).get("visibility_timeout", 120.0))
+        #: Seconds; the service extends held SQS messages every ~third of this.
+        self.visibility_timeout: float = visibility_timeout
+        if self.kind == "sqs":  # one value for queue creation, kombu and hold()
             self.transport_options["visibility_timeout"] = int(visibility_timeout)
         self.connected = False
         self.last_progress = time.monotonic()
@@ -377,10 +383,10 @@ class BrokerBridge:
                 self._execute(command)
         while True:
             try:
-                command = self._commands.get_nowait()
+                queued = self._commands.get_nowait()
             except queue.Empty:
                 break
-            self._execute(command)
+            self._execute(queued)
         if self._deferred:
             now = time.monotonic()
             keep = []

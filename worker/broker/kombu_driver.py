@@ -121,8 +121,9 @@ class KombuDriver(Driver):
 
     def release_held(self, messages: list[Any]) -> None:
         """memory:// drops unacked messages when a channel closes; put them back like RabbitMQ would."""
-        if self.kind == "memory" and self._consumer is not None:
-            self._consumer.channel.qos.restore_unacked()
+        channel: Any = self._consumer.channel if self._consumer is not None else None
+        if self.kind == "memory" and channel is not None:
+            channel.qos.restore_unacked()
 
     def heartbeat(self) -> None:
         """Let py-amqp send ours and notice missing ones from the broker (raises if the peer is gone)."""
