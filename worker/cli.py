@@ -11,11 +11,14 @@ import asyncio
 import hashlib
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from worker.config import Config, ConfigError, load_config
+
+if TYPE_CHECKING:  # imported lazily at run time: `--help` and `config check` stay fast
+    from worker.engine import Engine, RunSpec
 
 EXIT_USAGE = 2
 
@@ -73,8 +76,7 @@ class TtyProgress:
 
 
 def cmd_sync(args: argparse.Namespace, config: Config) -> int:
-    from worker.engine import Engine, RunError, RunSpec
-    from worker.mapping import mask_email
+    from worker.engine import Engine, RunSpec
     from worker.snapshot import SnapshotError, snapshot_identity
     from worker.state import open_store
     from worker.synced import SyncedState
@@ -96,21 +98,37 @@ def cmd_sync(args: argparse.Namespace, config: Config) -> int:
     progress = TtyProgress()
     engine = Engine(config, store, on_progress=progress)
     if args.dry_run:
-        try:
-            result = asyncio.run(engine.dry_run(spec))
-        except RunError as exc:
-            return _fail(exc.message, 1)
-        if not args.show_emails:
-            for rows in result["samples"].values():
-                for row in rows:
-                    if row.get("email"):
-                        row["email"] = mask_email(row["email"])
-        _print_json(result)
-        return 0
+        return _dry_run(engine, spec, args.show_emails)
     result = asyncio.run(engine.run(spec))
     progress.done()
     _print_json(result.event)
     return result.exit_code
+
+
+def _dry_run(engine: Engine, spec: RunSpec, show_emails: bool) -> int:
+    """Print what the run would change (counts, up to 20 samples per outcome); nothing is sent or written.
+
+    Emails in the samples are masked unless ``show_emails``: the output lands in terminals, tickets and
+    chat, where full addresses do not belong. Exit 1 when the run would fail (``would_fail``), else 0.
+    """
+    from worker.activecampaign.client import ActiveCampaignError
+    from worker.engine import RunError
+    from worker.mapping import mask_email
+
+    try:
+        result = asyncio.run(engine.dry_run(spec))
+    except RunError as exc:
+        return _fail(exc.message, 1)
+    except ActiveCampaignError as exc:
+        return _fail(f"ActiveCampaign: {exc}", 1)
+    if not show_emails:
+        for rows in result["samples"].values():
+            for row in rows:
+                if row.get("email"):
+                    row["email"] = mask_email(row["email"])
+    result["snapshot"] = spec.snapshot_uri
+    _print_json(result)
+    return 1 if result.get("would_fail") else 0
 
 
 # ------------------------------------------------------------------------------------------ worker
@@ -162,6 +180,8 @@ def cmd_publish(args: argparse.Namespace, config: Config) -> int:
 def cmd_request(args: argparse.Namespace, config: Config) -> int:
     from worker.events import new_id, now_iso
 
+    if args.dry_run:
+        return _request_dry_run(args, config)
     config.export(args.export)
     event: dict[str, Any] = {"type": "export.requested", "version": 1, "id": new_id(), "occurred_at": now_iso(),
                              "export": args.export, "full": args.full}
@@ -172,8 +192,36 @@ def cmd_request(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _request_dry_run(args: argparse.Namespace, config: Config) -> int:
+    """``request --dry-run``: preview here what the requested run would change; publish nothing.
+
+    Why here and not as a dry-run event to the workers: the person asking wants to read the answer, and
+    a worker can only log it. The snapshot is the one a worker would use: ``--snapshot``, else the
+    segment's last known snapshot from the state store.
+    """
+    from worker.engine import Engine, RunSpec
+    from worker.state import open_store
+
+    export = config.export(args.export)
+    config.connections[export.connection].api_key()  # a missing key is a config error: exit 2
+    engine = Engine(config, open_store(config.worker.state_url))
+    if args.snapshot:
+        snap = _snapshot_ref(args.snapshot, args.format, args.compression)
+    else:
+        last = asyncio.run(engine.last_snapshot(export.name))
+        if last is None:
+            return _fail(f"export {export.name} has no known snapshot yet (no segment.refreshed seen); "
+                         f"pass --snapshot URI")
+        snap = last["snapshot"]
+    spec = RunSpec(export=export, snapshot_uri=snap["uri"], refresh_id="dry-run", run_id="dry-run",
+                   full=args.full, snapshot_format=snap.get("format"), snapshot_compression=snap.get("compression"))
+    return _dry_run(engine, spec, args.show_emails)
+
+
 # ------------------------------------------------------------------------------------------ config check
 def cmd_config_check(args: argparse.Namespace, config: Config) -> int:
+    if args.online:
+        return _config_check_online(config)
     problems = []
     for export in config.exports.values():
         try:
@@ -189,6 +237,102 @@ def cmd_config_check(args: argparse.Namespace, config: Config) -> int:
                            for n, e in sorted(config.exports.items())}}
     _print_json(summary)
     return 0
+
+
+async def _check_connection(config: Config, conn_name: str) -> list[dict[str, str]]:
+    """One row per export of the connection (or one for the connection alone): what AC says about it.
+
+    The key is checked with one cheap call; lists one by one; custom fields with one listing (every
+    page) shared by the connection's exports, resolved exactly as a run resolves them.
+    """
+    from worker.activecampaign.client import ActiveCampaignClient, ActiveCampaignError
+    from worker.activecampaign.limiter import AccountLimiter
+    from worker.fields import resolve_fields
+
+    conn = config.connections[conn_name]
+    exports = sorted((e for e in config.exports.values() if e.connection == conn_name), key=lambda e: e.name)
+    rows = [{"connection": conn_name, "export": e.name, "list": str(e.list_id), "fields": "-", "problems": ""}
+            for e in exports] or [{"connection": conn_name, "export": "-", "list": "-", "fields": "-",
+                                   "problems": ""}]
+
+    def all_rows(problem: str) -> list[dict[str, str]]:
+        for row in rows:
+            row["problems"] = problem
+        return rows
+
+    try:
+        key = conn.api_key()
+    except ConfigError as exc:
+        return all_rows(str(exc))
+    limiter = AccountLimiter(conn.requests_per_second, conn.bulk_requests_per_minute)
+    async with ActiveCampaignClient(conn.api_url, key, limiter, timeout=15.0, max_retries=2) as client:
+        try:
+            await client.check_key()
+        except ActiveCampaignError as exc:
+            if exc.code == "auth":
+                return all_rows(f"connections.{conn_name}: ActiveCampaign refused the API key; check the key "
+                                f"and the hostname (Settings > Developer)")
+            if exc.code != "forbidden":
+                return all_rows(f"connections.{conn_name}: cannot reach ActiveCampaign ({exc})")
+        fields: list[dict[str, Any]] | None = None
+        fields_error = ""
+        if any(e.fields for e in exports):
+            try:
+                fields = await client.custom_fields()
+            except ActiveCampaignError as exc:
+                fields_error = f"cannot list custom fields ({exc})"
+        for export, row in zip(exports, rows, strict=False):
+            problems: list[str] = []
+            try:
+                found = await client.get_list(export.list_id)
+            except ActiveCampaignError as exc:
+                found = None
+                problems.append(f"exports.{export.name}.list_id: cannot read list {export.list_id} ({exc})")
+            else:
+                if found is None:
+                    problems.append(f"exports.{export.name}.list_id: ActiveCampaign has no list {export.list_id}; "
+                                    f"fix the id (Lists > the list's URL shows it)")
+            if found is not None:
+                row["list"] = f"{export.list_id} {found.get('name', '')}".strip()
+            if export.fields:
+                if fields is None:
+                    problems.append(f"exports.{export.name}.fields: {fields_error}")
+                else:
+                    resolved, field_problems = resolve_fields(export, fields)
+                    problems.extend(field_problems)
+                    row["fields"] = ", ".join(f"{k}=#{r.id} {r.type}" for k, r in resolved.items()) or "-"
+                    if field_problems:
+                        row["fields"] = f"{len(resolved)} of {len(export.fields)}: {row['fields']}"
+            row["problems"] = "; ".join(problems)
+    return rows
+
+
+def _config_check_online(config: Config) -> int:
+    """``config check --online``: key, list ids and custom fields against ActiveCampaign, as a table.
+
+    Exit 2 when anything is wrong: the same problems would fail a run, better found before one starts.
+    """
+
+    async def check_all() -> list[dict[str, str]]:
+        rows: list[dict[str, str]] = []
+        for name in sorted(config.connections):
+            rows.extend(await _check_connection(config, name))
+        return rows
+
+    rows = asyncio.run(check_all())
+    columns = (("connection", "CONNECTION"), ("export", "EXPORT"), ("list", "LIST"), ("fields", "FIELDS RESOLVED"),
+               ("problems", "PROBLEMS"))
+    widths = {k: max(len(title), *(len(r[k]) for r in rows)) for k, title in columns[:-1]}
+    lines = ["  ".join(title.ljust(widths.get(k, 0)) for k, title in columns).rstrip()]
+    for r in rows:
+        cells = [r[k].ljust(widths[k]) for k, _ in columns[:-1]]
+        lines.append("  ".join([*cells, r["problems"] or "none"]))
+    bad = sum(1 for r in rows if r["problems"])
+    lines.append("")
+    lines.append(f"{config.path}: {len(rows)} checked, " + (f"{bad} with problems" if bad else "no problems"))
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
+    return EXIT_USAGE if bad else 0
 
 
 # ------------------------------------------------------------------------------------------ parser
@@ -234,12 +378,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["jsonl", "csv"])
     p.add_argument("--compression", choices=["none", "gzip"])
     p.add_argument("--broker", help="broker URL (overrides [worker] broker_url)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print what the run would change (computed here); publish and send nothing")
+    p.add_argument("--show-emails", action="store_true", help="with --dry-run: do not mask sample emails")
     p.set_defaults(func=cmd_request, needs_config=True)
 
     p = sub.add_parser("config", help="configuration tools")
     csub = p.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
     c = csub.add_parser("check", help="validate the config file (and that every key can be read)")
     c.add_argument("--config", required=True)
+    c.add_argument("--online", action="store_true",
+                   help="also check the API key, every list id and every custom field against ActiveCampaign")
     c.set_defaults(func=cmd_config_check, needs_config=True)
 
     from worker.sim import cli as sim_cli

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from worker.fields import MAX_TAG, DateFormatError, date_format_regex
 from worker.secret import Secret
 
 ROLES = ("admin", "contributor")
 MAPPING_KEYS = ("email", "first_name", "last_name", "phone")
-MAX_TAG = 255  # a longer "tag" is a data error (e.g. a whole text blob), refused rather than sent
 HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")
 
 
@@ -343,8 +343,6 @@ def _parse_export(name: str, raw: dict[str, Any], connections: dict[str, Connect
 
 def _parse_field_mapping(raw: Any, where: str) -> FieldMapping:
     """``"ProfileField"`` or ``{ field = "ProfileField", date_format = "DD/MM/YYYY", separator = "|" }``."""
-    from worker.fields import DateFormatError, strptime_pattern
-
     if isinstance(raw, str):
         if not raw:
             raise ConfigError(f"{where}: expected the name of a profile field (a string)")
@@ -360,7 +358,7 @@ def _parse_field_mapping(raw: Any, where: str) -> FieldMapping:
     if "date_format" in raw:
         fmt = _typed(raw, "date_format", str, where)
         try:
-            strptime_pattern(fmt)
+            date_format_regex(fmt)
         except DateFormatError as exc:
             raise ConfigError(f"{where}.date_format: {exc}") from None
         kw["date_format"] = fmt

@@ -31,10 +31,17 @@ from typing import Any
 import orjson
 
 from worker.activecampaign.client import ActiveCampaignClient, ActiveCampaignError, BulkAccepted
-from worker.activecampaign.importer import SKIPPED_UNSUBSCRIBED, Batch, BatchOutcome, BulkImporter
+from worker.activecampaign.importer import (
+    FAILED_NOT_IMPORTED,
+    SKIPPED_UNSUBSCRIBED,
+    Batch,
+    BatchOutcome,
+    BulkImporter,
+)
 from worker.activecampaign.limiter import AccountLimiter
 from worker.config import Config, ConfigError, Connection, Export
 from worker.events import completion_event, now_iso
+from worker.fields import resolve_fields
 from worker.mapping import Mapper, mask_email
 from worker.plan import ADD, REMOVE, UPDATE, Counts, Planner, PlanPart, tune_gc
 from worker.snapshot import SnapshotError, read_pages
@@ -45,6 +52,12 @@ log = logging.getLogger("segment_export.engine")
 
 EXIT_OK, EXIT_FAILED, EXIT_PARTIAL = 0, 1, 3
 SAMPLE_ROWS = 20
+OPERATIONS = {ADD: "add", UPDATE: "update", REMOVE: "remove"}
+#: The failure report's CSV columns (the JSON Lines records have the same keys, where they apply).
+REPORT_COLUMNS = ("email", "stage", "reason", "detail", "source", "line", "operation")
+#: New contacts failing in a row, at the end of a run, that make the report name the contact limit.
+CONTACT_LIMIT_TAIL = 10
+CONTACT_LIMIT_REASON = "not imported: the ActiveCampaign account has most likely reached its contact limit"
 
 
 class RunError(Exception):
@@ -165,6 +178,42 @@ def decode_part_header(data: bytes) -> dict[str, Any]:
     return orjson.loads(data.split(b"\n", 1)[0])
 
 
+def _explain_contact_limit(new_contacts: list[dict[str, Any] | None], export: str) -> None:
+    """Say "contact limit" in words an admin understands when the failures look like it.
+
+    AC's import/info names the emails it did not import, never why. One pattern has a likely cause:
+    from some point on, every *new* contact of the run failed (at least ``CONTACT_LIMIT_TAIL`` in a
+    row, none created after them), which is what the plan's contact cap does (updates of existing
+    contacts still go through). Those records get a reason that names the limit and the fix; the
+    wording says "most likely" because AC does not confirm it.
+    """
+    tail: list[dict[str, Any]] = []
+    for record in reversed(new_contacts):
+        if record is None:
+            break
+        if record["reason"] != FAILED_NOT_IMPORTED:
+            return  # some other, known reason (a failed batch, a validation refusal): not this pattern
+        tail.append(record)
+    if len(tail) < CONTACT_LIMIT_TAIL:
+        return
+    for record in tail:
+        record["reason"] = CONTACT_LIMIT_REASON
+        record["detail"] = (f"the last {len(tail)} new contacts of the run all failed, none was created after "
+                            f"them; ActiveCampaign stops creating contacts at the plan's contact limit. Raise the "
+                            f"limit or remove contacts in ActiveCampaign, then run the export again (failed "
+                            f"contacts are retried)")
+    log.warning("export %s: %d new contacts in a row were not imported; the ActiveCampaign account has most "
+                "likely reached its contact limit", export, len(tail))
+
+
+def _sample_row(mapper: Mapper, contact: dict[str, Any]) -> dict[str, Any]:
+    """A dry-run sample: the contact as it would be sent, custom fields by the export's names for them."""
+    row = dict(contact)
+    if "fields" in row:
+        row["fields"] = {mapper.field_names.get(f["id"], str(f["id"])): f["value"] for f in row["fields"]}
+    return row
+
+
 class Engine:
     """Runs exports. One engine per process; it keeps one rate limiter per ActiveCampaign account."""
 
@@ -193,25 +242,42 @@ class Engine:
                                     on_request=self.on_request)
 
     async def _mapper(self, client: ActiveCampaignClient, export: Export) -> Mapper:
-        """Resolve custom fields (by personalization tag or title) before anything is sent."""
+        """Resolve custom fields (by personalization tag or title, every page) before anything is sent.
+
+        Any name that matches no field, or several, fails the run here, naming the field: a mapping
+        that cannot be honoured must stop the run rather than sync contacts without the value.
+        """
         if not export.fields:
             return Mapper(export)
-        fields = await client.custom_fields()
-        ids: dict[str, int] = {}
-        for name in export.fields:
-            want = name.strip().lower()
-            matches = [f for f in fields if str(f.get("perstag", "")).lower() == want]
-            if not matches:
-                matches = [f for f in fields if str(f.get("title", "")).strip().lower() == want]
-            if not matches:
-                raise RunError("unknown_field", f"export {export.name}: custom field {name!r} matches no field "
-                                                f"in ActiveCampaign (by personalization tag or title); create it "
-                                                f"or fix exports.{export.name}.fields")
-            if len(matches) > 1:
-                raise RunError("ambiguous_field", f"export {export.name}: custom field {name!r} matches "
-                                                  f"{len(matches)} fields; use the personalization tag")
-            ids[name] = int(matches[0]["id"])
-        return Mapper(export, ids)
+        resolved, problems = resolve_fields(export, await client.custom_fields())
+        if problems:
+            code = "unknown_field" if any("matches no field" in p for p in problems) else "ambiguous_field"
+            raise RunError(code, f"export {export.name}: " + "; ".join(problems))
+        return Mapper(export, resolved=resolved)
+
+    def count_profiles(self, spec: RunSpec) -> int:
+        """Profiles in the snapshot (rows plus unreadable lines, as a run counts them); reads it once."""
+        return sum(len(page.rows) + len(page.errors) for page in self._pages(spec))
+
+    def _check_max_profiles(self, spec: RunSpec) -> None:
+        """Fail before anything is sent when the snapshot holds more than the export's ``max_profiles``.
+
+        Why a counting pass rather than a check while planning: planning and sending overlap (the first
+        batch leaves after the first page), so a check during planning would fail a run half-synced. One
+        extra read of the snapshot is cheap next to sending it, and it only happens when the cap is set.
+        """
+        cap = spec.export.max_profiles
+        if not cap:
+            return
+        try:
+            count = self.count_profiles(spec)
+        except SnapshotError as exc:
+            raise RunError("snapshot_unreadable", str(exc)) from None
+        if count > cap:
+            raise RunError("too_many_profiles",
+                           f"the snapshot holds {count:,} profiles, more than max_profiles = {cap:,} "
+                           f"(exports.{spec.export.name}.max_profiles); nothing was sent. Check the segment, "
+                           f"or raise the cap if it is right")
 
     def _pages(self, spec: RunSpec):
         return read_pages(spec.snapshot_uri, format=spec.snapshot_format, compression=spec.snapshot_compression,
@@ -225,26 +291,37 @@ class Engine:
 
     # ------------------------------------------------------------------------------------ dry run
     async def dry_run(self, spec: RunSpec) -> dict[str, Any]:
-        """What a run would change: counts per outcome and a few sample rows. Sends and writes nothing."""
+        """What a run would change: counts per outcome and up to 20 sample rows per outcome.
+
+        Sends no write request (its only calls to ActiveCampaign are the custom field lookup) and
+        writes nothing to the state store. A snapshot over ``max_profiles`` is reported in ``would_fail``
+        next to the counts (a person deciding whether to raise the cap wants both); a mapping that cannot
+        be resolved raises RunError, as the run would. Sample emails are full here; the command line
+        masks them unless asked not to.
+        """
         keys = RunKeys(spec.export.name, spec.run_id)
         synced, _ = await asyncio.to_thread(self._load_synced, keys)
         async with self.client_for(spec.export) as client:
             mapper = await self._mapper(client, spec.export)
         planner = Planner(mapper, synced.entries, full=spec.full,
                           unsubscribe_leavers=spec.export.on_leave == "unsubscribe")
-        samples: dict[str, list[dict[str, Any]]] = {"add": [], "update": [], "remove": [], "invalid": []}
-        names = {ADD: "add", UPDATE: "update", REMOVE: "remove"}
+        samples: dict[str, list[dict[str, Any]]] = {"add": [], "update": [], "remove": [], "invalid": [],
+                                                    "skipped": []}
+        names = OPERATIONS
 
         def walk() -> None:
             for part in planner.plan(self._pages(spec)):
                 for source, line, email, reason in part.invalid:
                     if len(samples["invalid"]) < SAMPLE_ROWS:
                         samples["invalid"].append({"email": email, "source": source, "line": line, "reason": reason})
+                for email in part.skipped:
+                    if len(samples["skipped"]) < SAMPLE_ROWS:
+                        samples["skipped"].append({"email": email, "reason": SKIPPED_UNSUBSCRIBED})
                 for b in part.batches:
-                    for email, op, contact in zip(b.emails, b.ops, b.contacts, strict=True):
+                    for op, contact in zip(b.ops, b.contacts, strict=True):
                         rows = samples[names[op]]
                         if len(rows) < SAMPLE_ROWS:
-                            rows.append({"email": email, **{k: v for k, v in contact.items() if k != "email"}})
+                            rows.append(_sample_row(mapper, contact))
 
         try:
             await asyncio.to_thread(walk)
@@ -254,7 +331,15 @@ class Engine:
         counts = {"profiles": t.profiles, "invalid": t.invalid, "duplicates": t.duplicates, "added": t.to_add,
                   "updated": t.to_update, "unchanged": t.unchanged, "removed": t.to_remove, "failed": 0,
                   "skipped": t.skipped}
-        return {"export": spec.export.name, "dry_run": True, "counts": counts, "samples": samples}
+        result: dict[str, Any] = {"export": spec.export.name, "dry_run": True, "counts": counts,
+                                  "samples": samples}
+        cap = spec.export.max_profiles
+        if cap and t.profiles > cap:
+            result["would_fail"] = {"code": "too_many_profiles",
+                                    "message": f"the snapshot holds {t.profiles:,} profiles, more than "
+                                               f"max_profiles = {cap:,} (exports.{spec.export.name}.max_profiles); "
+                                               f"a run would send nothing"}
+        return result
 
     # ------------------------------------------------------------------------------------ run
     async def run(self, spec: RunSpec, stop: asyncio.Event | None = None) -> RunResult:
@@ -366,6 +451,8 @@ class Engine:
         skip = finals | set(accepted)
         outcomes: dict[int, BatchOutcome] = {}
         progress = Progress()
+        if export.max_profiles and not records:  # with batch records, an earlier attempt passed the check
+            await asyncio.to_thread(self._check_max_profiles, spec)
 
         async with self.client_for(export) as client:
             mapper = await self._mapper(client, export)
@@ -383,10 +470,11 @@ class Engine:
                         if abort.is_set():
                             return
                         if export.max_profiles and planner.totals.profiles > export.max_profiles:
+                            # counted before sending; only a snapshot that grew since gets here
                             raise RunError("too_many_profiles",
-                                           f"the snapshot holds more than max_profiles = {export.max_profiles} "
-                                           f"profiles (exports.{export.name}.max_profiles); nothing more is "
-                                           f"sent. Raise the cap or check the segment")
+                                           f"the snapshot grew past max_profiles = {export.max_profiles} "
+                                           f"profiles (exports.{export.name}.max_profiles) while the run read "
+                                           f"it; nothing more is sent. Check the segment, then run again")
                         if part.batches or part.invalid or part.dropped or part.skipped or part.number == 0:
                             self.store.put_if_absent(keys.part(part.number), encode_part(part))
                         progress.profiles_read = planner.totals.profiles
@@ -415,6 +503,9 @@ class Engine:
                 stop_wait = asyncio.ensure_future(stop.wait()) if stop else None
                 try:
                     while True:
+                        if stop is not None and stop.is_set():
+                            stopped = True  # checkpoint: no new batches; those in flight still finish
+                            return
                         if stop_wait is None:
                             item = await queue.get()
                         else:
@@ -484,6 +575,7 @@ class Engine:
                   "added": 0, "updated": 0, "unchanged": plan.unchanged, "removed": 0, "failed": 0,
                   "skipped": plan.skipped}
         report: list[dict[str, Any]] = []
+        new_contacts: list[dict[str, Any] | None] = []  # every add in send order: its failure record, or None
         for key in self.store.list(keys.plan):
             data = self.store.get(key)
             if data is None:
@@ -496,17 +588,26 @@ class Engine:
                 entries.pop(email, None)
             for email in header["skipped"]:
                 report.append({"email": email, "stage": "skipped", "reason": SKIPPED_UNSUBSCRIBED,
-                               "detail": "known from an earlier run; not sent again"})
+                               "detail": f"unsubscribed from list {spec.export.list_id} in ActiveCampaign (seen by "
+                                         f"an earlier run); never re-subscribed, so not sent again"})
             for b in header["batches"]:
                 outcome = outcomes.get(b["n"]) or self._stored_outcome(keys, b["n"])
                 for email, fp, op in zip(b["emails"], b["fps"], b["ops"], strict=True):
                     if email in outcome.failed:
                         counts["failed"] += 1
-                        report.append({"email": email, "stage": "failed", "reason": outcome.failed[email],
-                                       "operation": {ADD: "add", UPDATE: "update", REMOVE: "remove"}[op]})
+                        record = {"email": email, "stage": "failed", "reason": outcome.failed[email],
+                                  "operation": OPERATIONS[op]}
+                        report.append(record)
+                        if op == ADD:
+                            new_contacts.append(record)
                     elif email in outcome.skipped:
                         counts["skipped"] += 1
-                        report.append({"email": email, "stage": "skipped", "reason": outcome.skipped[email]})
+                        detail = (f"already unsubscribed from list {spec.export.list_id} in ActiveCampaign"
+                                  if op == REMOVE else
+                                  f"ActiveCampaign skipped it: the contact unsubscribed from list "
+                                  f"{spec.export.list_id}; never re-subscribed, not sent again")
+                        report.append({"email": email, "stage": "skipped", "reason": outcome.skipped[email],
+                                       "operation": OPERATIONS[op], "detail": detail})
                         if op == REMOVE:
                             entries.pop(email, None)
                         else:
@@ -517,6 +618,9 @@ class Engine:
                     else:
                         counts["added" if op == ADD else "updated"] += 1
                         entries[email] = (fp, "")
+                        if op == ADD:
+                            new_contacts.append(None)
+        _explain_contact_limit(new_contacts, spec.export.name)
         failures_uri = self._write_report(keys, report)
         new = SyncedState(entries, spec.run_id).encode()
         if not self.store.replace_if_unchanged(keys.synced, new, version):
@@ -540,9 +644,10 @@ class Engine:
         self.store.put(f"{keys.run}failures.jsonl", jsonl)
         buf = io.StringIO()
         writer = csv.writer(buf)
-        writer.writerow(["email", "stage", "reason", "source", "line"])
+        writer.writerow(REPORT_COLUMNS)
         for r in report:
-            writer.writerow([r.get("email") or "", r["stage"], r["reason"], r.get("source", ""), r.get("line", "")])
+            writer.writerow([r.get("email") or "", r["stage"], r["reason"], r.get("detail", ""), r.get("source", ""),
+                             r.get("line", ""), r.get("operation", "")])
         self.store.put(f"{keys.run}failures.csv", buf.getvalue().encode())
         if report:
             log.info("failure report written: %d records (e.g. %s)", len(report),

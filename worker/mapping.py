@@ -17,6 +17,15 @@ from typing import Any
 import orjson
 
 from worker.config import Export
+from worker.fields import (
+    Converter,
+    FieldValueError,
+    ResolvedField,
+    convert_text,
+    make_converter,
+    memoized,
+    parse_tags,
+)
 
 # ActiveCampaign's rule: >= 1 character before '@'; exactly one '@'; none of "(),:;<>@[\] (nor white
 # space) in the local part; a domain whose last label is at least two letters after a '.'.
@@ -59,26 +68,48 @@ class Mapped:
 
 @dataclass
 class Mapper:
-    """Maps profiles for one export. Build it once per run (custom field ids resolved beforehand)."""
+    """Maps profiles for one export. Build it once per run, with the custom fields resolved beforehand.
+
+    ``resolved`` (from ``worker.fields.resolve_fields``) gives each field's id and type, so values are
+    converted to what the type takes; ``field_ids`` is the older form (id only: every field is text).
+    A configured field that is in neither is a bug in the caller, not something to skip: nothing is
+    ever dropped silently.
+    """
 
     export: Export
     field_ids: dict[str, int] = field(default_factory=dict)  # personalization tag/title -> AC field id
+    resolved: dict[str, ResolvedField] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         m = self.export.mapping
         self._email_key = m["email"]
         self._names = [(ac, m[ours]) for ours, ac in (("first_name", "first_name"), ("last_name", "last_name"),
                                                       ("phone", "phone")) if ours in m]
-        self._fields = [(self.field_ids[tag], src) for tag, src in self.export.fields.items()
-                        if tag in self.field_ids]
+        self._fields: list[tuple[int, str, Converter | None, str]] = []
+        self.field_names: dict[int, str] = {}  # AC field id -> the export's name for it (dry-run samples)
+        for key, source in self.export.fields.items():
+            if key in self.resolved:
+                rf = self.resolved[key]
+                field_id, convert = rf.id, make_converter(rf, source)
+            elif key in self.field_ids:
+                field_id, convert = self.field_ids[key], None
+            else:
+                raise ValueError(f"custom field {key!r} of export {self.export.name} was not resolved to an id")
+            self._fields.append((field_id, source.source, convert, key))
+            self.field_names[field_id] = key
         self._subscribe = [{"listid": self.export.list_id}]
         self._tags = list(self.export.tags)
+        self._tags_folded = {t.casefold() for t in self._tags}
+        self._tag_field = self.export.tag_field
+        self._tag_separator = self.export.tag_separator
+        self._profile_tags = memoized(self._merge_tags)
         self._exclude = self.export.exclude_automations
 
     def map(self, profile: dict[str, Any]) -> Mapped | str:
         """The contact, or the reason the profile cannot be sent (counted ``invalid``).
 
-        Written for speed (it runs once per profile): local names, exact-type checks, no helpers.
+        Written for speed (it runs once per profile): local names, exact-type checks, no helpers on the
+        common path; conversions run only for typed custom fields, errors only for bad values.
         """
         raw = profile.get(self._email_key)
         if raw.__class__ is not str:
@@ -106,20 +137,47 @@ class Mapper:
                 contact[ac_key] = value
         if self._fields:
             values = []
-            for field_id, src in self._fields:
+            for field_id, src, convert, key in self._fields:
                 value = profile.get(src)
-                if value is None or value == "":
+                if value is None:
                     continue
-                values.append({"id": field_id, "value": value if isinstance(value, str) else str(value)})
+                try:
+                    if convert is not None:
+                        value = convert(value)
+                    elif value.__class__ is not str:
+                        value = convert_text(value)
+                except FieldValueError as exc:
+                    return f"custom field {key} (profile field {src!r}): {exc}"
+                if value:
+                    values.append({"id": field_id, "value": value})
             if values:
                 contact["fields"] = values
-        if self._tags:
-            contact["tags"] = self._tags
+        tags = self._tags
+        if self._tag_field is not None:
+            value = profile.get(self._tag_field)
+            if value is not None and value != "":
+                try:
+                    tags = self._profile_tags(value)
+                except FieldValueError as exc:
+                    return f"tag field {self._tag_field!r}: {exc}"
+        if tags:
+            contact["tags"] = tags
         contact["subscribe"] = self._subscribe
         if self._exclude:
             contact["exclude_automations"] = True
         body = _dumps(contact)
         return Mapped(email, contact, body, _blake2b(body, digest_size=8).hexdigest())
+
+    def _merge_tags(self, value: Any) -> list[str]:
+        """The export's static tags plus the profile's (trimmed, deduplicated ignoring case, as AC does).
+
+        Memoized per distinct value, so the list returned may be shared by many contacts: never mutated.
+        """
+        found = parse_tags(value, self._tag_separator)
+        if not found:
+            return self._tags
+        folded = self._tags_folded
+        return [*self._tags, *(t for t in found if t.casefold() not in folded)]
 
     def leaver(self, email: str) -> tuple[dict[str, Any], bytes]:
         """The contact object that unsubscribes a leaver from this export's list (and nothing else)."""

@@ -236,9 +236,15 @@ class ActiveCampaignClient:
         raise self._error(status, data, "GET", label)
 
     async def custom_fields(self) -> list[dict[str, Any]]:
-        """Every custom field of the account, all pages (limit=100, offset=...) until meta.total."""
+        """Every custom field of the account, all pages (limit=100, offset=...) until meta.total.
+
+        AC lists a field's option *ids* in ``options`` and side-loads the values in ``fieldOptions``; each
+        field with options gets their values, in AC's order, as ``option_values`` (dropdown and
+        multi-value fields are checked against them).
+        """
         label = "fields"
         fields: list[dict[str, Any]] = []
+        options: list[Any] = []
         for _ in range(MAX_PAGES):
             status, data = await self._call(
                 "GET",
@@ -255,6 +261,9 @@ class ActiveCampaignClient:
                     "bad_response", f"GET {label} answered without fields", status=status, endpoint=label
                 )
             fields.extend(f for f in page if isinstance(f, dict))
+            side = data.get("fieldOptions")
+            if isinstance(side, list):
+                options.extend(side)
             meta = data.get("meta")
             total = _int_or_none(meta.get("total")) if isinstance(meta, dict) else None
             if (
@@ -262,7 +271,7 @@ class ActiveCampaignClient:
                 or (total is not None and len(fields) >= total)
                 or (total is None and len(page) < PAGE_LIMIT)
             ):
-                return fields
+                return _with_option_values(fields, options)
         raise ActiveCampaignError("bad_response", f"GET {label}: more than {MAX_PAGES} pages", endpoint=label)
 
     async def check_key(self) -> None:
@@ -429,6 +438,20 @@ def _loads(raw: bytes) -> Any:
 def _is_permission_error(data: Any) -> bool:
     """AC's permission answers are {"errors": [...]}; a bad key is a bare {"message": ...}."""
     return isinstance(data, dict) and isinstance(data.get("errors"), list) and bool(data["errors"])
+
+
+def _with_option_values(fields: list[dict[str, Any]], rows: list[Any]) -> list[dict[str, Any]]:
+    """Attach side-loaded ``fieldOptions`` values to their fields as ``option_values`` (AC's order)."""
+    by_field: dict[str, list[tuple[int, int, str]]] = {}
+    for n, row in enumerate(rows):
+        if isinstance(row, dict) and row.get("field") is not None and row.get("value") is not None:
+            order = _int_or_none(row.get("orderid"))
+            by_field.setdefault(str(row["field"]), []).append((order if order is not None else n, n, str(row["value"])))
+    for f in fields:
+        found = by_field.get(str(f.get("id")))
+        if found:
+            f["option_values"] = [value for _, _, value in sorted(found)]
+    return fields
 
 
 def _int_or_none(value: Any) -> int | None:
