@@ -33,9 +33,12 @@ def _fail(message: str, code: int = EXIT_USAGE) -> int:
     return code
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _setup_logging(level: str, fmt: str | None = None, command: str | None = None) -> None:
+    """JSON lines on stderr for the worker (``run``), plain text for the other commands, unless
+    ``--log-format`` says otherwise; emails masked either way (:mod:`worker.logs`)."""
+    from worker import logs
+
+    logs.setup(level, fmt or ("json" if command == "run" else "text"), sys.stderr)
 
 
 # ------------------------------------------------------------------------------------------ sync
@@ -76,6 +79,7 @@ class TtyProgress:
 
 
 def cmd_sync(args: argparse.Namespace, config: Config) -> int:
+    from worker import metrics
     from worker.engine import Engine, RunSpec
     from worker.snapshot import SnapshotError, snapshot_identity
     from worker.state import open_store
@@ -96,11 +100,13 @@ def cmd_sync(args: argparse.Namespace, config: Config) -> int:
     spec = RunSpec(export=export, snapshot_uri=args.snapshot, refresh_id=refresh_id, run_id=run_id,
                    full=args.full, snapshot_format=args.format, snapshot_compression=args.compression)
     progress = TtyProgress()
-    engine = Engine(config, store, on_progress=progress)
+    engine = Engine(config, store, on_progress=progress, on_request=metrics.observe_request)
     if args.dry_run:
         return _dry_run(engine, spec, args.show_emails)
     result = asyncio.run(engine.run(spec))
     progress.done()
+    if args.metrics_file:
+        metrics.write_run_file(args.metrics_file, engine, None if result.replayed else result.event)
     _print_json(result.event)
     return result.exit_code
 
@@ -340,6 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="segment-export",
                                      description="Keep ActiveCampaign lists in step with customer segments.")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    parser.add_argument("--log-format", choices=["json", "text"],
+                        help="log lines on stderr: json (default for run) or text (default otherwise)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("sync", help="run one export to the end in this process; prints the completion event")
@@ -352,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refresh-id", help="the upstream refresh id to record (default: derived from the snapshot)")
     p.add_argument("--format", choices=["jsonl", "csv"], help="snapshot format (default: by file suffix)")
     p.add_argument("--compression", choices=["none", "gzip"], help="snapshot compression (default: by suffix)")
+    p.add_argument("--metrics-file", help="write the run's Prometheus metrics (text format) to this file")
     p.set_defaults(func=cmd_sync, needs_config=True)
 
     p = sub.add_parser("run", help="the worker: consume the requests queue until SIGTERM/SIGINT")
@@ -408,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _setup_logging(args.log_level)
+    _setup_logging(args.log_level, args.log_format, args.command)
     try:
         config = load_config(args.config) if args.needs_config else None
         return int(args.func(args, config) or 0)

@@ -78,10 +78,12 @@ class Worker:
         self.url = broker_url or w.broker_url
         self.topology = Topology(requests_queue=w.requests_queue, events_exchange=w.events_exchange,
                                  max_receive_count=w.max_receive_count)
-        self.engine = Engine(config, open_store(w.state_url))
+        self.engine = Engine(config, open_store(w.state_url), on_request=metrics.observe_request)
+        metrics.watch_engine(self.engine)
         self.bridge = BrokerBridge(self.url, self.topology, prefetch=w.concurrency,
                                    transport_options=transport_options_for(
                                        self.url, **{**w.broker_options, **(transport_options or {})}))
+        metrics.set_info(self.bridge.kind)
         self.max_unacked = w.max_unacked_seconds
         self.grace = w.shutdown_grace_seconds
         self.stopping = asyncio.Event()
@@ -275,12 +277,12 @@ class Worker:
         try:
             if job.dry_run:
                 return await self._dry_run(job)
-            metrics.RUNS_IN_PROGRESS.inc()
+            metrics.run_started(job.spec.export.name)
             t0 = time.monotonic()
             try:
                 result = await self.engine.run(job.spec, stop)
             finally:
-                metrics.RUNS_IN_PROGRESS.dec()
+                metrics.run_ended(job.spec.export.name)
             if not result.interrupted and not result.stale and not result.replayed:
                 metrics.RUN_DURATION.labels(job.spec.export.name).observe(time.monotonic() - t0)
             return await self._finish(job, result)
@@ -316,6 +318,7 @@ class Worker:
             await self.engine.mark_published(spec)
         if not result.replayed:
             metrics.RUNS.labels(spec.export.name, result.event["status"]).inc()
+            metrics.record_run(result.event)
         return "duplicate" if result.replayed else result.event["status"]
 
     async def _continue(self, job: Job) -> None:

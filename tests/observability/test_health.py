@@ -1,0 +1,106 @@
+"""Must-show 2: /healthz fails when the consumer thread is stuck; /readyz when the broker is unreachable
+or the worker is draining."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+
+import pytest
+
+from tests.observability.support import get
+from worker import health
+from worker.config import parse_config
+from worker.health import HealthServer
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def fetch(url: str) -> int:
+    return (await asyncio.to_thread(get, url))[0]
+
+
+async def test_healthz_fails_when_the_consumer_thread_is_blocked(monkeypatch):
+    monkeypatch.setattr(health, "STALL_SECONDS", 0.5)
+    beat = {"t": time.monotonic()}
+    gate = threading.Event()
+    gate.set()
+    done = threading.Event()
+
+    def consumer() -> None:  # beats like the broker thread, until something blocks it
+        while not done.is_set():
+            gate.wait()
+            beat["t"] = time.monotonic()
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=consumer, daemon=True)
+    thread.start()
+    port = free_port()
+    server = HealthServer(port, ready=lambda: True, consumer_progress=lambda: beat["t"], host="127.0.0.1")
+    await server.start()
+    try:
+        url = f"http://127.0.0.1:{port}/healthz"
+        assert await fetch(url) == 200
+        gate.clear()  # the consumer thread is now stuck
+        await asyncio.sleep(0.8)
+        status, body = await asyncio.to_thread(get, url)
+        assert status == 500 and "consumer thread stalled" in body
+        gate.set()
+        await asyncio.sleep(0.2)
+        assert await fetch(url) == 200
+    finally:
+        done.set()
+        gate.set()
+        await server.stop()
+
+
+@pytest.fixture
+def worker(tmp_path, monkeypatch):
+    from worker.service import Worker
+
+    monkeypatch.setenv("OBS_TEST_KEY", "obs-key-0123456789")
+    port = free_port()
+    config = parse_config({
+        "worker": {"state_url": f"file://{tmp_path / 'state'}", "broker_url": "memory://", "metrics_port": port,
+                   "requests_queue": f"obs-{port}", "events_exchange": f"obs-ev-{port}",
+                   "snapshot_prefixes": [f"file://{tmp_path}/"]},
+        "connections": {"c": {"hostname": "x.api-us1.com", "api_key_env": "OBS_TEST_KEY",
+                              "data_privacy_consent": True}},
+        "exports": {"vip": {"segment": "vip", "connection": "c", "list_id": 1, "mapping": {"email": "Email"}}},
+    }, "test")
+    return Worker(config), port
+
+
+async def test_readyz_follows_broker_connection_and_draining(worker):
+    w, port = worker
+    url = f"http://127.0.0.1:{port}/readyz"
+    drained = asyncio.Event()
+    real_drain = w._drain
+
+    async def slow_drain() -> None:  # hold the draining state long enough to probe it
+        await drained.wait()
+        await real_drain()
+
+    w._drain = slow_drain
+    runner = asyncio.ensure_future(w.run())
+    try:
+        await asyncio.wait_for(w.ready.wait(), 30)
+        assert await fetch(url) == 200
+        assert await fetch(f"http://127.0.0.1:{port}/healthz") == 200
+        w.bridge.connected = False  # what the bridge records when the broker becomes unreachable
+        assert await fetch(url) == 503
+        w.bridge.connected = True
+        assert await fetch(url) == 200
+        w.request_stop()
+        await asyncio.sleep(0)
+        assert w.draining and await fetch(url) == 503
+    finally:
+        drained.set()
+        w.request_stop()
+        assert await asyncio.wait_for(runner, 30) == 0
