@@ -52,6 +52,7 @@ log = logging.getLogger("segment_export.engine")
 
 EXIT_OK, EXIT_FAILED, EXIT_PARTIAL = 0, 1, 3
 SAMPLE_ROWS = 20
+MILESTONE_SECONDS = 5.0
 OPERATIONS = {ADD: "add", UPDATE: "update", REMOVE: "remove"}
 #: The failure report's CSV columns (the JSON Lines records have the same keys, where they apply).
 REPORT_COLUMNS = ("email", "stage", "reason", "detail", "source", "line", "operation")
@@ -87,12 +88,16 @@ class RunSpec:
 class Progress:
     """Live counters for a TTY progress line or a log milestone."""
 
+    export: str = ""
+    run_id: str = ""
     profiles_read: int = 0
     batches_planned: int = 0
     batches_sent: int = 0
     batches_confirmed: int = 0
     contacts_sent: int = 0
+    in_flight: int = 0  # accepted by AC, not yet final (resumed ones included)
     started: float = field(default_factory=time.monotonic)
+    logged: float = 0.0  # when the last milestone was logged
 
 
 @dataclass
@@ -450,7 +455,7 @@ class Engine:
                     accepted[n] = (rec["batch_id"], rec["emails"], rec.get("rejected", {}))
         skip = finals | set(accepted)
         outcomes: dict[int, BatchOutcome] = {}
-        progress = Progress()
+        progress = Progress(export=export.name, run_id=spec.run_id, in_flight=len(accepted))
         if export.max_profiles and not records:  # with batch records, an earlier attempt passed the check
             await asyncio.to_thread(self._check_max_profiles, spec)
 
@@ -478,6 +483,7 @@ class Engine:
                         if part.batches or part.invalid or part.dropped or part.skipped or part.number == 0:
                             self.store.put_if_absent(keys.part(part.number), encode_part(part))
                         progress.profiles_read = planner.totals.profiles
+                        self._tick(progress)
                         for b in part.batches:
                             progress.batches_planned += 1
                             if b.number in skip:
@@ -530,6 +536,7 @@ class Engine:
                        "rejected": {str(k): v for k, v in acc.rejected.items()}}
                 await asyncio.to_thread(self.store.put, keys.accepted(batch.number), orjson.dumps(rec))
                 progress.batches_sent += 1
+                progress.in_flight += 1
                 progress.contacts_sent += len(batch.emails)
                 self._tick(progress)
 
@@ -539,6 +546,7 @@ class Engine:
                 await asyncio.to_thread(self.store.put, keys.final(outcome.number), orjson.dumps(rec))
                 outcomes[outcome.number] = outcome
                 progress.batches_confirmed += 1
+                progress.in_flight = max(0, progress.in_flight - 1)
                 self._tick(progress)
 
             producer = asyncio.ensure_future(asyncio.to_thread(produce))
@@ -550,6 +558,9 @@ class Engine:
                     await producer
                 log.debug("all batches final after %.2f s", time.monotonic() - progress.started)
             finally:
+                progress.in_flight = 0
+                if self.on_progress:
+                    self.on_progress(progress)
                 abort.set()
                 while not producer.done():  # unblock a producer waiting on a full queue
                     while not queue.empty():
@@ -563,8 +574,17 @@ class Engine:
         return result
 
     def _tick(self, progress: Progress, force: bool = False) -> None:
+        """Report progress to the hook, and log a milestone at most every MILESTONE_SECONDS."""
         if self.on_progress:
             self.on_progress(progress)
+        now = time.monotonic()
+        if force or now - progress.logged >= MILESTONE_SECONDS:
+            progress.logged = now
+            log.info("run progress", extra={
+                "run_id": progress.run_id, "export": progress.export, "profiles_read": progress.profiles_read,
+                "batches_planned": progress.batches_planned, "batches_sent": progress.batches_sent,
+                "batches_confirmed": progress.batches_confirmed, "contacts_sent": progress.contacts_sent,
+                "elapsed_seconds": round(now - progress.started, 1)})
 
     # ------------------------------------------------------------------------------------ commit
     def _commit(self, spec: RunSpec, keys: RunKeys, synced: SyncedState, version: str | None, plan: Counts,

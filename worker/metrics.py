@@ -121,3 +121,12 @@ def run_ended(export: str) -> None:
     RUNS_IN_PROGRESS.dec()
     with contextlib.suppress(KeyError):
         RUN_STARTED.remove(export)
+
+
+BATCHES_IN_FLIGHT = Gauge("segment_export_bulk_batches_in_flight",
+                          "Bulk-import batches accepted by ActiveCampaign and not yet final", ["export"])
+
+
+def observe_progress(progress: Any) -> None:
+    """Engine progress hook: batches in flight per export (one run per export at a time per worker)."""
+    BATCHES_IN_FLIGHT.labels(progress.export).set(progress.in_flight)

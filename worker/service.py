@@ -78,7 +78,8 @@ class Worker:
         self.url = broker_url or w.broker_url
         self.topology = Topology(requests_queue=w.requests_queue, events_exchange=w.events_exchange,
                                  max_receive_count=w.max_receive_count)
-        self.engine = Engine(config, open_store(w.state_url), on_request=metrics.observe_request)
+        self.engine = Engine(config, open_store(w.state_url), on_request=metrics.observe_request,
+                             on_progress=metrics.observe_progress)
         metrics.watch_engine(self.engine)
         self.bridge = BrokerBridge(self.url, self.topology, prefetch=w.concurrency,
                                    transport_options=transport_options_for(
