@@ -104,3 +104,106 @@ async def test_readyz_follows_broker_connection_and_draining(worker):
         drained.set()
         w.request_stop()
         assert await asyncio.wait_for(runner, 30) == 0
+
+
+class TcpProxy:
+    """A loopback TCP proxy in front of RabbitMQ: cutting it makes the broker really unreachable."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self.server: asyncio.base_events.Server | None = None
+        self.writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    async def cut(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()
+        for w in list(self.writers):
+            w.close()
+        self.writers.clear()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+        self.writers.update({writer, up_writer})
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (OSError, asyncio.CancelledError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+async def wait_for_status(url: str, status: int, seconds: float = 30.0) -> int:
+    deadline = time.monotonic() + seconds
+    got = -1
+    while time.monotonic() < deadline:
+        got = await fetch(url)
+        if got == status:
+            return got
+        await asyncio.sleep(0.2)
+    return got
+
+
+async def test_readyz_fails_while_rabbitmq_is_really_unreachable(tmp_path, monkeypatch):
+    """No flag flipped by hand: the worker's only way to RabbitMQ goes away, then comes back."""
+    import uuid
+
+    from kombu import Connection
+
+    from worker.service import Worker
+
+    monkeypatch.setenv("OBS_TEST_KEY", "obs-key-0123456789")
+    proxy = TcpProxy(5672)
+    await proxy.start()
+    metrics_port = free_port()
+    queue = f"obs-outage-{uuid.uuid4().hex[:8]}"
+    config = parse_config({
+        "worker": {"state_url": f"file://{tmp_path / 'state'}", "metrics_port": metrics_port,
+                   "broker_url": f"amqp://guest:guest@127.0.0.1:{proxy.port}//",
+                   "requests_queue": queue, "events_exchange": f"{queue}-events",
+                   "snapshot_prefixes": [f"file://{tmp_path}/"]},
+        "connections": {"c": {"hostname": "x.api-us1.com", "api_key_env": "OBS_TEST_KEY",
+                              "data_privacy_consent": True}},
+        "exports": {"vip": {"segment": "vip", "connection": "c", "list_id": 1, "mapping": {"email": "Email"}}},
+    }, "test")
+    w = Worker(config)
+    runner = asyncio.ensure_future(w.run())
+    url = f"http://127.0.0.1:{metrics_port}/readyz"
+    try:
+        await asyncio.wait_for(w.ready.wait(), 30)
+        assert await fetch(url) == 200
+        await proxy.cut()
+        assert await wait_for_status(url, 503) == 503
+        await proxy.start()  # the broker is reachable again on the same address
+        assert await wait_for_status(url, 200, 60) == 200
+    finally:
+        w.request_stop()
+        await asyncio.wait_for(runner, 60)
+        if proxy.server is not None:
+            proxy.server.close()
+        with Connection("amqp://guest:guest@127.0.0.1:5672//") as conn:
+            channel = conn.channel()
+            for name in (queue, f"{queue}-dlq"):
+                try:
+                    channel.queue_delete(name)
+                except Exception:  # already gone: nothing to clean
+                    channel = conn.channel()
+            for name in (f"{queue}-events", f"{queue}-dlq"):
+                try:
+                    channel.exchange_delete(name)
+                except Exception:
+                    channel = conn.channel()
