@@ -172,11 +172,20 @@ class Broker:
         raise NotImplementedError
 
     # observing --------------------------------------------------------------------------------------
-    def read_events(self) -> list[dict]:
+    events_source: str  # the queue this test reads completion events from
+
+    def _get_all(self, queue: str) -> list[tuple[bytes, dict]]:
+        """Take every message now on `queue`: (body, headers)."""
         raise NotImplementedError
 
+    def read_events(self) -> list[dict]:
+        for body, _ in self._get_all(self.events_source):
+            self.events.append(validate(orjson.loads(body)))
+        return self.events
+
     def read_dead(self) -> list[tuple[bytes, dict]]:
-        raise NotImplementedError
+        self.dead.extend(self._get_all(self.dlq))
+        return self.dead
 
     def depth(self) -> tuple[int, int]:
         """(ready, held) messages on the requests queue."""
@@ -236,6 +245,7 @@ class RabbitBroker(Broker):
         self.url = AMQP_URL
         self.broker_options = {}
         self.tap = f"e2e-{tag}-tap"
+        self.events_source = self.tap  # our queue bound to the events exchange
         self.conn = Connection(self.url, transport_options={"client_properties": {"connection_name": "e2e-tests"}})
         self.conn.connect()
         self.channel = self.conn.channel()
@@ -274,15 +284,6 @@ class RabbitBroker(Broker):
                                  content_encoding="binary", delivery_mode=2, retry=False)
         finally:
             ch.close()
-
-    def read_events(self) -> list[dict]:
-        for body, _ in self._get_all(self.tap):
-            self.events.append(validate(orjson.loads(body)))
-        return self.events
-
-    def read_dead(self) -> list[tuple[bytes, dict]]:
-        self.dead.extend(self._get_all(self.dlq))
-        return self.dead
 
     def depth(self) -> tuple[int, int]:
         """Live counts from the quorum queue itself (``rabbitmqctl list_queues`` lags by its 5 s stats interval,
@@ -328,6 +329,7 @@ class SqsBroker(Broker):
         super().__init__(tag)
         port = endpoint.rsplit(":", 1)[1]
         self.url = f"sqs://testing:testing@127.0.0.1:{port}"
+        self.events_source = self.events_exchange  # on SQS the events "exchange" is a queue
         self.broker_options = {"region": "us-east-1", "is_secure": False, "wait_time_seconds": 0,
                                "polling_interval": 0.1}
         if visibility_timeout is not None:
@@ -381,15 +383,6 @@ class SqsBroker(Broker):
                            for k, v in (m.get("MessageAttributes") or {}).items()}
                 out.append((m["Body"].encode("utf-8"), headers))
                 self.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-
-    def read_events(self) -> list[dict]:
-        for body, _ in self._get_all(self.events_exchange):
-            self.events.append(validate(orjson.loads(body)))
-        return self.events
-
-    def read_dead(self) -> list[tuple[bytes, dict]]:
-        self.dead.extend(self._get_all(self.dlq))
-        return self.dead
 
     def depth(self) -> tuple[int, int]:
         a = self.sqs.get_queue_attributes(QueueUrl=self.url_of(self.requests_queue), AttributeNames=[
