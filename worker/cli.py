@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import logging
 import sys
 from typing import TYPE_CHECKING, Any
@@ -42,13 +41,6 @@ def _setup_logging(level: str, fmt: str | None = None, command: str | None = Non
 
 
 # ------------------------------------------------------------------------------------------ sync
-def sync_run_id(export: str, identity: str, base_run: str, full: bool) -> str:
-    """Same export, same snapshot content, same committed base -> same run: a re-run after a crash
-    resumes instead of starting over; after a commit the base changes, so the next sync is a new run."""
-    digest = hashlib.blake2b(f"{export}\0{identity}\0{base_run}\0{int(full)}".encode(), digest_size=10)
-    return f"sync-{digest.hexdigest()}"
-
-
 class TtyProgress:
     """One self-overwriting status line on stderr, only when stderr is a terminal."""
 
@@ -81,6 +73,7 @@ class TtyProgress:
 def cmd_sync(args: argparse.Namespace, config: Config) -> int:
     from worker import metrics
     from worker.engine import Engine, RunSpec
+    from worker.runbook import sync_run_id
     from worker.snapshot import SnapshotError, snapshot_identity
     from worker.state import open_store
     from worker.synced import SyncedState

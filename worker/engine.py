@@ -44,6 +44,7 @@ from worker.events import completion_event, now_iso
 from worker.fields import resolve_fields
 from worker.mapping import Mapper, mask_email
 from worker.plan import ADD, REMOVE, UPDATE, Counts, Planner, PlanPart, tune_gc
+from worker.runbook import RunKeys
 from worker.snapshot import SnapshotError, read_pages
 from worker.state import StateError, StateStore
 from worker.synced import SKIPPED, SyncedState
@@ -82,6 +83,8 @@ class RunSpec:
     snapshot_format: str | None = None
     snapshot_compression: str | None = None
     occurred_at: str | None = None  # when upstream refreshed the segment: orders refreshes for staleness
+    allow_mass_removal: bool = False  # this run only: the removal guard does not stop it
+    attempt: int = 1  # which attempt of a run retried after transient failures (events and logs carry it)
 
 
 @dataclass
@@ -138,29 +141,6 @@ def error_code(exc: BaseException) -> str:
 
 def exit_code_for(status: str) -> int:
     return {"succeeded": EXIT_OK, "partial": EXIT_PARTIAL}.get(status, EXIT_FAILED)
-
-
-class RunKeys:
-    """Where a run's records live in the state store."""
-
-    def __init__(self, export: str, run_id: str) -> None:
-        self.export = f"exports/{export}/"
-        self.run = f"{self.export}runs/{run_id}/"
-        self.synced = f"{self.export}synced"
-        self.completed = f"{self.run}completed"
-        self.plan = f"{self.run}plan/"
-        self.batches = f"{self.run}batches/"
-        self.published = f"{self.run}published"
-        self.last_refresh = f"{self.export}last_refresh"
-
-    def part(self, n: int) -> str:
-        return f"{self.plan}part-{n:05d}"
-
-    def accepted(self, n: int) -> str:
-        return f"{self.batches}{n:05d}.accepted"
-
-    def final(self, n: int) -> str:
-        return f"{self.batches}{n:05d}.final"
 
 
 def encode_part(part: PlanPart) -> bytes:
@@ -396,7 +376,7 @@ class Engine:
     async def remember_snapshot(self, export: str, snapshot: dict[str, Any], refresh_id: str,
                                 occurred_at: str) -> None:
         """Keep the segment's newest known snapshot per export, for ``export.requested`` without one."""
-        key = f"exports/{export}/last_snapshot"
+        key = RunKeys(export, "-").last_snapshot
         rec = orjson.dumps({"snapshot": snapshot, "refresh_id": refresh_id, "occurred_at": occurred_at})
 
         def swap() -> None:
@@ -410,7 +390,7 @@ class Engine:
         await asyncio.to_thread(swap)
 
     async def last_snapshot(self, export: str) -> dict[str, Any] | None:
-        data = await asyncio.to_thread(self.store.get, f"exports/{export}/last_snapshot")
+        data = await asyncio.to_thread(self.store.get, RunKeys(export, "-").last_snapshot)
         return orjson.loads(data) if data else None
 
     def _is_stale(self, keys: RunKeys, spec: RunSpec) -> bool:

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
-import re
 import signal
 import time
 from collections.abc import Callable
@@ -34,18 +32,12 @@ from worker.engine import Engine, RunResult, RunSpec
 from worker.event_schemas import InvalidEvent, load_validators, parse_event, validate_event
 from worker.events import new_id, now_iso
 from worker.health import HealthServer
+from worker.runbook import run_id_for
 from worker.state import open_store
 
 log = logging.getLogger("segment_export.service")
 
 CHECKPOINT_MARGIN = 0.2  # stop runs this share of the unacked bound early, so they reach a checkpoint in time
-
-
-def run_id_for(export: str, refresh_id: str) -> str:
-    """Stable, path-safe and readable: the same export + refresh always maps to the same run."""
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", refresh_id)[:48].strip("-.") or "refresh"
-    digest = hashlib.blake2b(f"{export}\0{refresh_id}".encode(), digest_size=6).hexdigest()
-    return f"{slug}-{digest}"
 
 
 class Rejected(Exception):

@@ -493,7 +493,7 @@ def refreshed(snapshot: Path, *, refresh_id: str | None = None, occurred_at: str
 
 
 def run_id_for(export: str, refresh_id: str) -> str:
-    from worker.service import run_id_for as rid
+    from worker.runbook import run_id_for as rid
 
     return rid(export, refresh_id)
 
