@@ -11,6 +11,7 @@ import pickle
 from collections.abc import Callable
 from typing import Any
 
+import fastjsonschema
 import orjson
 import pytest
 
@@ -20,6 +21,7 @@ from worker.event_schemas import (
     MAX_REASON_CHARS,
     REASON_CLASSES,
     InvalidEvent,
+    _validators,
     load_validators,
     parse_event,
     validate_event,
@@ -342,5 +344,16 @@ def test_invalid_event_is_a_value_error_and_pickles() -> None:
         exc.reason_class, exc.reason, exc.event_type, exc.path)
 
 
-def test_load_validators_compiles_every_schema() -> None:
+def test_load_validators_compiles_every_schema_up_front() -> None:
+    """Compiled at start, not at the first message: a broken install fails before anything is consumed."""
+    _validators.cache_clear()
     load_validators()
+    assert _validators.cache_info().currsize == 1  # compiled now, by load_validators itself
+    compiled = _validators()
+    assert _validators.cache_info().hits >= 1  # the call above reused what load_validators built
+    assert sorted(compiled) == sorted(EVENT_TYPES)
+    for etype, validator in compiled.items():  # each one is its type's schema, not a placeholder
+        good = BASES[etype]()
+        assert validator(good) == good
+        with pytest.raises(fastjsonschema.JsonSchemaValueException):
+            validator({**good, "id": ""})
