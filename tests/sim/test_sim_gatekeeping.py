@@ -102,8 +102,12 @@ def test_latency_knob_delays_responses_without_breaking_them(make_sim: Callable[
     assert sim.client.requests()[0]["status"] == 200
 
 
-def test_unknown_api_path_is_a_json_404_and_counts(sim: Sim) -> None:
+def test_unknown_api_path_is_refused_as_not_simulated_and_counts(sim: Sim) -> None:
     reply = sim.call("GET", "nothing/here")
-    assert reply.status == 404 and "message" in reply.body
+    assert reply.status == 501 and "GET /api/3/nothing/here" in reply.body["message"]
     assert reply.header("RateLimit-Limit") is not None
-    assert sim.client.requests()[-1]["status"] == 404
+    assert sim.client.requests()[-1]["status"] == 501
+    # A known path with a method the simulator does not serve is refused the same way.
+    wrong_method = sim.call("PUT", "contacts/1", {"contact": {}})
+    assert wrong_method.status == 501 and "PUT /api/3/contacts/1" in wrong_method.body["message"]
+    assert sim.client.stats()["not_simulated"] == 2

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from worker.sim import api, inspect_api
+from worker.sim import api, api_contacts, inspect_api
 from worker.sim.middleware import api_middleware
 from worker.sim.processor import run_processor
 from worker.sim.settings import SimSettings
@@ -30,6 +30,7 @@ def create_app(settings: SimSettings | None = None) -> web.Application:
     app = web.Application(middlewares=[api_middleware], client_max_size=CLIENT_MAX_SIZE)
     app[STATE] = SimState(settings or SimSettings())
     app.add_routes(api.routes)
+    app.add_routes(api_contacts.routes)
     app.add_routes(inspect_api.routes)
     app.cleanup_ctx.append(_processor_ctx)
     return app

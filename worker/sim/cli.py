@@ -44,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="length of each 429 storm in seconds")
     parser.add_argument("--contact-limit", type=int, default=None, help="plan cap on the number of contacts")
     parser.add_argument("--seed", type=int, default=None, help="random seed for fault injection")
+    parser.add_argument("--bad-key-html", action="store_true",
+                        help="answer a missing or wrong API key with 200 and an HTML login page, as "
+                             "ActiveCampaign has been seen to do (default: 401/403 JSON)")
 
 
 def settings_from_args(args: argparse.Namespace) -> SimSettings:
@@ -59,6 +62,7 @@ def settings_from_args(args: argparse.Namespace) -> SimSettings:
         storm_duration=args.storm_duration,
         contact_limit=args.contact_limit,
         seed=args.seed,
+        bad_key_html=getattr(args, "bad_key_html", False),
     )
 
 

@@ -12,11 +12,16 @@ import contextlib
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 import orjson
 
 TIMEOUT = 30.0
+
+#: How someone unsubscribes (`SimClient.unsubscribe`): the person's own way (a campaign email's link, a
+#: form, an automation), or "api": as an API client would, leaving no trace of whose it was.
+Unsubscribe = Literal["campaign", "form", "automation", "api"]
 
 
 class SimClientError(RuntimeError):
@@ -65,6 +70,18 @@ class SimClient:
                 return None
             raise
 
+    def contact_list(self, email: str, list_id: int) -> dict[str, Any] | None:
+        """The contact's record for the list exactly as `GET /api/3/contacts/{id}/contactLists` shows it
+        (status "1"/"2", sdate, udate, campaign, message, unsubreason, unsubscribeAutomation, sourceid,
+        ...), or None when the contact has never been on the list (or does not exist)."""
+        query = urllib.parse.urlencode({"email": email, "list_id": int(list_id)})
+        try:
+            return self._object("GET", "/_sim/contact_list?" + query)
+        except SimClientError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     def batch(self, batch_id: str) -> dict[str, Any]:
         """One batch with per-contact failure reasons (more than AC's /import/info tells)."""
         return self._object("GET", "/_sim/batches/" + urllib.parse.quote(batch_id, safe=""))
@@ -83,9 +100,20 @@ class SimClient:
             knobs["api_keys"] = list(knobs["api_keys"])
         self._call("POST", "/_sim/settings", knobs)
 
-    def unsubscribe(self, email: str, list_id: int) -> None:
-        """What a person does in AC: unsubscribe from a list (the contact is created if absent)."""
-        self._call("POST", "/_sim/contacts/unsubscribe", {"email": email, "list_id": int(list_id)})
+    def unsubscribe(self, email: str, list_id: int, how: Unsubscribe = "campaign") -> None:
+        """Someone unsubscribes the contact from a list (the contact is created if absent).
+
+        By default the person's own unsubscription through a campaign email's link (the record gets
+        `campaign` and `message`); "form" sets `unsubreason`, "automation" `unsubscribeAutomation`;
+        "api" leaves all four null, as an unsubscription made by an API client does.
+        """
+        self._call("POST", "/_sim/contacts/unsubscribe", {"email": email, "list_id": int(list_id), "how": how})
+
+    def freeze_time(self, when: datetime | str | None) -> None:
+        """Stamp records (cdate, udate, sdate, created_timestamp, ...) at `when` until told otherwise;
+        None follows the wall clock again. A naive datetime or string is read as UTC."""
+        value = when.isoformat() if isinstance(when, datetime) else when
+        self.configure(frozen_time=value)
 
     def exclude(self, email: str) -> None:
         """Put an address (or a pattern like '*@example.org') on the account's exclusion list."""

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from worker.sim.store import SUBSCRIBED, UNSUBSCRIBED, Store, iso_now
+from worker.sim.records import SUBSCRIBED, UNSUBSCRIBED
+from worker.sim.store import Store
 from worker.sim.validation import ImportContact
 
 RECENT_DAYS = 7
@@ -101,7 +102,7 @@ class Imports:
             batch.final = "failed"
             self.failed_batches += 1
         else:
-            stamp = iso_now()
+            stamp = store.now()
             for item in contacts:
                 reason = apply_contact(store, item, batch, stamp)
                 if reason is not None:
@@ -145,7 +146,7 @@ class Imports:
         }
 
 
-def apply_contact(store: Store, item: ImportContact, batch: Batch, stamp: str) -> str | None:
+def apply_contact(store: Store, item: ImportContact, batch: Batch, stamp: datetime) -> str | None:
     """Upsert one imported contact; returns why it failed or was skipped, or None when applied.
 
     Checks run before any change, so a skipped contact is left exactly as it was (in particular, a
@@ -163,27 +164,20 @@ def apply_contact(store: Store, item: ImportContact, batch: Batch, stamp: str) -
         return "contact limit reached"
     if contact is not None:
         for list_id in item.subscribe:
-            if contact.lists.get(list_id) == UNSUBSCRIBED:
+            record = contact.lists.get(list_id)
+            if record is not None and record.status == UNSUBSCRIBED:
                 return f"unsubscribed from list {list_id}"
     if contact is None:
         contact = store.create_contact(email, stamp)
         batch.success.append(str(contact.id))
-    if item.first_name is not None:
-        contact.first_name = item.first_name
-    if item.last_name is not None:
-        contact.last_name = item.last_name
-    if item.phone is not None:
-        contact.phone = item.phone
-    if item.customer_acct_name is not None:
-        contact.customer_acct_name = item.customer_acct_name
-    for field_id, value in item.fields:
-        store.set_field(contact, field_id, value)
+    text = {key: value for key in ("first_name", "last_name", "phone", "customer_acct_name")
+            if (value := getattr(item, key)) is not None}
+    store.update_contact(contact, text, item.fields, stamp)
     for name in item.tags:
         tag = store.find_tag(name) or store.create_tag(name)
         store.tag_contact(contact, tag, stamp)
     for list_id in item.subscribe:
-        store.set_list_status(contact, list_id, SUBSCRIBED, via_api=True)
-    for list_id in item.unsubscribe:
-        store.set_list_status(contact, list_id, UNSUBSCRIBED, via_api=True)
-    contact.udate = stamp
+        store.set_list_status(contact, list_id, SUBSCRIBED, via_api=True, stamp=stamp)
+    for list_id in item.unsubscribe:  # made through the API: no campaign, message, reason or automation
+        store.set_list_status(contact, list_id, UNSUBSCRIBED, via_api=True, stamp=stamp)
     return None

@@ -15,10 +15,11 @@ from typing import Any
 from aiohttp import web
 
 from worker.sim.emails import is_valid_email, normalize_email
-from worker.sim.replies import BadRequestBody, json_response, message, read_object
+from worker.sim.records import STATUS_BY_NAME, UNSUBSCRIBED, UNSUBSCRIPTIONS, Contact
+from worker.sim.render import contact_list_json
+from worker.sim.replies import BadRequestBody, api_base, json_response, message, read_object
 from worker.sim.settings import normalize_field
 from worker.sim.state import STATE, SimState
-from worker.sim.store import STATUS_BY_NAME, UNSUBSCRIBED, Contact
 
 routes = web.RouteTableDef()
 P = "/_sim"
@@ -127,14 +128,36 @@ async def settings_post(request: web.Request) -> web.Response:
 @routes.post(P + "/contacts/unsubscribe")
 @_refusal_guard
 async def unsubscribe(request: web.Request) -> web.Response:
-    """A user unsubscribing in AC: status 2 on the list; the contact is created if it does not exist."""
+    """Someone unsubscribing in AC: status 2 on the list; the contact is created if it does not exist.
+
+    `how` says who: "campaign" (default; a campaign email's link: campaign and message set), "form"
+    (unsubreason set), "automation" (unsubscribeAutomation set): the person's own; "api": all null, as
+    if an API client had done it.
+    """
     state = _state(request)
     body = await _body(request)
     email = _email(body)
     list_id = _list_id(state, body.get("list_id"))
+    how = body.get("how", "campaign")
+    cause = UNSUBSCRIPTIONS.get(how) if isinstance(how, str) else None
+    if cause is None:
+        raise _Refused(f"'how' must be one of {', '.join(UNSUBSCRIPTIONS)}, not {how!r}")
     contact = _get_or_create(state, email)
-    state.store.set_list_status(contact, list_id, UNSUBSCRIBED, via_api=False)
+    state.store.set_list_status(contact, list_id, UNSUBSCRIBED, via_api=False, cause=cause)
     return json_response({"id": str(contact.id)})
+
+
+@routes.get(P + "/contact_list")
+@_refusal_guard
+async def contact_list(request: web.Request) -> web.Response:
+    """`?email=&list_id=`: the contact's list record exactly as `GET /contacts/{id}/contactLists` shows it."""
+    state = _state(request)
+    contact = state.store.by_email.get(normalize_email(request.query.get("email", "")))
+    list_id = _list_id(state, request.query.get("list_id"))
+    record = contact.lists.get(list_id) if contact is not None else None
+    if contact is None or record is None:
+        return message(404, "no such contact on that list")
+    return json_response(contact_list_json(record, contact, api_base(request)))
 
 
 @routes.post(P + "/contacts/exclude")
@@ -157,19 +180,20 @@ async def seed_contact(request: web.Request) -> web.Response:
     store = state.store
     body = await _body(request)
     contact = _get_or_create(state, _email(body))
-    for key in ("first_name", "last_name", "phone", "customer_acct_name"):
-        if body.get(key) is not None:
-            setattr(contact, key, str(body[key]))
+    text = {key: str(body[key]) for key in ("first_name", "last_name", "phone", "customer_acct_name")
+            if body.get(key) is not None}
     if "bounced" in body:
         contact.bounced = bool(body["bounced"])
     fields = body.get("fields") or {}
     if not isinstance(fields, dict):
         raise _Refused("'fields' must be an object of {perstag_or_id: value}")
+    values: list[tuple[int, str]] = []
     for key, value in fields.items():
         field_id = store.field_id_for(key)
         if field_id is None:
             raise _Refused(f"unknown custom field {key!r}")
-        store.set_field(contact, field_id, str(value))
+        values.append((field_id, str(value)))
+    store.update_contact(contact, text, values)
     tags = body.get("tags") or []
     if not isinstance(tags, list):
         raise _Refused("'tags' must be a list of names")

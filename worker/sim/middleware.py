@@ -4,9 +4,13 @@ Order (documented in the package docstring, relied on by tests):
 1. `latency` sleep; then the arrival time is taken (it stamps the log entry and the rate window).
 2. The request is appended to the request log (status filled in when answered).
 3. `error_rate`: a random 500/502/503 "before doing anything": nothing counted, nothing applied.
-4. Auth: no `Api-Token` -> 401, unknown token -> 403 (not counted in the rate window).
+4. Auth: no `Api-Token` -> 401, unknown token -> 403 (not counted in the rate window); with
+   `bad_key_html`, both are 200 with an HTML login page instead (and no rate headers).
 5. 429 storm, then the per-second window: 429 with Retry-After; a refused request is not counted.
-6. The route. Every response from step 4 on carries RateLimit-Limit / RateLimit-Remaining.
+6. What is not simulated is refused: an unknown endpoint or method, or a query parameter the route does
+   not declare (`worker.sim.queries.accepts`), gets 501 {"message"} naming it.
+7. The route (a parameter value it cannot use: 400 {"message"}). Every response from step 4 on, except
+   the login page, carries RateLimit-Limit / RateLimit-Remaining.
 `/_sim/` requests skip all of this: they are free, unauthenticated and unlogged.
 """
 
@@ -21,13 +25,21 @@ from typing import Any
 from aiohttp import web
 
 from worker.sim.limits import retry_after_header
+from worker.sim.queries import BadQuery, accepted, unimplemented
 from worker.sim.replies import LOG_ENTRY, json_response, message
 from worker.sim.state import STATE, SimState
 
 API_PREFIX = "/api/3/"
+API_ROOT = "/api/3"
 log = logging.getLogger("worker.sim")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: What AC's web app has been seen to answer an API request with a bad key: its login page, status 200.
+LOGIN_PAGE = (b"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Log in | ActiveCampaign"
+              b"</title></head>\n<body><form method=\"post\" action=\"/admin/index.php\"><h1>Log in</h1>"
+              b"<input name=\"user\" placeholder=\"Username or email\"><input name=\"pass\" type=\"password\">"
+              b"<button type=\"submit\">Log in</button></form></body></html>\n")
 
 _GATEWAY_PAGES = {
     502: b"<html><body><h1>502 Bad Gateway</h1></body></html>",
@@ -38,7 +50,7 @@ _GATEWAY_PAGES = {
 @web.middleware
 async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Gatekeeping and logging for the AC API; see the module docstring for the order."""
-    if not request.path.startswith(API_PREFIX):
+    if not (request.path.startswith(API_PREFIX) or request.path == API_ROOT):
         return await handler(request)
     state = request.app[STATE]
     if state.settings.latency > 0:
@@ -69,6 +81,8 @@ async def _gate(request: web.Request, handler: Handler, state: SimState, now: fl
 
     limits = state.limits
     token = request.headers.get("Api-Token")
+    if (token is None or token not in settings.api_keys) and settings.bad_key_html:
+        return web.Response(body=LOGIN_PAGE, status=200, content_type="text/html", charset="utf-8")
     if token is None:
         return message(401, "Unauthorized: the Api-Token header is missing.", _rate_headers(state, now))
     if token not in settings.api_keys:
@@ -83,9 +97,18 @@ async def _gate(request: web.Request, handler: Handler, state: SimState, now: fl
         state.counters["rate_limited"] += 1
         return _too_many(state, now, limits.api.retry_after(now))
 
+    response: web.StreamResponse
+    refusal = _not_simulated(request)
+    if refusal is not None:
+        state.counters["not_simulated"] += 1
+        response = message(501, refusal)
+        response.headers.update(_rate_headers(state, now))
+        return response
     try:
         response = await handler(request)
-    except web.HTTPException as exc:  # router 404/405, aiohttp's body-size guard
+    except BadQuery as exc:
+        response = message(400, str(exc))
+    except web.HTTPException as exc:  # aiohttp's body-size guard
         response = message(exc.status, exc.reason)
     except Exception:
         log.exception("simulator route failed: %s %s", request.method, request.path)
@@ -93,6 +116,21 @@ async def _gate(request: web.Request, handler: Handler, state: SimState, now: fl
         response = message(500, "Internal Server Error (simulator bug; see its log)")
     response.headers.update(_rate_headers(state, now))
     return response
+
+
+def _not_simulated(request: web.Request) -> str | None:
+    """Why the simulator will not answer this request as AC would (see the contract), or None."""
+    where = f"{request.method} {request.path}"
+    if request.match_info.http_exception is not None:
+        return (f"Not simulated: {where}. The simulator serves only the endpoints listed in the "
+                "worker.sim package docstring; it refuses the rest instead of guessing an answer.")
+    unknown = unimplemented(request)
+    if not unknown:
+        return None
+    implemented = ", ".join(sorted(accepted(request))) or "none"
+    names = ", ".join(repr(n) for n in unknown)
+    return (f"Not simulated: query parameter(s) {names} on {where}. Implemented here: {implemented}. "
+            "Remove the parameter, or extend worker.sim, rather than trust an unfiltered answer.")
 
 
 def _rate_headers(state: SimState, now: float) -> dict[str, str]:

@@ -100,3 +100,8 @@ def as_id(value: Any) -> int | None:
         number = int(value.strip())
         return number if number > 0 else None
     return None
+
+
+def api_base(request: web.Request) -> str:
+    """The API root this request came in on, for the `links` AC puts in records."""
+    return f"{request.scheme}://{request.host}/api/3"

@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from worker.sim import stamps
+
 DEFAULT_LISTS: dict[int, str] = {1: "Newsletter", 2: "Customers", 3: "VIP", 4: "Prospects", 5: "Partners"}
 
 #: Custom field types ActiveCampaign knows; anything else is refused so fixtures stay realistic.
@@ -49,6 +51,13 @@ class SimSettings:
     seed: int | None = None
     #: Extra (not in AC's docs): fraction of accepted batches that end with status "failed", nothing applied.
     batch_failure_rate: float = 0.0
+    #: Answer a missing or unknown Api-Token with 200 and an HTML login page instead of 401/403, as AC has
+    #: been seen to do (issue 8 §5): a client must treat a non-JSON 2xx as an authentication failure.
+    bad_key_html: bool = False
+    #: Freeze the account's clock (ISO 8601, e.g. "2024-05-01T10:00:00Z") for the records' timestamps
+    #: (cdate, udate, sdate, created_timestamp, ...): tests of incremental readers without sleeping.
+    #: None follows the wall clock. Rate windows, batch timing and Retry-After never use it.
+    frozen_time: str | None = None
 
     def __post_init__(self) -> None:
         self.api_keys = tuple(self.api_keys)
@@ -81,6 +90,15 @@ class SimSettings:
             raise ValueError("contact_limit must be null or an integer >= 0")
         if self.seed is not None and (not isinstance(self.seed, int) or isinstance(self.seed, bool)):
             raise ValueError("seed must be null or an integer")
+        if not isinstance(self.bad_key_html, bool):
+            raise ValueError("bad_key_html must be true or false")
+        if self.frozen_time is not None:
+            if not isinstance(self.frozen_time, str):
+                raise ValueError("frozen_time must be null or an ISO 8601 date-time string")
+            try:
+                stamps.parse_instant(self.frozen_time)
+            except ValueError as exc:
+                raise ValueError(f"frozen_time: {exc}") from None
         ids = [f["id"] for f in self.fields]
         if len(ids) != len(set(ids)):
             raise ValueError("custom field ids must be unique")

@@ -61,10 +61,15 @@ class SimState:
         self.wakeup.set()
 
     def stats(self) -> dict[str, Any]:
-        """Counters for /_sim/stats; "resubscribed" is the one consent tests assert on."""
+        """Counters for /_sim/stats; "resubscribed" and "resubscribed_own" are what consent tests assert on.
+
+        "resubscribed": API re-subscriptions of an unsubscribed contact; "resubscribed_own": those of them
+        whose unsubscription was the person's own (a consent breach by the client).
+        """
         statuses = {k[7:]: v for k, v in sorted(self.counters.items()) if k.startswith("status:")}
         return {
             "resubscribed": self.store.resubscribed,
+            "resubscribed_own": self.store.resubscribed_own,
             "contacts": len(self.store.contacts),
             "batches": self.imports.stats(),
             "requests": sum(statuses.values()),
@@ -73,6 +78,7 @@ class SimState:
             "storm_limited": self.counters["storm_limited"],
             "bulk_rate_limited": self.counters["bulk_rate_limited"],
             "errors_injected": self.counters["errors_injected"],
+            "not_simulated": self.counters["not_simulated"],
             "ignored_field_values": self.store.ignored_field_values,
             "callbacks": {"sent": self.counters["callbacks_sent"],
                           "failed": self.counters["callbacks_failed"]},

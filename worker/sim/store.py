@@ -2,67 +2,35 @@
 
 Everything is indexed for the request paths that run at benchmark rates (~5,000 contact upserts/s):
 contacts by id and by lower-cased email, list members by list and status (sorted ids, for paging), tags
-by lower-cased name. Contacts are never deleted, which is why ids are contiguous from 1 and "all
-contacts" pages can be computed on a `range`. All access happens on the simulator's event loop thread,
-so there is no locking.
+by lower-cased name. Contacts, memberships and field values are never deleted, which is why their ids
+are contiguous from 1: "all contacts" pages are computed on a `range`, and memberships and field values
+are kept in lists indexed by id - 1. All access happens on the simulator's event loop thread, so there
+is no locking.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from worker.sim import stamps
 from worker.sim.emails import normalize_email
+from worker.sim.records import (
+    API_MADE,
+    STATUS_NAMES,
+    SUBSCRIBED,
+    UNSUBSCRIBED,
+    Contact,
+    ContactTag,
+    FieldValue,
+    Membership,
+    SimList,
+    Tag,
+    Unsubscription,
+)
 from worker.sim.settings import SimSettings
 from worker.sim.sortedids import SortedIds
-
-SUBSCRIBED = 1
-UNSUBSCRIBED = 2
-STATUS_NAMES = {SUBSCRIBED: "subscribed", UNSUBSCRIBED: "unsubscribed"}
-STATUS_BY_NAME = {name: code for code, name in STATUS_NAMES.items()}
-
-
-def iso_now() -> str:
-    """AC-style timestamp (ISO 8601 with offset); wall clock, only ever displayed."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-@dataclass(slots=True)
-class Contact:
-    """One contact; `lists` maps list id -> status (1 subscribed, 2 unsubscribed)."""
-
-    id: int
-    email: str
-    cdate: str
-    udate: str
-    first_name: str = ""
-    last_name: str = ""
-    phone: str = ""
-    customer_acct_name: str = ""
-    bounced: bool = False
-    fields: dict[int, str] = field(default_factory=dict)
-    field_value_ids: dict[int, int] = field(default_factory=dict)
-    tags: dict[int, int] = field(default_factory=dict)  # tag id -> contactTag id
-    lists: dict[int, int] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class Tag:
-    id: int
-    name: str
-    tag_type: str
-    description: str
-    cdate: str
-
-
-@dataclass(slots=True)
-class ContactTag:
-    id: int
-    contact_id: int
-    tag_id: int
-    cdate: str
 
 
 class ListMembers:
@@ -83,18 +51,21 @@ class Store:
         self.contacts: dict[int, Contact] = {}
         self.by_email: dict[str, Contact] = {}
         self.members: dict[int, ListMembers] = {}
+        self.memberships: list[Membership] = []  # id = index + 1
+        self.field_values: list[FieldValue] = []  # id = index + 1
+        self.lists: dict[int, SimList] = {}
         self.tags: dict[int, Tag] = {}
         self.tags_by_name: dict[str, Tag] = {}
         self.contact_tags: dict[int, ContactTag] = {}
+        self.contact_tag_ids = SortedIds()  # live links, for paging GET /contactTags
         self.exclusions: set[str] = set()
         self.exclusion_patterns: list[str] = []
         self.resubscribed = 0
+        self.resubscribed_own = 0
         self.ignored_field_values = 0
         self._next_contact_id = 1
         self._next_tag_id = 1
         self._next_contact_tag_id = 1
-        self._next_field_value_id = 1
-        self._membership_ids: dict[tuple[int, int], int] = {}
         self.fields_by_id: dict[int, dict[str, Any]] = {}
         self.field_options: dict[int, list[dict[str, Any]]] = {}
         self.adopt(settings)
@@ -102,8 +73,19 @@ class Store:
     # Settings --------------------------------------------------------------------------------------------
 
     def adopt(self, settings: SimSettings) -> None:
-        """Follow new settings: list names and custom field definitions come from them."""
+        """Follow new settings: lists, custom field definitions and the clock come from them."""
         self.settings = settings
+        self._frozen = settings.frozen_time
+        now = self.now()
+        lists: dict[int, SimList] = {}
+        for list_id, name in settings.lists.items():
+            known = self.lists.get(list_id)
+            if known is None:
+                known = SimList(id=list_id, name=name, created=now, updated=now)
+            elif known.name != name:
+                known.name, known.updated = name, now
+            lists[list_id] = known
+        self.lists = lists
         self.fields_by_id = {f["id"]: f for f in settings.fields}
         # Option rows get stable ids in definition order: AC's fields[].options holds these ids and the
         # values live in the side-loaded "fieldOptions" array.
@@ -116,6 +98,10 @@ class Store:
                              "label": value, "isdefault": 0})
                 next_option += 1
             self.field_options[f["id"]] = rows
+
+    def now(self) -> datetime:
+        """The account's clock (UTC, whole seconds; frozen while `frozen_time` is set)."""
+        return stamps.current(self._frozen)
 
     @property
     def next_contact_id(self) -> int:
@@ -148,54 +134,94 @@ class Store:
         limit = self.settings.contact_limit
         return limit is not None and len(self.contacts) >= limit
 
-    def create_contact(self, email: str, stamp: str | None = None) -> Contact:
+    def create_contact(self, email: str, stamp: datetime | None = None) -> Contact:
         """Create a contact; the caller has checked the email, the limit and that it does not exist."""
-        stamp = stamp or iso_now()
+        stamp = stamp or self.now()
         contact = Contact(id=self._next_contact_id, email=normalize_email(email), cdate=stamp, udate=stamp)
         self._next_contact_id += 1
         self.contacts[contact.id] = contact
         self.by_email[contact.email] = contact
         return contact
 
-    def set_field(self, contact: Contact, field_id: int, value: str) -> bool:
-        """Set a custom field value; unknown field ids are dropped (and counted), as AC ignores them."""
+    def update_contact(self, contact: Contact, text: dict[str, str], fields: list[tuple[int, str]],
+                       stamp: datetime | None = None) -> list[int]:
+        """Apply attributes (first_name, last_name, phone, customer_acct_name) and field values.
+
+        Returns the field ids applied (unknown ones are dropped). The contact's `udate` moves only when
+        something really changed, so incremental readers (`filters[updated_after]`) see real changes.
+        """
+        stamp = stamp or self.now()
+        changed = False
+        for attr, value in text.items():
+            if getattr(contact, attr) != value:
+                setattr(contact, attr, value)
+                changed = True
+        applied = []
+        for field_id, value in fields:
+            before = contact.fields.get(field_id)
+            old = before.value if before is not None else None
+            if self.set_field(contact, field_id, value, stamp):
+                applied.append(field_id)
+                changed = changed or old != value
+        if changed:
+            contact.udate = stamp
+        return applied
+
+    def set_field(self, contact: Contact, field_id: int, value: str, stamp: datetime | None = None) -> bool:
+        """Set a custom field value; unknown field ids are dropped (and counted), as AC ignores them.
+
+        The value's `udate` moves only when the value changes; the caller stamps the contact.
+        """
         if field_id not in self.fields_by_id:
             self.ignored_field_values += 1
             return False
-        contact.fields[field_id] = value
-        if field_id not in contact.field_value_ids:
-            contact.field_value_ids[field_id] = self._next_field_value_id
-            self._next_field_value_id += 1
+        found = contact.fields.get(field_id)
+        if found is None:
+            stamp = stamp or self.now()
+            found = FieldValue(id=len(self.field_values) + 1, contact_id=contact.id, field_id=field_id,
+                               value=value, cdate=stamp, udate=stamp)
+            self.field_values.append(found)
+            contact.fields[field_id] = found
+        elif found.value != value:
+            found.value, found.udate = value, stamp or self.now()
         return True
 
-    def set_list_status(self, contact: Contact, list_id: int, status: int, *, via_api: bool) -> None:
-        """Move a contact to `status` on a list, keeping the indexes and the re-subscribe counter right.
+    def set_list_status(self, contact: Contact, list_id: int, status: int, *, via_api: bool,
+                        cause: Unsubscription = API_MADE, sourceid: int | None = None,
+                        stamp: datetime | None = None) -> Membership:
+        """Move a contact to `status` on a list, keeping the record, the indexes and the counters right.
 
         `via_api` marks changes made through the ActiveCampaign API (as opposed to /_sim seeding or a
-        simulated user action): only those count as re-subscriptions, which is what tests watch for.
+        simulated person's action): only those count as re-subscriptions, which is what tests watch for.
+        `cause` says whose unsubscription it is (null fields: made through the API). Setting the status a
+        record already has changes nothing (not even its stamps); `sourceid` is recorded when given.
         """
-        old = contact.lists.get(list_id)
-        if old == status:
-            return
+        record = contact.lists.get(list_id)
+        if record is not None and record.status == status:
+            return record
+        stamp = stamp or self.now()
         members = self.members.get(list_id)
         if members is None:
             members = self.members[list_id] = ListMembers()
-        if old is not None:
-            members.by_status[old].discard(contact.id)
-        else:
+        if record is None:
+            record = Membership(id=len(self.memberships) + 1, contact_id=contact.id, list_id=list_id,
+                                status=status, created=stamp, updated=stamp, subscribed=stamp)
+            self.memberships.append(record)
+            contact.lists[list_id] = record
             members.any.add(contact.id)
+        else:
+            members.by_status[record.status].discard(contact.id)
+            if status == SUBSCRIBED:
+                if via_api and record.status == UNSUBSCRIBED:
+                    self.resubscribed += 1
+                    self.resubscribed_own += record.cause.by_the_person
+                record.subscribed = stamp
+            record.status, record.updated = status, stamp
         members.by_status[status].add(contact.id)
-        contact.lists[list_id] = status
-        if via_api and old == UNSUBSCRIBED and status == SUBSCRIBED:
-            self.resubscribed += 1
-
-    def membership_id(self, contact_id: int, list_id: int) -> int:
-        """A stable id for a contact's membership of a list (AC's contactList id), assigned on first use."""
-        key = (contact_id, list_id)
-        found = self._membership_ids.get(key)
-        if found is None:
-            found = self._membership_ids[key] = len(self._membership_ids) + 1
-        return found
+        record.cause = cause if status == UNSUBSCRIBED else API_MADE
+        if sourceid is not None:
+            record.sourceid = str(sourceid)
+        return record
 
     # Tags ------------------------------------------------------------------------------------------------
 
@@ -204,26 +230,28 @@ class Store:
 
     def create_tag(self, name: str, tag_type: str = "contact", description: str = "") -> Tag:
         tag = Tag(id=self._next_tag_id, name=name.strip(), tag_type=tag_type, description=description,
-                  cdate=iso_now())
+                  cdate=self.now())
         self._next_tag_id += 1
         self.tags[tag.id] = tag
         self.tags_by_name[tag.name.lower()] = tag
         return tag
 
-    def tag_contact(self, contact: Contact, tag: Tag, stamp: str | None = None) -> tuple[ContactTag, bool]:
+    def tag_contact(self, contact: Contact, tag: Tag, stamp: datetime | None = None) -> tuple[ContactTag, bool]:
         """Attach a tag (idempotent); returns the link and whether it is new."""
         existing = contact.tags.get(tag.id)
         if existing is not None:
             return self.contact_tags[existing], False
         link = ContactTag(id=self._next_contact_tag_id, contact_id=contact.id, tag_id=tag.id,
-                          cdate=stamp or iso_now())
+                          cdate=stamp or self.now())
         self._next_contact_tag_id += 1
         self.contact_tags[link.id] = link
+        self.contact_tag_ids.add(link.id)
         contact.tags[tag.id] = link.id
         return link, True
 
     def untag(self, link: ContactTag) -> None:
         self.contact_tags.pop(link.id, None)
+        self.contact_tag_ids.discard(link.id)
         contact = self.contacts.get(link.contact_id)
         if contact is not None:
             contact.tags.pop(link.tag_id, None)
@@ -249,11 +277,11 @@ class Store:
         """The `/_sim/lists/{id}/members` entry for one contact."""
         return {
             "id": str(contact.id),
-            "status": STATUS_NAMES[contact.lists[list_id]],
+            "status": STATUS_NAMES[contact.lists[list_id].status],
             "first_name": contact.first_name,
             "last_name": contact.last_name,
             "phone": contact.phone,
-            "fields": {self.field_key(fid): value for fid, value in contact.fields.items()},
+            "fields": {self.field_key(fid): fv.value for fid, fv in contact.fields.items()},
             "tags": [self.tags[tid].name for tid in contact.tags],
         }
 
@@ -268,7 +296,7 @@ class Store:
             "customer_acct_name": contact.customer_acct_name,
             "bounced": contact.bounced,
             "excluded": self.is_excluded(contact.email),
-            "fields": {self.field_key(fid): value for fid, value in contact.fields.items()},
+            "fields": {self.field_key(fid): fv.value for fid, fv in contact.fields.items()},
             "tags": [self.tags[tid].name for tid in contact.tags],
-            "lists": {str(lid): STATUS_NAMES[status] for lid, status in contact.lists.items()},
+            "lists": {str(lid): STATUS_NAMES[m.status] for lid, m in contact.lists.items()},
         }
