@@ -22,7 +22,10 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "segment-export.json"
 BROKER_METRICS = {"rabbitmq_queue_messages_ready", "aws_sqs_approximate_number_of_messages_visible_average"}
 PROMETHEUS_OWN = {"up"}
 ALERTS = {"SegmentExportNotSucceeded", "SegmentExportRunsFailing", "SegmentExportDeadLettered",
-          "SegmentExportRateLimited", "SegmentExportWorkerDown", "SegmentExportRunTooLong"}
+          "SegmentExportRateLimited", "SegmentExportWorkerDown", "SegmentExportRunTooLong",
+          # issues 8 and 9: the removal guard, settling deliveries, retries, many replicas
+          "SegmentExportRemovalGuardTripped", "SegmentExportLimiterDegraded", "SegmentExportDeliveriesStuck",
+          "SegmentExportSettleFailures", "SegmentExportRunsRetrying", "SegmentExportLeaseLost"}
 
 
 @pytest.fixture(scope="session")
