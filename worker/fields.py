@@ -32,16 +32,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # config imports this module (date_format checks), so no runtime import back
-    from worker.config import Export, FieldMapping
+from worker.config import Export, FieldMapping
+from worker.settings.rules import MAX_TAG, date_format_regex
 
 TEXT_TYPES = frozenset({"text", "textarea", "hidden"})
 SINGLE_CHOICE_TYPES = frozenset({"dropdown", "radio"})
 MULTI_CHOICE_TYPES = frozenset({"listbox", "checkbox"})
 KNOWN_TYPES = TEXT_TYPES | SINGLE_CHOICE_TYPES | MULTI_CHOICE_TYPES | {"number", "date", "datetime"}
-MAX_TAG = 255  # a longer "tag" is a data error (e.g. a text blob in the wrong column)
 
 #: A converter returns the string to send, or None when there is nothing to send; it raises
 #: FieldValueError (the reason) when the value cannot be what the field takes.
@@ -53,10 +52,6 @@ class FieldValueError(ValueError):
 
     The field's name is left to the caller, which knows how the export named it.
     """
-
-
-class DateFormatError(ValueError):
-    """A ``date_format`` in the config that cannot be read; the message says what is allowed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +185,8 @@ def _scalar_text(value: Any) -> str:
     """A string, or a number as its digits; anything else is refused."""
     cls = value.__class__
     if cls is str:
-        return value
+        text: str = value  # the class test above, which mypy cannot follow (``isinstance`` admits subclasses)
+        return text
     if cls is int:
         return str(value)
     if cls is float:
@@ -221,7 +217,7 @@ def _number(value: Any) -> str | None:
     if cls is float:
         return _float_text(value)
     if cls is str:
-        s = value.strip()
+        s: str = value.strip()
         if not s:
             return None
         if _CANONICAL_NUMBER.fullmatch(s) is not None and s != "-0":
@@ -238,39 +234,8 @@ def _number(value: Any) -> str | None:
 
 
 # ------------------------------------------------------------------------------------------ dates
-_TOKENS = (("YYYY", r"(?P<Y>\d{4})"), ("MM", r"(?P<m>\d{1,2})"), ("DD", r"(?P<d>\d{1,2})"),
-           ("HH", r"(?P<H>\d{1,2})"), ("mm", r"(?P<M>\d{1,2})"), ("ss", r"(?P<S>\d{1,2})"))
-
-
-def date_format_regex(fmt: str) -> re.Pattern[str]:
-    """``DD/MM/YYYY`` -> a pattern with named groups. Tokens: YYYY MM DD (required) and HH mm ss; anything
-    else must be a separator (not a letter or digit). A regex and not ``strptime``: it is five times
-    faster on the hot path, and reads exactly the tokens documented, nothing locale-dependent."""
-    out: list[str] = []
-    seen: set[str] = set()
-    i = 0
-    while i < len(fmt):
-        for token, group in _TOKENS:
-            if fmt.startswith(token, i):
-                if token in seen:
-                    raise DateFormatError(f"{token} appears twice in {fmt!r}")
-                seen.add(token)
-                out.append(group)
-                i += len(token)
-                break
-        else:
-            ch = fmt[i]
-            if ch.isalnum():
-                raise DateFormatError(f"{fmt!r}: unknown letter {ch!r}; use YYYY, MM, DD (and HH, mm, ss) with "
-                                      f"separators, e.g. \"DD/MM/YYYY\"")
-            out.append(re.escape(ch))
-            i += 1
-    missing = [t for t in ("YYYY", "MM", "DD") if t not in seen]
-    if missing:
-        raise DateFormatError(f"{fmt!r} lacks {', '.join(missing)}; a date format needs YYYY, MM and DD")
-    return re.compile("".join(out))
-
-
+# date_format_regex (``DD/MM/YYYY`` -> a pattern) is in worker.settings.rules: the config check reads
+# formats with the very same function, without importing this module.
 def _by_format(pattern: re.Pattern[str], s: str) -> datetime | None:
     """The moment ``s`` names in the mapping's format (naive), or None when it is not in that format."""
     m = pattern.fullmatch(s)

@@ -3,8 +3,7 @@
 Context travels in ``extra`` (run_id, export, segment, event_id, counts, ...): the JSON formatter
 copies every non-standard record attribute into the line. ``MaskEmails`` is a safety net: whatever a
 message or an extra value contains, an email address leaves the process as ``a***@example.com``.
-API keys never reach a record (they live in :class:`worker.secret.Secret`, which renders as ``***``);
-``MaskEmails.secrets`` can hold further literal values to redact.
+API keys never reach a record (they live in :class:`worker.secret.Secret`, which renders as ``***``).
 """
 
 from __future__ import annotations
@@ -17,33 +16,28 @@ from typing import Any
 
 import orjson
 
-from worker.mapping import mask_email
+from worker.masking import mask_email
 
 EMAIL_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _STANDARD = set(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None))) | {"message", "asctime", "taskName"}
 
 
-def _mask_str(text: str, secrets: tuple[str, ...]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
+def _mask_str(text: str) -> str:
     return EMAIL_RE.sub(lambda m: mask_email(m.group(0)), text)
 
 
-def _mask(value: Any, secrets: tuple[str, ...]) -> Any:
+def _mask(value: Any) -> Any:
     if isinstance(value, str):
-        return _mask_str(value, secrets)
+        return _mask_str(value)
     if isinstance(value, dict):
-        return {k: _mask(v, secrets) for k, v in value.items()}
+        return {k: _mask(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_mask(v, secrets) for v in value]
+        return [_mask(v) for v in value]
     return value
 
 
 class MaskEmails(logging.Filter):
     """Rewrites the record in place: message, args, extras and exception text."""
-
-    secrets: tuple[str, ...] = ()
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -53,13 +47,13 @@ class MaskEmails(logging.Filter):
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = _mask_str(record.exc_text, self.secrets)
+            record.exc_text = _mask_str(record.exc_text)
         if record.stack_info:
-            record.stack_info = _mask_str(record.stack_info, self.secrets)
-        record.msg, record.args = _mask_str(message, self.secrets), None
+            record.stack_info = _mask_str(record.stack_info)
+        record.msg, record.args = _mask_str(message), None
         for key, value in list(vars(record).items()):
             if key not in _STANDARD:
-                setattr(record, key, _mask(value, self.secrets))
+                setattr(record, key, _mask(value))
         return True
 
 

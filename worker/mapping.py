@@ -26,6 +26,7 @@ from worker.fields import (
     memoized,
     parse_tags,
 )
+from worker.masking import mask_email as mask_email  # re-exported: callers import it from here
 
 # ActiveCampaign's rule: >= 1 character before '@'; exactly one '@'; none of "(),:;<>@[\] (nor white
 # space) in the local part; a domain whose last label is at least two letters after a '.'.
@@ -46,14 +47,6 @@ def normalize_email(value: object) -> str | None:
 
 def valid_email(email: str) -> bool:
     return EMAIL_RE.fullmatch(email) is not None
-
-
-def mask_email(email: str) -> str:
-    """``a***@example.com``: enough for a person to recognise a row in logs, not enough to leak it."""
-    local, sep, domain = email.partition("@")
-    if not sep:
-        return (email[:1] + "***") if email else "***"
-    return f"{local[:1]}***@{domain}"
 
 
 @dataclass(slots=True)

@@ -7,6 +7,8 @@ is called at the single place that builds the ``Api-Token`` header.
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 
 class Secret:
     """Opaque holder for a credential."""
@@ -34,5 +36,5 @@ class Secret:
     def __hash__(self) -> int:
         return hash(("Secret", self._value))
 
-    def __reduce__(self):  # pragma: no cover - refuse to pickle a credential by accident
+    def __reduce__(self) -> NoReturn:  # pragma: no cover - refuse to pickle a credential by accident
         raise TypeError("Secret values are not picklable")

@@ -1,17 +1,21 @@
 """schemas/config.json agrees with worker/config.py, the authoritative check.
 
 Why: editors flag what the schema rejects; a schema that rejects a config the worker accepts (or misses a
-key the worker has) would teach people to ignore the editor. The key sets are compared with the
-dataclasses, so a new config key fails here until config.json knows it.
+key the worker has) would teach people to ignore the editor. The schema is generated from the models
+(tests/config/test_schema_generated.py keeps the committed file in step); here the two are shown to
+judge the same documents alike, with two independent validators (fastjsonschema, jsonschema 2020-12).
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import tomllib
 from collections.abc import Callable
 from typing import Any
 
 import fastjsonschema
+import jsonschema  # a test dependency (through moto): the second, independent 2020-12 validator
 import pytest
 
 from worker.config import ConfigError, Connection, Export, WorkerSettings, parse_config
@@ -34,6 +38,11 @@ shutdown_grace_seconds = 30.5
 max_receive_count = 5
 redis_url = "redis://127.0.0.1:6379/0"
 broker_options = { region = "eu-west-1" }
+expected_replicas = 2
+run_retry_base_seconds = 12.5
+max_run_attempts = 3
+retention_days = 7
+lease_seconds = 45
 
 [connections.marketing]
 display_name = "Marketing ActiveCampaign"
@@ -64,6 +73,9 @@ tags = ["segment:vip"]
 tag_field = "Tags"
 exclude_automations = true
 max_profiles = 1000000
+max_removal_fraction = 0.5
+max_removals = 50000
+readmit = false
 
 [exports.minimal]
 segment = "all"
@@ -78,22 +90,38 @@ def _doc() -> dict[str, Any]:
 
 
 def _schema_accepts(doc: dict[str, Any]) -> bool:
+    """Both validators' verdict, which must agree (each gets its own copy: fastjsonschema fills defaults in)."""
+    fast = True
     try:
-        VALIDATE(doc)
+        VALIDATE(copy.deepcopy(doc))
     except fastjsonschema.JsonSchemaValueException:
-        return False
-    jsonschema = pytest.importorskip("jsonschema")
-    assert jsonschema.Draft202012Validator(SCHEMA).is_valid(doc)
-    return True
+        fast = False
+    assert jsonschema.Draft202012Validator(SCHEMA).is_valid(copy.deepcopy(doc)) == fast
+    return fast
+
+
+def _attributes(model: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(model)}
 
 
 def test_every_config_key_is_in_the_schema_and_no_other() -> None:
+    """Every attribute of the models is a key a file can set (only the table's own name is not)."""
     defs = SCHEMA["$defs"]
-    assert set(defs["worker"]["properties"]) == set(WorkerSettings.__dataclass_fields__), \
-        "schemas/config.json $defs/worker differs from WorkerSettings: add or remove the key there"
-    assert set(defs["connection"]["properties"]) == set(Connection.__dataclass_fields__) - {"name"}
-    assert set(defs["export"]["properties"]) == set(Export.__dataclass_fields__) - {"name"}
+    assert set(defs["worker"]["properties"]) == _attributes(WorkerSettings), \
+        "schemas/config.json $defs/worker differs from WorkerSettings: regenerate it"
+    assert set(defs["connection"]["properties"]) == _attributes(Connection) - {"name"}
+    assert set(defs["export"]["properties"]) == _attributes(Export) - {"name"}
     assert set(SCHEMA["properties"]) == {"worker", "connections", "exports"}
+
+
+def test_the_full_example_is_read_into_the_models() -> None:
+    config = parse_config(_doc())
+    w = config.worker
+    assert (w.expected_replicas, w.run_retry_base_seconds, w.max_run_attempts, w.retention_days,
+            w.lease_seconds, w.redis_url) == (2, 12.5, 3, 7.0, 45.0, "redis://127.0.0.1:6379/0")
+    e = config.exports["vip-newsletter"]
+    assert (e.max_removal_fraction, e.max_removals, e.readmit) == (0.5, 50000, False)
+    assert config.connections["sim"].requests_per_second == 2.5
 
 
 def test_a_full_config_is_valid_for_both() -> None:
@@ -152,9 +180,41 @@ def _with(path: str, value: Any) -> dict[str, Any]:
     ("exports.vip-newsletter.fields", {"TIER": ""}),
     ("exports.vip-newsletter.exclude_automations", "yes"),
     ("exports.vip-newsletter.max_profiles", 0),
+    ("worker.metrics_port", 65536),
+    ("worker.redis_url", "http://127.0.0.1:6379"),
+    ("worker.redis_url", "127.0.0.1:6379"),
+    ("worker.expected_replicas", 0),
+    ("worker.expected_replicas", 1.5),
+    ("worker.run_retry_base_seconds", 0),
+    ("worker.max_run_attempts", 0),
+    ("worker.retention_days", 0),
+    ("worker.lease_seconds", 0.5),
+    ("exports.vip-newsletter.max_removal_fraction", 1.01),
+    ("exports.vip-newsletter.max_removal_fraction", -0.1),
+    ("exports.vip-newsletter.max_removal_fraction", "20%"),
+    ("exports.vip-newsletter.max_removals", -1),
+    ("exports.vip-newsletter.max_removals", 2.5),
+    ("exports.vip-newsletter.readmit", "yes"),
 ])
 def test_a_bad_config_is_rejected_by_both(path: str, value: Any) -> None:
     doc = _with(path, value)
     with pytest.raises(ConfigError):
         parse_config(doc)
     assert not _schema_accepts(doc)
+
+
+@pytest.mark.parametrize(("path", "value"), [
+    ("worker.redis_url", "rediss://:pw@redis.internal:6380/1"),
+    ("worker.redis_url", "unix:///run/redis/redis.sock"),
+    ("worker.lease_seconds", 1),
+    ("worker.expected_replicas", 1),
+    ("exports.vip-newsletter.max_removal_fraction", 0),
+    ("exports.vip-newsletter.max_removal_fraction", 1),
+    ("exports.vip-newsletter.max_removals", 0),
+    ("exports.vip-newsletter.readmit", None),
+    ("worker.metrics_port", 0),
+])
+def test_the_bounds_themselves_are_accepted_by_both(path: str, value: Any) -> None:
+    doc = _with(path, value)
+    parse_config(doc)
+    assert _schema_accepts(doc)

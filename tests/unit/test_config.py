@@ -49,7 +49,7 @@ def test_valid_config(tmp_path):
         ("data_privacy_consent = true", "data_privacy_consent = false", "data_privacy_consent: must be true"),
         ('usable_by = ["admin", "contributor"]', 'usable_by = ["admin"]', "'contributor' may not use connection"),
         ("list_id = 3", 'list_id = "3"', "list_id: must be an integer, not a string: list_id = 3"),
-        ("list_id = 3", "list_id = 3.5", "list_id: must be a positive integer"),
+        ("list_id = 3", "list_id = 3.5", "list_id: expected a positive integer, got 3.5"),
         ('mapping = { email = "EmailAddress", first_name = "FirstName" }', 'mapping = { first_name = "F" }',
          "mapping.email: required"),
         ('api_key_env = "TEST_AC_KEY"', 'api_key_env = "TEST_AC_KEY"\nbase_url = "http://10.0.0.5:8088"',

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import fastjsonschema
+import jsonschema  # a test dependency (through moto): the second, independent 2020-12 validator
 import pytest
 
 from worker.config import ConfigError, FieldMapping, parse_config
@@ -24,7 +25,6 @@ def schema_accepts(d: dict[str, Any]) -> bool:
         VALIDATE(d)
     except fastjsonschema.JsonSchemaValueException:
         return False
-    jsonschema = pytest.importorskip("jsonschema")
     assert jsonschema.Draft202012Validator(load_schema("config")).is_valid(d)
     return True
 

@@ -1,0 +1,325 @@
+"""The config's models: every key of the TOML file, once, with its type, default, bounds and description.
+
+A key is a dataclass field declared with ``key(...)`` (see ``worker.settings.spec``). The loader reads
+files into these classes and the JSON Schema is generated from them, so adding a key here is the whole
+change (then regenerate the schema: ``python -m worker.settings.schema > schemas/config.json``). Rules
+between keys are the models' ``check`` methods. Keys themselves are read at run time, held in a
+``Secret`` and never printed.
+"""
+
+from __future__ import annotations
+
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+from worker.secret import Secret
+from worker.settings.rules import (
+    DATE_FORMAT_PATTERN,
+    HOSTNAME_PATTERN,
+    LOOPBACK_URL_PATTERN,
+    MAX_TAG,
+    REDIS_URL_PATTERN,
+    DateFormatError,
+    date_format_regex,
+)
+from worker.settings.spec import ConfigError, Table, key, keys_of
+
+Role = Literal["admin", "contributor"]
+ROLES: tuple[Role, ...] = typing.get_args(Role)
+OnLeave = Literal["unsubscribe", "keep"]
+
+
+# ------------------------------------------------------------------------------------------- checks
+def _hostname(value: str, path: str) -> str:
+    """People paste the URL from Settings > Developer; say exactly what to keep of it."""
+    host = value.strip().lower()
+    if "://" in host:
+        bare = urlsplit(host).hostname or host.split("://", 1)[1]
+        raise ConfigError(f"{path}: give the hostname only, without a scheme: hostname = \"{bare}\"")
+    if "/" in host:
+        raise ConfigError(f"{path}: give the hostname only, without a path: hostname = \"{host.split('/', 1)[0]}\"")
+    return host
+
+
+def _date_format(value: str, path: str) -> str:
+    """The converter's own reading of the format, so a format it cannot read never reaches a run."""
+    try:
+        date_format_regex(value)
+    except DateFormatError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return value
+
+
+def _tag_names(value: tuple[str, ...], path: str) -> tuple[str, ...]:
+    """Trimmed, first spelling kept; blank ones are then refused by the item pattern."""
+    return tuple(dict.fromkeys(t.strip() for t in value))
+
+
+# ------------------------------------------------------------------------------------------- worker
+@dataclass(frozen=True)
+class WorkerSettings(Table):
+    """Settings of the long-running worker (segment-export run).
+
+    The URLs that may hold a password (broker, state store, Redis) are left out of ``repr``, so logging
+    the settings never logs one.
+    """
+
+    DEF_NAME = "worker"
+
+    broker_url: str = field(default="amqp://guest:guest@127.0.0.1:5672//", repr=False, metadata=key(
+        "amqp://..., sqs://... or memory:// (one process only).", redact=True))
+    requests_queue: str = field(default="segment-export-requests", metadata=key(
+        "Queue of segment.refreshed / export.requested events; its dead-letter queue is this name plus -dlq.",
+        min_length=1))
+    events_exchange: str = field(default="segment-export-events", metadata=key(
+        "Where export.completed / export.failed are published.", min_length=1))
+    state_url: str = field(default="file://./state", repr=False, metadata=key(
+        "file://PATH or s3://bucket/prefix: synced state, run records, failure reports.", min_length=1,
+        redact=True))
+    metrics_port: int = field(default=9108, metadata=key(
+        "Port of /metrics, /healthz and /readyz; 0 turns them off.", minimum=0, maximum=65535))
+    snapshot_prefixes: tuple[str, ...] | None = field(default=None, metadata=key(
+        "Snapshot URIs that events may name, e.g. [\"s3://cdp-exports/\"]; unset: all.", min_length=1,
+        example='snapshot_prefixes = ["s3://cdp-exports/", "file:///data/segments/"]'))
+    concurrency: int = field(default=4, metadata=key(
+        "Runs at once per replica (the prefetch count).", minimum=1))
+    max_unacked_seconds: float = field(default=600.0, metadata=key(
+        "A run longer than this checkpoints and continues in a new delivery.", exclusive_minimum=0))
+    shutdown_grace_seconds: float = field(default=30.0, metadata=key(
+        "On SIGTERM, how long runs in flight get to checkpoint and hand themselves on.", exclusive_minimum=0))
+    max_receive_count: int = field(default=5, metadata=key(
+        "Deliveries before a message is dead-lettered.", minimum=1))
+    broker_options: dict[str, Any] = field(default_factory=dict, metadata=key(
+        "kombu transport options, e.g. { region = \"eu-west-1\" } for SQS."))
+    redis_url: str | None = field(default=None, repr=False, metadata=key(
+        "Redis shared by the replicas, for each account's rate budget and the export leases: "
+        "redis://host:port/db, rediss:// (TLS) or unix:///path/to/socket. Unset: one replica, both kept "
+        "in the process.", pattern=REDIS_URL_PATTERN, redact=True,
+        why="expected a redis://, rediss:// or unix:// URL", example='redis_url = "redis://redis:6379/0"'))
+    expected_replicas: int = field(default=3, metadata=key(
+        "How many replicas share an account's budget: while Redis is unreachable each one uses this "
+        "share of it.", minimum=1))
+    run_retry_base_seconds: float = field(default=30.0, metadata=key(
+        "Delay before a run that failed transiently is retried; it doubles with each attempt, up to 900 "
+        "seconds.", exclusive_minimum=0))
+    max_run_attempts: int = field(default=5, metadata=key(
+        "Attempts of a run that keeps failing transiently; only the last one publishes export.failed.",
+        minimum=1))
+    retention_days: float = field(default=30.0, metadata=key(
+        "Run records and failure reports older than this are removed (segment-export state prune).",
+        exclusive_minimum=0))
+    lease_seconds: float = field(default=30.0, metadata=key(
+        "Time to live of an export's lease (one run per export across replicas), renewed every third of it.",
+        minimum=1))
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return f"{self.requests_queue}-dlq"
+
+
+# ------------------------------------------------------------------------------------------- connections
+@dataclass(frozen=True)
+class Connection(Table):
+    """One ActiveCampaign account. Set exactly one of api_key_env or api_key_file."""
+
+    DEF_NAME = "connection"
+    SCHEMA_RULES: ClassVar[dict[str, Any]] = {"oneOf": [{"required": ["api_key_env"]},
+                                                        {"required": ["api_key_file"]}]}
+
+    name: str
+    hostname: str = field(metadata=key(
+        "The account's API host only, e.g. myaccount.api-us1.com (no https://, no path).",
+        pattern=HOSTNAME_PATTERN, check=_hostname, example='hostname = "myaccount.api-us1.com"',
+        why="not a valid hostname; it is the API URL of Settings > Developer in ActiveCampaign without "
+            "https://"))
+    display_name: str = field(default="", metadata=key("A name for people (logs, the online check)."))
+    api_key_env: str | None = field(default=None, metadata=key(
+        "Name of the environment variable holding the API key.", min_length=1))
+    api_key_file: str | None = field(default=None, metadata=key(
+        "Path of a file holding the API key.", min_length=1))
+    data_privacy_consent: bool = field(default=False, metadata=key(
+        "Must be true: exporting shares personal data with ActiveCampaign.", required=True, const=True,
+        example="data_privacy_consent = true",
+        why="exporting profiles to ActiveCampaign shares personal data; set data_privacy_consent = true once "
+            "your organisation agrees"))
+    usable_by: tuple[Role, ...] = field(default=("admin",), metadata=key(
+        "The roles whose exports may use this account.", min_items=1,
+        example='usable_by = ["admin", "contributor"]'))
+    export_user: str | None = field(default=None, metadata=key("Who runs exports on this connection (audit)."))
+    base_url: str | None = field(default=None, metadata=key(
+        "Tests and the simulator only: a loopback URL.", pattern=LOOPBACK_URL_PATTERN,
+        why="only loopback URLs (http://127.0.0.1:PORT) are allowed, for tests and the simulator; for a real "
+            "account remove base_url and set hostname"))
+    requests_per_second: float = field(default=5.0, metadata=key(
+        "The account's request budget.", exclusive_minimum=0))
+    bulk_requests_per_minute: float = field(default=100.0, metadata=key(
+        "The account's budget of bulk imports.", exclusive_minimum=0))
+
+    def check(self, given: frozenset[str], where: str) -> None:
+        if (self.api_key_env is None) == (self.api_key_file is None):
+            raise ConfigError(f"{where}: set exactly one of api_key_env (an environment variable name) or "
+                              f"api_key_file (a path to a file holding the key)")
+
+    @property
+    def api_url(self) -> str:
+        """Where requests go: the account's HTTPS API host, or a loopback simulator in tests."""
+        return self.base_url or f"https://{self.hostname}"
+
+    def api_key(self) -> Secret:
+        """Read the key now (env or file), so a rotated secret is picked up by the next run."""
+        if self.api_key_env:
+            value = os.environ.get(self.api_key_env, "").strip()
+            if not value:
+                raise ConfigError(
+                    f"connections.{self.name}.api_key_env: environment variable {self.api_key_env} is not set "
+                    f"or empty; export it with the ActiveCampaign API key (Settings > Developer)"
+                )
+            return Secret(value)
+        assert self.api_key_file is not None
+        try:
+            value = Path(self.api_key_file).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"connections.{self.name}.api_key_file: cannot read {self.api_key_file} ({exc.strerror}); "
+                f"point it at a readable file holding the API key"
+            ) from None
+        if not value:
+            raise ConfigError(f"connections.{self.name}.api_key_file: {self.api_key_file} is empty")
+        return Secret(value)
+
+
+# ------------------------------------------------------------------------------------------- exports
+_PROFILE_FIELD = "The name of a profile field in the snapshot."
+
+
+@dataclass(frozen=True)
+class ContactMapping(Table):
+    """Contact fields -> profile fields; email is required."""
+
+    email: str = field(metadata=key(_PROFILE_FIELD, min_length=1, example='mapping = { email = "EmailAddress" }'))
+    first_name: str | None = field(default=None, metadata=key(_PROFILE_FIELD, min_length=1))
+    last_name: str | None = field(default=None, metadata=key(_PROFILE_FIELD, min_length=1))
+    phone: str | None = field(default=None, metadata=key(_PROFILE_FIELD, min_length=1))
+
+
+MAPPING_KEYS = keys_of(ContactMapping)
+
+
+@dataclass(frozen=True)
+class FieldMapping(Table):
+    """Where one custom field's value comes from, and how to read it: the name of a profile field, or a table
+    { field = "Birthday", date_format = "DD/MM/YYYY", separator = "|" }.
+
+    ``source`` is the profile field. ``date_format`` (e.g. ``"DD/MM/YYYY"``) is only for date and
+    datetime fields: day-first and month-first dates look alike, so they are never guessed, only read
+    when the mapping says which it is. ``separator`` splits a text value for a multi-value field
+    (listbox, checkbox); lists need no separator.
+    """
+
+    DEF_NAME = "field_mapping"
+    SHORTHAND = "source"
+    SHORTHAND_TEXT = "the name of a profile field"
+
+    source: str = field(metadata=key(_PROFILE_FIELD, toml="field", min_length=1,
+                                     example='BIRTHDAY = { field = "Birthday", date_format = "DD/MM/YYYY" }'))
+    date_format: str | None = field(default=None, metadata=key(
+        "Date and datetime fields only: how the profile writes dates, from the tokens YYYY MM DD HH mm ss, "
+        "e.g. \"DD/MM/YYYY\". ISO 8601 and epoch seconds are always read.", pattern=DATE_FORMAT_PATTERN,
+        check=_date_format))
+    separator: str = field(default=",", metadata=key(
+        "Multi-value fields (listbox, checkbox): what separates values in a text value.", min_length=1,
+        example='separator = "|"'))
+
+
+@dataclass(frozen=True)
+class Export(Table):
+    """One export: a segment synced to one list of one connection."""
+
+    DEF_NAME = "export"
+
+    name: str
+    segment: str = field(metadata=key("The segment id of segment.refreshed events.", min_length=1,
+                                      example='segment = "vip-customers"'))
+    connection: str = field(metadata=key("The name of a [connections.NAME] table.", min_length=1))
+    list_id: int = field(metadata=key("The list's id in ActiveCampaign.", minimum=1, example="list_id = 3"))
+    mapping: dict[str, str] = field(metadata=key(
+        "Contact fields -> profile fields; email is required.", table=ContactMapping,
+        example='mapping = { email = "EmailAddress", first_name = "FirstName" }'))
+    owner_role: Role = field(default="admin", metadata=key("Must be in the connection's usable_by."))
+    on_leave: OnLeave = field(default="unsubscribe", metadata=key(
+        "What happens to contacts who left the segment (never deleted)."))
+    fields: dict[str, FieldMapping] = field(default_factory=dict, metadata=key(
+        "Custom fields by personalization tag (or title) -> the profile field holding the value, or a table "
+        "{ field = \"Birthday\", date_format = \"DD/MM/YYYY\", separator = \"|\" }. Values are converted to "
+        "what the field's type takes; a value that cannot be converted makes only that contact invalid."))
+    tags: tuple[str, ...] = field(default=(), metadata=key(
+        "Static tags added to every contact of this export.", pattern=r"\S", max_length=MAX_TAG,
+        check=_tag_names, why="a tag name must not be blank"))
+    tag_field: str | None = field(default=None, metadata=key(
+        "A profile field holding tag names: a list of text, or text split on tag_separator. Names are "
+        "trimmed and empty ones dropped; a number, null or nested value makes the contact invalid.",
+        min_length=1))
+    tag_separator: str = field(default=",", metadata=key(
+        "What separates tag names when tag_field holds text (needs tag_field).", min_length=1,
+        example='tag_separator = ";"'))
+    exclude_automations: bool = field(default=False, metadata=key(
+        "Ask ActiveCampaign not to run automations for these imports (default false, as in ActiveCampaign)."))
+    max_profiles: int | None = field(default=None, metadata=key(
+        "A cap: a snapshot with more profiles fails the run before anything is sent.", minimum=1))
+    max_removal_fraction: float = field(default=0.2, metadata=key(
+        "Removal guard: a run that would unsubscribe more than this share of the export's synced subscribed "
+        "contacts fails with removal_guard before any request (--allow-mass-removal overrides one run).",
+        minimum=0, maximum=1))
+    max_removals: int | None = field(default=None, metadata=key(
+        "Removal guard, as a count: a run that would unsubscribe more than this many contacts fails the "
+        "same way. Unset: only max_removal_fraction applies.", minimum=0))
+    readmit: bool = field(default=True, metadata=key(
+        "Re-subscribe contacts that re-enter the segment after this export unsubscribed them; never those "
+        "who unsubscribed themselves in ActiveCampaign."))
+
+    def check(self, given: frozenset[str], where: str) -> None:
+        # Not in the schema as if/then: fastjsonschema fills tag_separator's default before "if" looks.
+        if "tag_separator" in given and "tag_field" not in given:
+            raise ConfigError(f"{where}.tag_separator: only means something with tag_field; add tag_field "
+                              f"or remove tag_separator")
+
+
+# ------------------------------------------------------------------------------------------- the file
+@dataclass(frozen=True)
+class Config(Table):
+    """The TOML file given to segment-export with --config."""
+
+    worker: WorkerSettings = field(default_factory=WorkerSettings, metadata=key(
+        "Settings of the long-running worker (segment-export run)."))
+    connections: dict[str, Connection] = field(default_factory=dict, metadata=key(
+        "ActiveCampaign accounts, one table per connection: [connections.NAME]."))
+    exports: dict[str, Export] = field(default_factory=dict, metadata=key(
+        "Exports, one table per export: [exports.NAME] (segment -> connection + list)."))
+    path: str = ""
+
+    def check(self, given: frozenset[str], where: str) -> None:
+        """References between tables: an export's connection exists and its owner may use it."""
+        for export in self.exports.values():
+            at = f"exports.{export.name}"
+            conn = self.connections.get(export.connection)
+            if conn is None:
+                known = ", ".join(sorted(self.connections)) or "none defined"
+                raise ConfigError(f"{at}.connection: no connection named {export.connection!r} (known: {known}); "
+                                  f"add [connections.{export.connection}] or fix the name")
+            if export.owner_role not in conn.usable_by:
+                raise ConfigError(f"{at}.owner_role: {export.owner_role!r} may not use connection {conn.name!r} "
+                                  f"(usable_by = {list(conn.usable_by)}); add it to usable_by or change owner_role")
+
+    def exports_for_segment(self, segment: str) -> list[Export]:
+        return [e for e in self.exports.values() if e.segment == segment]
+
+    def export(self, name: str) -> Export:
+        try:
+            return self.exports[name]
+        except KeyError:
+            known = ", ".join(sorted(self.exports)) or "none"
+            raise ConfigError(f"no export named {name!r} in {self.path or 'the config'} (known: {known})") from None
