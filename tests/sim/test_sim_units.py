@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 
+from worker.sim import stamps
+from worker.sim.contact_search import ContactQuery, search
 from worker.sim.emails import is_valid_email
 from worker.sim.imports import Batch
 from worker.sim.limits import RateLimits, SlidingWindow, retry_after_header, window_shape
 from worker.sim.settings import SimSettings
 from worker.sim.sortedids import SortedIds, page
+from worker.sim.store import Store
 
 
 @pytest.mark.parametrize("email", ["a@b.co", "first.last+tag@example.com", "x@sub.example.org",
@@ -129,3 +134,48 @@ def test_settings_validation() -> None:
         SimSettings().with_changes({"errror_rate": 0.1})
     changed = SimSettings().with_changes({"lists": {"9": "Nine"}, "latency": 0.5})
     assert changed.lists == {9: "Nine"} and changed.latency == 0.5
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("2024-05-01", "2024-05-01T00:00:00+00:00"),
+    ("2024-05-01 10:00:00", "2024-05-01T10:00:00+00:00"),
+    ("2024-05-01T10:00:00Z", "2024-05-01T10:00:00+00:00"),
+    ("2024-05-01T10:00:00-05:00", "2024-05-01T15:00:00+00:00"),
+    ("2024-05-01T10:00:00.250000+02:00", "2024-05-01T08:00:00.250000+00:00"),
+    ("2024-05-01T10:00:00 02:00", "2024-05-01T08:00:00+00:00"),  # an unencoded '+' read as a space
+])
+def test_parse_instant_reads_the_forms_readers_send(text: str, expected: str) -> None:
+    assert stamps.parse_instant(text).astimezone(UTC).isoformat() == expected
+
+
+def test_parse_instant_names_the_accepted_forms() -> None:
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        stamps.parse_instant("yesterday")
+
+
+def test_timestamps_are_spelled_as_ac_does() -> None:
+    when = stamps.parse_instant("2024-05-01T10:00:00Z")
+    assert (stamps.iso(when), stamps.plain(when)) == ("2024-05-01T10:00:00+00:00", "2024-05-01 10:00:00")
+    assert stamps.iso(None) is None and stamps.plain(None) is None
+    assert stamps.current("2024-05-01T10:00:00.9Z") == when  # whole seconds, as AC stamps
+
+
+def test_new_knobs_are_validated() -> None:
+    with pytest.raises(ValueError, match="frozen_time"):
+        SimSettings(frozen_time="soon")
+    with pytest.raises(ValueError, match="bad_key_html"):
+        SimSettings().with_changes({"bad_key_html": "yes"})
+    assert SimSettings().with_changes({"bad_key_html": True, "frozen_time": "2024-05-01"}).bad_key_html
+
+
+def test_contact_search_breaks_ties_by_id_in_either_direction() -> None:
+    store = Store(SimSettings(frozen_time="2024-05-01T00:00:00Z"))
+    for name in ("b", "a", "b", "a"):
+        store.update_contact(store.create_contact(f"{name}{store.next_contact_id}@example.com"),
+                             {"first_name": name.upper()}, [])
+    by_name = ContactQuery(orders=[("first_name", True)])
+    found, total = search(store, by_name)
+    assert total == 4 and [c.id for c in found] == [1, 3, 2, 4]  # B, B, A, A; ties by ascending id
+    by_name_then_id = ContactQuery(orders=[("first_name", False), ("id", True)])
+    assert [c.id for c in search(store, by_name_then_id)[0]] == [4, 2, 3, 1]
+    assert [c.id for c in search(store, ContactQuery(id_greater=1, id_less=4))[0]] == [2, 3]
