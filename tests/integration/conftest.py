@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,3 +64,24 @@ def bulk_posts(simc: SimClient, status: int | None = 200) -> list[dict]:
 
 def subscribed(simc: SimClient, list_id: int = 3) -> dict[str, dict]:
     return {e: m for e, m in simc.members(list_id).items() if m["status"] == "subscribed"}
+
+
+def in_flight(simc: SimClient) -> list[dict]:
+    """API requests the simulator has received but not answered yet."""
+    return [r for r in simc.requests() if r["status"] == 0]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
+             check: Callable[[], None] | None = None) -> Any:
+    """Poll ``predicate`` until it returns something truthy (returned); fail naming ``what`` at the deadline.
+
+    ``check`` runs on every round (e.g. "the process is still running") and may raise to fail early.
+    """
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if check is not None:
+            check()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.05)  # poll interval
+    return value

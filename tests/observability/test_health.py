@@ -27,7 +27,8 @@ async def fetch(url: str) -> int:
 
 
 async def test_healthz_fails_when_the_consumer_thread_is_blocked(monkeypatch):
-    monkeypatch.setattr(health, "STALL_SECONDS", 0.5)
+    # Above the server's 1 s loop tick, so only the consumer thread can go stale here.
+    monkeypatch.setattr(health, "STALL_SECONDS", 2.0)
     beat = {"t": time.monotonic()}
     gate = threading.Event()
     gate.set()
@@ -37,7 +38,7 @@ async def test_healthz_fails_when_the_consumer_thread_is_blocked(monkeypatch):
         while not done.is_set():
             gate.wait()
             beat["t"] = time.monotonic()
-            time.sleep(0.05)
+            done.wait(0.05)  # the pace between two messages; returns at once when the test ends
 
     thread = threading.Thread(target=consumer, daemon=True)
     thread.start()
@@ -48,15 +49,14 @@ async def test_healthz_fails_when_the_consumer_thread_is_blocked(monkeypatch):
         url = f"http://127.0.0.1:{port}/healthz"
         assert await fetch(url) == 200
         gate.clear()  # the consumer thread is now stuck
-        await asyncio.sleep(0.8)
-        status, body = await asyncio.to_thread(get, url)
-        assert status == 500 and "consumer thread stalled" in body
+        body = await wait_for_status(url, 500)
+        assert "consumer thread stalled" in body and "event loop" not in body, body
         gate.set()
-        await asyncio.sleep(0.2)
-        assert await fetch(url) == 200
+        await wait_for_status(url, 200)
     finally:
         done.set()
         gate.set()
+        thread.join(10)
         await server.stop()
 
 
@@ -97,8 +97,7 @@ async def test_readyz_follows_broker_connection_and_draining(worker):
         assert await fetch(url) == 503
         w.bridge.connected = True
         assert await fetch(url) == 200
-        w.request_stop()
-        await asyncio.sleep(0)
+        w.request_stop()  # sets draining at once; the held drain keeps it so
         assert w.draining and await fetch(url) == 503
     finally:
         drained.set()
@@ -147,15 +146,16 @@ class TcpProxy:
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
 
-async def wait_for_status(url: str, status: int, seconds: float = 30.0) -> int:
+async def wait_for_status(url: str, status: int, seconds: float = 30.0) -> str:
+    """Poll ``url`` until it answers ``status`` (its body is returned); fail naming the last answer."""
     deadline = time.monotonic() + seconds
-    got = -1
-    while time.monotonic() < deadline:
-        got = await fetch(url)
+    while True:
+        got, body = await asyncio.to_thread(get, url)
         if got == status:
-            return got
-        await asyncio.sleep(0.2)
-    return got
+            return body
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url} still answers {got} ({body[:200]}) after {seconds:.0f} s, not {status}")
+        await asyncio.sleep(0.1)  # poll interval
 
 
 async def test_readyz_fails_while_rabbitmq_is_really_unreachable(tmp_path, monkeypatch):
@@ -187,9 +187,9 @@ async def test_readyz_fails_while_rabbitmq_is_really_unreachable(tmp_path, monke
         await asyncio.wait_for(w.ready.wait(), 30)
         assert await fetch(url) == 200
         await proxy.cut()
-        assert await wait_for_status(url, 503) == 503
+        await wait_for_status(url, 503)
         await proxy.start()  # the broker is reachable again on the same address
-        assert await wait_for_status(url, 200, 60) == 200
+        await wait_for_status(url, 200, 60)
     finally:
         w.request_stop()
         await asyncio.wait_for(runner, 60)
