@@ -24,6 +24,8 @@ from worker.settings.spec import ConfigError, KeySpec, Setting, Table, optional_
 
 T = TypeVar("T", bound=Table)
 _SHOWN_CHARS = 60  # values are quoted in messages, never at length
+_KNOWN_SCHEMES = frozenset({"http", "https", "tcp", "amqp", "amqps", "pyamqp", "sqs", "memory", "redis", "rediss",
+                            "unix", "redis+sentinel", "valkey", "file", "s3"})
 
 
 def parse_config(data: dict[str, Any], path: str = "") -> Config:
@@ -217,7 +219,7 @@ def _show(value: Any, spec: KeySpec | None = None) -> str:
     if isinstance(value, str):
         if spec is not None and spec.redact:
             scheme, sep, _ = value.partition("://")
-            if sep and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]{0,15}", scheme):
+            if sep and scheme.lower() in _KNOWN_SCHEMES:  # anything else might be the password itself
                 return f'"{scheme}://..." (the rest is not shown)'
             return "a value that is not shown"
         text = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
