@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from worker.config import parse_config
-from worker.events import new_id, now_iso
+from worker.events import refreshed_event, snapshot_ref
 from worker.samples import evolve, make_segment, write_jsonl
 from worker.sim import SimClient, SimSettings, SimulatorServer
 
@@ -111,11 +111,10 @@ async def _flow(args: argparse.Namespace, tmp: Path, sim_url: str) -> bool:
         for title, snap, refresh in (("1. first full sync", snap1, "refresh-1"),
                                      ("2. 5% changed, 2% left", snap2, "refresh-2")):
             before = _bulk_posts(simc)
-            refreshed = {"type": "segment.refreshed", "version": 1, "id": new_id(), "occurred_at": now_iso(),
-                         "segment": {"id": "vip-customers", "name": "VIP customers"}, "refresh_id": refresh,
-                         "snapshot": {"uri": f"file://{snap}", "format": "jsonl", "profile_count": 0}}
-            refreshed["snapshot"]["profile_count"] = len(first.profiles if refresh == "refresh-1"
-                                                          else second.profiles)
+            snapshot = snapshot_ref(f"file://{snap}", "jsonl")
+            snapshot["profile_count"] = len(first.profiles if refresh == "refresh-1" else second.profiles)
+            refreshed = refreshed_event("vip-customers", snapshot, refresh)
+            refreshed["segment"]["name"] = "VIP customers"
             t0 = time.monotonic()
             await worker.bridge.publish_request(orjson.dumps(refreshed))
             out.write(f"-> published segment.refreshed {refresh} to {worker.bridge.kind} queue "

@@ -252,6 +252,9 @@ def _describe(exc: fastjsonschema.JsonSchemaValueException) -> tuple[str, str]:
     if rule in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         op = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[rule]
         return path, f"{path} must be {op} {definition.get(rule)}, got {_quote(value)}"
+    if rule == "not":  # a field that must never appear here; its description says where it belongs
+        why = definition.get("description")
+        return path, f"{path} is not allowed here" + (f": {_clip(str(why), 200)}" if why else "")
     if rule == "additionalProperties" and isinstance(value, dict):
         allowed = definition.get("properties", {})
         extra = sorted(k for k in value if k not in allowed)

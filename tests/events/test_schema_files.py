@@ -28,7 +28,7 @@ ALL = (*EVENT_TYPES, "config")
 PORTABLE_KEYWORDS = {
     "$schema", "$id", "$comment", "$defs", "$ref", "title", "description", "default", "type", "enum", "const",
     "properties", "required", "additionalProperties", "items", "minItems", "minLength", "maxLength",
-    "pattern", "format", "minimum", "maximum", "exclusiveMinimum", "if", "then", "oneOf",
+    "pattern", "format", "minimum", "maximum", "exclusiveMinimum", "if", "then", "oneOf", "not",
 }
 
 
@@ -47,7 +47,7 @@ def _subschemas(schema: Any, where: str = "#") -> list[tuple[str, dict[str, Any]
     for key in ("properties", "$defs"):
         for name, sub in schema.get(key, {}).items():
             found += _subschemas(sub, f"{where}/{key}/{name}")
-    for key in ("items", "additionalProperties", "if", "then"):
+    for key in ("items", "additionalProperties", "if", "then", "not"):
         if isinstance(schema.get(key), dict):
             found += _subschemas(schema[key], f"{where}/{key}")
     for i, sub in enumerate(schema.get("oneOf", [])):

@@ -5,8 +5,8 @@ Usage::
     store = open_store(config.worker.state_url)   # file://./state or s3://bucket/prefix
     if store.put_if_absent(f"exports/{name}/runs/{run_id}/completed", event_bytes): ...
 
-Two backends with one contract (get, put, put-if-absent, compare-and-swap, list, delete): a folder
-for one host, S3 for many.
+Two backends with one contract (get, put, put-if-absent, compare-and-swap, list, list with
+modification times (retention), delete): a folder for one host, S3 for many.
 """
 
 from worker.state.errors import StateError

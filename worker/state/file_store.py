@@ -9,10 +9,12 @@ temporaries and the lock files; keys may not use them.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import errno
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 from worker.state.errors import StateError
@@ -186,9 +188,28 @@ class FileStore(StateStore):
         return Path(self._path(key)).as_uri()
 
     def list(self, prefix: str) -> list[str]:
+        return sorted(key for key, _ in self._walk(prefix))
+
+    def list_modified(self, prefix: str) -> builtins.list[tuple[str, float]]:
+        found: builtins.list[tuple[str, float]] = []
+        for key, entry in self._walk(prefix):
+            try:
+                found.append((key, entry.stat(follow_symlinks=False).st_mtime))
+            except _MISSING:
+                continue  # removed since the folder was read: not there any more
+            except OSError as exc:
+                raise self._error("read", key, exc) from exc
+        found.sort()
+        return found
+
+    def _walk(self, prefix: str) -> Iterator[tuple[str, os.DirEntry[str]]]:
+        """(key, directory entry) of every key starting with ``prefix``, in no particular order.
+
+        Only the folders that can hold such keys are read, so listing one run's records does not
+        walk the whole store.
+        """
         check_prefix(prefix)
         folder_part = prefix.rpartition("/")[0]
-        keys: list[str] = []
         if folder_part:
             stack = [(os.path.join(self._root, *folder_part.split("/")), folder_part + "/")]
         else:
@@ -211,9 +232,7 @@ class FileStore(StateStore):
                         if sub.startswith(prefix) or prefix.startswith(sub):
                             stack.append((entry.path, sub))
                     elif key.startswith(prefix):
-                        keys.append(key)
-        keys.sort()
-        return keys
+                        yield key, entry
 
 
 def _remove(path: str) -> None:

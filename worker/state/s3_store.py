@@ -8,6 +8,7 @@ tens-of-MB synced state is one request.
 
 from __future__ import annotations
 
+import builtins
 import time
 from typing import Any
 
@@ -145,10 +146,17 @@ class S3Store(StateStore):
         return f"s3://{self._bucket}/{self._object_key(key)}"
 
     def list(self, prefix: str) -> list[str]:
+        return [key for key, _ in self._objects(prefix)]
+
+    def list_modified(self, prefix: str) -> builtins.list[tuple[str, float]]:
+        return self._objects(prefix)
+
+    def _objects(self, prefix: str) -> builtins.list[tuple[str, float]]:
+        """(key, LastModified as unix time) of every object under ``prefix``, sorted by key."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         check_prefix(prefix)
-        keys: list[str] = []
+        found: builtins.list[tuple[str, float]] = []
         skip = len(self._prefix)
         try:
             pages = s3_client().get_paginator("list_objects_v2").paginate(
@@ -156,8 +164,9 @@ class S3Store(StateStore):
             )
             for page in pages:
                 # A key ending in '/' is a console "folder" placeholder, not a value.
-                keys.extend(o["Key"][skip:] for o in page.get("Contents", ()) if not o["Key"].endswith("/"))
+                found.extend((o["Key"][skip:], o["LastModified"].timestamp()) for o in page.get("Contents", ())
+                             if not o["Key"].endswith("/"))
         except (ClientError, BotoCoreError) as exc:
             raise self._error("list", f"s3://{self._bucket}/{self._prefix}{prefix}", exc) from exc
-        keys.sort()
-        return keys
+        found.sort()
+        return found

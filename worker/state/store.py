@@ -7,6 +7,7 @@ once. Values are opaque bytes; the engine chooses the encoding.
 
 from __future__ import annotations
 
+import builtins
 from abc import ABC, abstractmethod
 
 
@@ -47,6 +48,14 @@ class StateStore(ABC):
     @abstractmethod
     def list(self, prefix: str) -> list[str]:
         """Every key that starts with ``prefix`` ('' for all), sorted; full keys, not relative to prefix."""
+
+    @abstractmethod
+    def list_modified(self, prefix: str) -> builtins.list[tuple[str, float]]:
+        """Like ``list``, with each key's last modification as unix time: ``[(key, mtime), ...]``, sorted.
+
+        For retention (``worker.retention``): the age of a run is the newest of its records' times. The
+        file store reports the file's mtime, S3 the object's LastModified (whole seconds on AWS).
+        """
 
     @abstractmethod
     def delete(self, key: str) -> None:

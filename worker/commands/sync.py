@@ -1,0 +1,56 @@
+"""``segment-export sync``: run one export to the end in this process; print the completion event.
+
+Exit 0 succeeded, 3 partial, 1 failed, 2 bad usage or config. With ``--dry-run``: print what would
+change (``worker.preview``), exit 1 if a real run would fail (``would_fail``), else 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from worker.commands import common
+from worker.commands.progress import TtyProgress
+
+
+def add_options(p: argparse.ArgumentParser) -> None:
+    common.add_config_option(p)
+    p.add_argument("--export", required=True, help="the export's name ([exports.NAME] in the config)")
+    p.add_argument("--snapshot", required=True, help="file:///path, a path, or s3://bucket/key (file or folder)")
+    p.add_argument("--full", action="store_true", help="re-send every contact, not only what changed")
+    p.add_argument("--dry-run", action="store_true", help="print what would change; send and write nothing")
+    p.add_argument("--show-emails", action="store_true", help="with --dry-run: do not mask sample emails")
+    p.add_argument("--allow-mass-removal", action="store_true",
+                   help="this run only: go ahead even if it would unsubscribe more than the export's removal "
+                        "guard allows (max_removal_fraction / max_removals)")
+    p.add_argument("--refresh-id", help="the upstream refresh id to record (default: derived from the snapshot)")
+    p.add_argument("--format", choices=["jsonl", "csv"], help="snapshot format (default: by file suffix)")
+    p.add_argument("--compression", choices=["none", "gzip"], help="snapshot compression (default: by suffix)")
+    p.add_argument("--metrics-file", help="write the run's Prometheus metrics (text format) to this file")
+
+
+def run(args: argparse.Namespace) -> int:
+    from worker import metrics
+    from worker.direct import direct_spec
+    from worker.engine import Engine
+    from worker.state import open_store
+
+    config = common.load(args)
+    export = config.export(args.export)
+    common.check_keys(config, [export.name])
+    store = open_store(config.worker.state_url)
+    spec = direct_spec(store, export, args.snapshot, full=args.full, refresh_id=args.refresh_id,
+                       snapshot_format=args.format, snapshot_compression=args.compression,
+                       allow_mass_removal=args.allow_mass_removal)
+    progress = TtyProgress()
+    engine = Engine(config, store, on_progress=progress, on_request=metrics.observe_request)
+    if args.dry_run:
+        from worker.commands.dry_run import show_preview
+
+        return show_preview(engine, spec, args.show_emails)
+    result = asyncio.run(engine.run(spec))
+    progress.done()
+    if args.metrics_file:
+        metrics.write_run_file(args.metrics_file, engine, None if result.replayed else result.event)
+    common.print_json(result.event)
+    return result.exit_code
