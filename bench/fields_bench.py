@@ -22,10 +22,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from worker.config import parse_config  # noqa: E402
-from worker.engine import encode_part  # noqa: E402
 from worker.fields import resolve_fields  # noqa: E402
 from worker.mapping import Mapper  # noqa: E402
 from worker.plan import Planner, tune_gc  # noqa: E402
+from worker.runbook import encode_part  # noqa: E402
 from worker.samples import person, write_jsonl  # noqa: E402
 from worker.snapshot import read_pages  # noqa: E402
 

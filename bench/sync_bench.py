@@ -82,9 +82,9 @@ def run_sync(config: Path, snapshot: Path, *extra: str) -> tuple[dict, float, in
 def pipeline_child(snapshot: str, state: str, page_size: int) -> None:
     """Runs in a child process: plan the snapshot against a state file, print rate and peak RSS."""
     from worker.config import parse_config
-    from worker.engine import encode_part
     from worker.mapping import Mapper
     from worker.plan import Planner, tune_gc
+    from worker.runbook import encode_part
     from worker.snapshot import read_pages
     from worker.synced import SyncedState
 

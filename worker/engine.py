@@ -1,74 +1,68 @@
 """One export run, start to finish: plan -> send -> confirm -> commit, resumable at every step.
 
-The engine knows nothing of brokers: the CLI and the queue worker both call ``Engine.run`` with a
-``RunSpec``. Every step leaves a record in the state store under ``exports/<export>/runs/<run_id>/``:
+The engine knows nothing of brokers: the command line and the queue worker both call ``Engine.run``
+with a ``RunSpec``. Every step leaves a record in the state store (``worker.runbook``), so any worker
+can pick the run up where it stopped:
 
-- ``plan/part-NNNNN``: the diff of one snapshot page as batches (written once, put-if-absent). Line 1
-  is a header (counts, invalid rows, per-batch emails/fingerprints/ops); then one line per batch with
-  the contacts to send.
-- ``batches/NNNNN.accepted``: AC's batchId, recorded right after the 200, before anything else.
-- ``batches/NNNNN.final``: the per-contact outcome once AC finished the batch.
-- ``failures.jsonl`` / ``failures.csv``: the failure report; ``completed``: the event (put-if-absent).
+1. plan: read the snapshot page by page, map, validate, dedupe and diff against the synced state;
+   each page's plan part is written once (``worker.plan``, handed over by ``worker.pipeline``);
+2. send: each planned batch without an accepted record is sent, its batchId recorded at once;
+3. confirm: each accepted batch is polled until final, its outcome recorded (2 and 3 overlap:
+   ``BulkImporter``);
+4. commit: outcomes are merged into a new synced state (``worker.commit``), the failure report is
+   written (``worker.report``) and the completion event recorded.
 
 A restarted run re-plans (deterministically, against the same uncommitted synced state), sends only
 batches without an ``accepted`` record, polls those without a ``final`` one, and commits. So a crash
-re-sends at most the batches that were in flight. The synced state is replaced only once every batch
-has a final outcome, and contacts AC failed keep their old entry, so the next run retries them.
+re-sends at most the batches that were in flight. Before anything is sent, the removal guard
+(``worker.guard``) and ``max_profiles`` may refuse the run.
 """
 
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import logging
-import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from worker.activecampaign.client import ActiveCampaignClient, ActiveCampaignError, BulkAccepted
-from worker.activecampaign.importer import (
-    FAILED_NOT_IMPORTED,
-    SKIPPED_UNSUBSCRIBED,
-    Batch,
-    BatchOutcome,
-    BulkImporter,
-)
-from worker.activecampaign.limiter import AccountLimiter
+from worker.activecampaign.importer import Batch, BatchOutcome, BulkImporter
+from worker.activecampaign.limiter import AccountLimiter, RateLimiter
+from worker.activecampaign.readmission import readmit
+from worker.commit import OPERATIONS, merge
 from worker.config import Config, ConfigError, Connection, Export
 from worker.events import completion_event, now_iso
 from worker.fields import resolve_fields
-from worker.mapping import Mapper, mask_email
-from worker.plan import ADD, REMOVE, UPDATE, Counts, Planner, PlanPart, tune_gc
-from worker.runbook import RunKeys
-from worker.snapshot import SnapshotError, read_pages
+from worker.guard import CODE as GUARD_CODE
+from worker.guard import Removals, count_removals, verdict
+from worker.hooks import HookBus, Hooks
+from worker.mapping import Mapper
+from worker.pipeline import PlanFeed
+from worker.plan import READMIT, Planner, PlanPart, tune_gc
+from worker.runbook import Runbook
+from worker.snapshot import Page, SnapshotError, read_pages
 from worker.state import StateError, StateStore
-from worker.synced import SKIPPED, SyncedState
+from worker.synced import SyncedState
 
 log = logging.getLogger("segment_export.engine")
 
 EXIT_OK, EXIT_FAILED, EXIT_PARTIAL = 0, 1, 3
 SAMPLE_ROWS = 20
 MILESTONE_SECONDS = 5.0
-OPERATIONS = {ADD: "add", UPDATE: "update", REMOVE: "remove"}
-#: The failure report's CSV columns (the JSON Lines records have the same keys, where they apply).
-REPORT_COLUMNS = ("email", "stage", "reason", "detail", "source", "line", "operation")
-#: New contacts failing in a row, at the end of a run, that make the report name the contact limit.
-CONTACT_LIMIT_TAIL = 10
-CONTACT_LIMIT_REASON = "not imported: the ActiveCampaign account has most likely reached its contact limit"
+#: Re-entering contacts looked up at once (each lookup is up to three "other" requests).
+READMIT_CONCURRENCY = 4
 
 
 class RunError(Exception):
     """A run-level failure with a stable code for the ``export.failed`` event."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, transient: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.transient = transient
 
 
 @dataclass(frozen=True)
@@ -89,7 +83,7 @@ class RunSpec:
 
 @dataclass
 class Progress:
-    """Live counters for a TTY progress line or a log milestone."""
+    """Live counters for a TTY progress line, a log milestone or a gauge."""
 
     export: str = ""
     run_id: str = ""
@@ -112,6 +106,7 @@ class RunResult:
     replayed: bool = False  # the run had completed before; this is its recorded event
     interrupted: bool = False  # stopped at a checkpoint on request; run it again (same run id) to go on
     stale: bool = False  # a newer refresh of the segment has already been synced for this export
+    transient: bool = False  # failed for a reason a later attempt may not meet (the event is export.failed)
 
     @property
     def outcome(self) -> str:
@@ -132,89 +127,65 @@ def error_code(exc: BaseException) -> str:
     """A stable, low-cardinality code for ``export.failed``'s ``error.code``."""
     if isinstance(exc, ActiveCampaignError):
         return f"activecampaign_{exc.code}"
-    for cls, code in ((RunError, None), (SnapshotError, "snapshot_unreadable"), (StateError, "state_store"),
-                      (ConfigError, "config")):
-        if isinstance(exc, cls):
-            return code or exc.code  # type: ignore[attr-defined]
+    if isinstance(exc, RunError):
+        return exc.code
+    if isinstance(exc, SnapshotError):
+        return "snapshot_unreadable"
+    if isinstance(exc, StateError):
+        return "state_store"
+    if isinstance(exc, ConfigError):
+        return "config"
     return "internal"
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth retrying later: AC or storage unreachable, overloaded or slow; never a refusal or bad input."""
+    if isinstance(exc, ActiveCampaignError | RunError | SnapshotError):
+        return exc.transient
+    return isinstance(exc, StateError | OSError)
 
 
 def exit_code_for(status: str) -> int:
     return {"succeeded": EXIT_OK, "partial": EXIT_PARTIAL}.get(status, EXIT_FAILED)
 
 
-def encode_part(part: PlanPart) -> bytes:
-    """Header line (all the commit needs) + one line of contacts per batch (all the sender needs)."""
-    header = {
-        "part": part.number,
-        "counts": part.counts.as_dict(),
-        "invalid": part.invalid,
-        "dropped": part.dropped,
-        "skipped": part.skipped,
-        "batches": [{"n": b.number, "ops": "".join(b.ops), "emails": b.emails, "fps": b.fingerprints}
-                    for b in part.batches],
-    }
-    lines = [orjson.dumps(header)]
-    lines.extend(orjson.dumps({"n": b.number, "contacts": b.contacts}) for b in part.batches)
-    return b"\n".join(lines) + b"\n"
+class _CallbackHooks(Hooks):
+    """The engine's older keyword callbacks (``on_progress``, ``on_request``) as a hook subscriber."""
 
+    def __init__(self, on_progress: Callable[[Progress], None] | None,
+                 on_request: Callable[[str, int, float], None] | None) -> None:
+        self._progress, self._request = on_progress, on_request
 
-def decode_part_header(data: bytes) -> dict[str, Any]:
-    return orjson.loads(data.split(b"\n", 1)[0])
+    def run_progress(self, progress: Progress) -> None:
+        if self._progress:
+            self._progress(progress)
 
-
-def _explain_contact_limit(new_contacts: list[dict[str, Any] | None], export: str) -> None:
-    """Say "contact limit" in words an admin understands when the failures look like it.
-
-    AC's import/info names the emails it did not import, never why. One pattern has a likely cause:
-    from some point on, every *new* contact of the run failed (at least ``CONTACT_LIMIT_TAIL`` in a
-    row, none created after them), which is what the plan's contact cap does (updates of existing
-    contacts still go through). Those records get a reason that names the limit and the fix; the
-    wording says "most likely" because AC does not confirm it.
-    """
-    tail: list[dict[str, Any]] = []
-    for record in reversed(new_contacts):
-        if record is None:
-            break
-        if record["reason"] != FAILED_NOT_IMPORTED:
-            return  # some other, known reason (a failed batch, a validation refusal): not this pattern
-        tail.append(record)
-    if len(tail) < CONTACT_LIMIT_TAIL:
-        return
-    for record in tail:
-        record["reason"] = CONTACT_LIMIT_REASON
-        record["detail"] = (f"the last {len(tail)} new contacts of the run all failed, none was created after "
-                            f"them; ActiveCampaign stops creating contacts at the plan's contact limit. Raise the "
-                            f"limit or remove contacts in ActiveCampaign, then run the export again (failed "
-                            f"contacts are retried)")
-    log.warning("export %s: %d new contacts in a row were not imported; the ActiveCampaign account has most "
-                "likely reached its contact limit", export, len(tail))
-
-
-def _sample_row(mapper: Mapper, contact: dict[str, Any]) -> dict[str, Any]:
-    """A dry-run sample: the contact as it would be sent, custom fields by the export's names for them."""
-    row = dict(contact)
-    if "fields" in row:
-        row["fields"] = {mapper.field_names.get(f["id"], str(f["id"])): f["value"] for f in row["fields"]}
-    return row
+    def request_answered(self, endpoint: str, status: int, seconds: float) -> None:
+        if self._request:
+            self._request(endpoint, status, seconds)
 
 
 class Engine:
     """Runs exports. One engine per process; it keeps one rate limiter per ActiveCampaign account."""
 
-    def __init__(self, config: Config, store: StateStore, *, page_size: int = 5000,
+    def __init__(self, config: Config, store: StateStore, *, hooks: Hooks | None = None, page_size: int = 5000,
                  on_progress: Callable[[Progress], None] | None = None,
                  on_request: Callable[[str, int, float], None] | None = None) -> None:
         self.config = config
         self.store = store
         self.page_size = page_size
-        self.on_progress = on_progress
-        self.on_request = on_request
-        self._limiters: dict[str, AccountLimiter] = {}
+        self.hooks = HookBus(*([hooks] if hooks else []))
+        if on_progress or on_request:
+            self.hooks.add(_CallbackHooks(on_progress, on_request))
+        self._limiters: dict[str, RateLimiter] = {}
         tune_gc()
 
-    # ------------------------------------------------------------------------------------ helpers
-    def limiter_for(self, conn: Connection) -> AccountLimiter:
+    # ------------------------------------------------------------------------------------ accounts
+    def limiters(self) -> list[RateLimiter]:
+        """Every account limiter this engine made (for the rate-limit wait metric)."""
+        return list(self._limiters.values())
+
+    def limiter_for(self, conn: Connection) -> RateLimiter:
         """One limiter per account (hostname), shared by every export and run in this process."""
         key = conn.base_url or conn.hostname
         if key not in self._limiters:
@@ -224,7 +195,7 @@ class Engine:
     def client_for(self, export: Export) -> ActiveCampaignClient:
         conn = self.config.connections[export.connection]
         return ActiveCampaignClient(conn.api_url, conn.api_key(), self.limiter_for(conn),
-                                    on_request=self.on_request)
+                                    on_request=self.hooks.request_answered)
 
     async def _mapper(self, client: ActiveCampaignClient, export: Export) -> Mapper:
         """Resolve custom fields (by personalization tag or title, every page) before anything is sent.
@@ -240,6 +211,28 @@ class Engine:
             raise RunError(code, f"export {export.name}: " + "; ".join(problems))
         return Mapper(export, resolved=resolved)
 
+    async def _check_list(self, client: ActiveCampaignClient, export: Export) -> None:
+        """The list exists and the key works (401/403, or AC's HTML login page, fail the run here)."""
+        if await client.get_list(export.list_id) is None:
+            raise RunError("list_not_found", f"export {export.name}: ActiveCampaign has no list with id "
+                                             f"{export.list_id}; fix exports.{export.name}.list_id")
+
+    def _pages(self, spec: RunSpec) -> Iterator[Page]:
+        return read_pages(spec.snapshot_uri, format=spec.snapshot_format, compression=spec.snapshot_compression,
+                          page_size=self.page_size)
+
+    def _planner(self, spec: RunSpec, mapper: Mapper, synced: SyncedState) -> Planner:
+        export = spec.export
+        return Planner(mapper, synced.entries, full=spec.full, unsubscribe_leavers=export.on_leave == "unsubscribe",
+                       readmit=export.readmit)
+
+    def _load_synced(self, book: Runbook) -> tuple[SyncedState, str | None]:
+        got = self.store.get_versioned(book.keys.synced)
+        if got is None:
+            return SyncedState(), None
+        return SyncedState.decode(got[0]), got[1]
+
+    # ------------------------------------------------------------------------------------ preflight
     def count_profiles(self, spec: RunSpec) -> int:
         """Profiles in the snapshot (rows plus unreadable lines, as a run counts them); reads it once."""
         return sum(len(page.rows) + len(page.errors) for page in self._pages(spec))
@@ -254,45 +247,39 @@ class Engine:
         cap = spec.export.max_profiles
         if not cap:
             return
-        try:
-            count = self.count_profiles(spec)
-        except SnapshotError as exc:
-            raise RunError("snapshot_unreadable", str(exc)) from None
+        count = self.count_profiles(spec)
         if count > cap:
             raise RunError("too_many_profiles",
                            f"the snapshot holds {count:,} profiles, more than max_profiles = {cap:,} "
                            f"(exports.{spec.export.name}.max_profiles); nothing was sent. Check the segment, "
                            f"or raise the cap if it is right")
 
-    def _pages(self, spec: RunSpec):
-        return read_pages(spec.snapshot_uri, format=spec.snapshot_format, compression=spec.snapshot_compression,
-                          page_size=self.page_size)
-
-    def _load_synced(self, keys: RunKeys) -> tuple[SyncedState, str | None]:
-        got = self.store.get_versioned(keys.synced)
-        if got is None:
-            return SyncedState(), None
-        return SyncedState.decode(got[0]), got[1]
+    def _check_removals(self, spec: RunSpec, synced: SyncedState) -> None:
+        """The removal guard, before any request: refuse a run that would unsubscribe too much of the list."""
+        export = spec.export
+        if spec.allow_mass_removal or export.on_leave != "unsubscribe" or not synced.subscribed():
+            return
+        message = verdict(export, count_removals(export, synced, self._pages(spec)))
+        if message:
+            self.hooks.guard_tripped(export.name)
+            raise RunError(GUARD_CODE, message)
 
     # ------------------------------------------------------------------------------------ dry run
     async def dry_run(self, spec: RunSpec) -> dict[str, Any]:
         """What a run would change: counts per outcome and up to 20 sample rows per outcome.
 
         Sends no write request (its only calls to ActiveCampaign are the custom field lookup) and
-        writes nothing to the state store. A snapshot over ``max_profiles`` is reported in ``would_fail``
-        next to the counts (a person deciding whether to raise the cap wants both); a mapping that cannot
-        be resolved raises RunError, as the run would. Sample emails are full here; the command line
-        masks them unless asked not to.
+        writes nothing to the state store. A run that would be refused (``max_profiles``, the removal
+        guard) is reported in ``would_fail`` next to the counts (a person deciding whether to override
+        wants both); a mapping that cannot be resolved raises RunError, as the run would. Sample emails
+        are full here; the command line masks them unless asked not to.
         """
-        keys = RunKeys(spec.export.name, spec.run_id)
-        synced, _ = await asyncio.to_thread(self._load_synced, keys)
+        book = Runbook(self.store, spec.export.name, spec.run_id)
+        synced, _ = await asyncio.to_thread(self._load_synced, book)
         async with self.client_for(spec.export) as client:
             mapper = await self._mapper(client, spec.export)
-        planner = Planner(mapper, synced.entries, full=spec.full,
-                          unsubscribe_leavers=spec.export.on_leave == "unsubscribe")
-        samples: dict[str, list[dict[str, Any]]] = {"add": [], "update": [], "remove": [], "invalid": [],
-                                                    "skipped": []}
-        names = OPERATIONS
+        planner = self._planner(spec, mapper, synced)
+        samples: dict[str, list[dict[str, Any]]] = {name: [] for name in (*OPERATIONS.values(), "invalid", "skipped")}
 
         def walk() -> None:
             for part in planner.plan(self._pages(spec)):
@@ -301,10 +288,10 @@ class Engine:
                         samples["invalid"].append({"email": email, "source": source, "line": line, "reason": reason})
                 for email in part.skipped:
                     if len(samples["skipped"]) < SAMPLE_ROWS:
-                        samples["skipped"].append({"email": email, "reason": SKIPPED_UNSUBSCRIBED})
+                        samples["skipped"].append({"email": email, "reason": "unsubscribed_in_activecampaign"})
                 for b in part.batches:
                     for op, contact in zip(b.ops, b.contacts, strict=True):
-                        rows = samples[names[op]]
+                        rows = samples[OPERATIONS[op]]
                         if len(rows) < SAMPLE_ROWS:
                             rows.append(_sample_row(mapper, contact))
 
@@ -313,17 +300,23 @@ class Engine:
         except SnapshotError as exc:
             raise RunError("snapshot_unreadable", str(exc)) from None
         t = planner.totals
-        counts = {"profiles": t.profiles, "invalid": t.invalid, "duplicates": t.duplicates, "added": t.to_add,
-                  "updated": t.to_update, "unchanged": t.unchanged, "removed": t.to_remove, "failed": 0,
-                  "skipped": t.skipped}
+        counts = {"profiles": t.profiles, "invalid": t.invalid, "duplicates": t.duplicates,
+                  "added": t.to_add + t.to_readmit, "updated": t.to_update, "unchanged": t.unchanged,
+                  "removed": t.to_remove, "failed": 0, "skipped": t.skipped}
         result: dict[str, Any] = {"export": spec.export.name, "dry_run": True, "counts": counts,
-                                  "samples": samples}
+                                  "readmit": t.to_readmit, "samples": samples}
         cap = spec.export.max_profiles
         if cap and t.profiles > cap:
             result["would_fail"] = {"code": "too_many_profiles",
                                     "message": f"the snapshot holds {t.profiles:,} profiles, more than "
                                                f"max_profiles = {cap:,} (exports.{spec.export.name}.max_profiles); "
                                                f"a run would send nothing"}
+        elif not spec.allow_mass_removal:
+            valid = t.profiles - t.invalid
+            message = verdict(spec.export, Removals(t.to_remove, synced.subscribed(), valid))
+            if message:
+                result["would_fail"] = {"code": GUARD_CODE, "message": message.replace("Nothing was sent",
+                                                                                       "A run would send nothing")}
         return result
 
     # ------------------------------------------------------------------------------------ run
@@ -334,84 +327,39 @@ class Engine:
         final (a checkpoint) and return ``interrupted``; running the same spec again goes on from there.
         """
         started_at, t0 = now_iso(), time.monotonic()
-        keys = RunKeys(spec.export.name, spec.run_id)
-        ctx = {"run_id": spec.run_id, "export": spec.export.name, "segment": spec.export.segment}
+        book = Runbook(self.store, spec.export.name, spec.run_id)
+        ctx = {"run_id": spec.run_id, "export": spec.export.name, "segment": spec.export.segment,
+               "attempt": spec.attempt}
         try:
-            done = await asyncio.to_thread(self.store.get, keys.completed)
+            done = await asyncio.to_thread(book.completed)
             if done is not None:
-                event = orjson.loads(done)
-                return RunResult(event, exit_code_for(event["status"]), replayed=True)
-            if await asyncio.to_thread(self._is_stale, keys, spec):
+                return RunResult(done, exit_code_for(done["status"]), replayed=True)
+            if await asyncio.to_thread(book.is_stale, spec.refresh_id, spec.occurred_at):
                 log.info("stale refresh skipped: a newer refresh was already synced", extra=ctx)
                 return RunResult(None, EXIT_OK, stale=True)
             log.info("run starting", extra=ctx)
-            counts, failures_uri = await self._run(spec, keys, stop)
+            self.hooks.run_started(spec)
+            counts, failures_uri = await self._execute(spec, book, stop)
         except RunInterrupted:
             log.info("run interrupted at a checkpoint; it resumes from its records", extra=ctx)
-            return RunResult(None, EXIT_FAILED, interrupted=True)
+            return self._ended(spec, RunResult(None, EXIT_FAILED, interrupted=True), t0)
         except (RunError, SnapshotError, ActiveCampaignError, ConfigError, StateError) as exc:
-            log.error("run failed: %s", exc, extra=ctx)
+            transient = is_transient(exc)
+            log.error("run failed%s: %s", " (transient)" if transient else "", exc, extra=ctx)
             event = self._event(spec, "failed", {}, started_at, t0, None,
                                 {"code": error_code(exc), "message": str(exc)[:2000]})
-            return RunResult(event, EXIT_FAILED)
+            return self._ended(spec, RunResult(event, EXIT_FAILED, transient=transient), t0)
         status = "partial" if counts["failed"] else "succeeded"
-        event = self._event(spec, status, counts, started_at, t0, failures_uri, None)
-        stored = await asyncio.to_thread(self.store.put_if_absent, keys.completed, orjson.dumps(event))
-        if not stored:  # another worker finished the same run first: its event is the one of record
-            data = await asyncio.to_thread(self.store.get, keys.completed)
-            if data is not None:
-                event = orjson.loads(data)
-                return RunResult(event, exit_code_for(event["status"]), replayed=True)
+        event, ours = await asyncio.to_thread(
+            book.complete, self._event(spec, status, counts, started_at, t0, failures_uri, None))
+        if not ours:  # another worker finished the same run first: its event is the one of record
+            return self._ended(spec, RunResult(event, exit_code_for(event["status"]), replayed=True), t0)
         log.info("run finished", extra={**ctx, "counts": counts, "status": status})
-        return RunResult(event, exit_code_for(status))
+        return self._ended(spec, RunResult(event, exit_code_for(status)), t0)
 
-    async def mark_published(self, spec: RunSpec) -> None:
-        """Record that the completion event was confirmed by the broker (a redelivery need not resend it)."""
-        await asyncio.to_thread(self.store.put_if_absent, RunKeys(spec.export.name, spec.run_id).published, b"1")
-
-    async def was_published(self, spec: RunSpec) -> bool:
-        keys = RunKeys(spec.export.name, spec.run_id)
-        return await asyncio.to_thread(self.store.get, keys.published) is not None
-
-    async def remember_snapshot(self, export: str, snapshot: dict[str, Any], refresh_id: str,
-                                occurred_at: str) -> None:
-        """Keep the segment's newest known snapshot per export, for ``export.requested`` without one."""
-        key = RunKeys(export, "-").last_snapshot
-        rec = orjson.dumps({"snapshot": snapshot, "refresh_id": refresh_id, "occurred_at": occurred_at})
-
-        def swap() -> None:
-            for _ in range(5):
-                got = self.store.get_versioned(key)
-                if got is not None and orjson.loads(got[0]).get("occurred_at", "") > occurred_at:
-                    return
-                if self.store.replace_if_unchanged(key, rec, got[1] if got else None):
-                    return
-
-        await asyncio.to_thread(swap)
-
-    async def last_snapshot(self, export: str) -> dict[str, Any] | None:
-        data = await asyncio.to_thread(self.store.get, RunKeys(export, "-").last_snapshot)
-        return orjson.loads(data) if data else None
-
-    def _is_stale(self, keys: RunKeys, spec: RunSpec) -> bool:
-        if not spec.occurred_at:
-            return False
-        data = self.store.get(keys.last_refresh)
-        if data is None:
-            return False
-        last = orjson.loads(data)
-        return last.get("occurred_at", "") > spec.occurred_at and last.get("refresh_id") != spec.refresh_id
-
-    def _record_refresh(self, keys: RunKeys, spec: RunSpec) -> None:
-        """Remember the newest refresh synced for this export (stale detection; newest wins)."""
-        rec = {"refresh_id": spec.refresh_id, "occurred_at": spec.occurred_at or now_iso(), "run_id": spec.run_id,
-               "snapshot": {"uri": spec.snapshot_uri}}
-        for _ in range(5):
-            got = self.store.get_versioned(keys.last_refresh)
-            if got is not None and orjson.loads(got[0]).get("occurred_at", "") > rec["occurred_at"]:
-                return
-            if self.store.replace_if_unchanged(keys.last_refresh, orjson.dumps(rec), got[1] if got else None):
-                return
+    def _ended(self, spec: RunSpec, result: RunResult, t0: float) -> RunResult:
+        self.hooks.run_finished(spec, result, time.monotonic() - t0)
+        return result
 
     def _event(self, spec: RunSpec, status: str, counts: dict[str, int], started_at: str, t0: float,
                failures_uri: str | None, error: dict[str, str] | None) -> dict[str, Any]:
@@ -419,144 +367,117 @@ class Engine:
             run_id=spec.run_id, export=spec.export.name, segment=spec.export.segment, refresh_id=spec.refresh_id,
             connection=spec.export.connection, list_id=spec.export.list_id, status=status, counts=counts,
             started_at=started_at, finished_at=now_iso(), duration_seconds=time.monotonic() - t0,
-            failures_uri=failures_uri, error=error)
+            failures_uri=failures_uri, error=error, attempt=spec.attempt)
 
-    async def _run(self, spec: RunSpec, keys: RunKeys, stop: asyncio.Event | None) -> tuple[dict[str, int], str]:
+    async def _execute(self, spec: RunSpec, book: Runbook, stop: asyncio.Event | None) -> tuple[dict[str, int], str]:
+        """The four steps: plan (streamed), send and confirm (overlapping), commit."""
         export = spec.export
-        synced, version = await asyncio.to_thread(self._load_synced, keys)
-        records = await asyncio.to_thread(self.store.list, keys.batches)
-        finals = {int(k.rsplit("/", 1)[1].split(".")[0]) for k in records if k.endswith(".final")}
-        accepted: dict[int, tuple[str, list[str], dict[str, str]]] = {}
-        for k in records:
-            n = int(k.rsplit("/", 1)[1].split(".")[0])
-            if k.endswith(".accepted") and n not in finals:
-                rec = orjson.loads(await asyncio.to_thread(self.store.get, k) or b"{}")
-                if rec.get("batch_id"):
-                    accepted[n] = (rec["batch_id"], rec["emails"], rec.get("rejected", {}))
-        skip = finals | set(accepted)
-        outcomes: dict[int, BatchOutcome] = {}
-        progress = Progress(export=export.name, run_id=spec.run_id, in_flight=len(accepted))
-        if export.max_profiles and not records:  # with batch records, an earlier attempt passed the check
-            await asyncio.to_thread(self._check_max_profiles, spec)
-
+        synced, version = await asyncio.to_thread(self._load_synced, book)
+        resume = await asyncio.to_thread(book.progress)
         async with self.client_for(export) as client:
             mapper = await self._mapper(client, export)
-            planner = Planner(mapper, synced.entries, full=spec.full,
-                              unsubscribe_leavers=export.on_leave == "unsubscribe")
-            loop = asyncio.get_running_loop()
-            queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=16)
-            abort = threading.Event()
-            end = object()
+            if not resume.started:  # with batch records, an earlier attempt passed these checks
+                await self._check_list(client, export)
+                await asyncio.to_thread(self._check_max_profiles, spec)
+                await asyncio.to_thread(self._check_removals, spec, synced)
+            planner = self._planner(spec, mapper, synced)
+            outcomes = await self._send(spec, book, client, planner, resume, stop)
+        merged = await asyncio.to_thread(merge, book, export.list_id, synced, planner.totals,
+                                         lambda n: outcomes.get(n) or self._stored_outcome(book, n))
+        return await asyncio.to_thread(self._commit, spec, book, version, merged)
 
-            def produce() -> None:
-                """Plan thread: write each part once, hand its unsent batches to the sender."""
-                try:
-                    for part in planner.plan(self._pages(spec)):
-                        if abort.is_set():
-                            return
-                        if export.max_profiles and planner.totals.profiles > export.max_profiles:
-                            # counted before sending; only a snapshot that grew since gets here
-                            raise RunError("too_many_profiles",
-                                           f"the snapshot grew past max_profiles = {export.max_profiles} "
-                                           f"profiles (exports.{export.name}.max_profiles) while the run read "
-                                           f"it; nothing more is sent. Check the segment, then run again")
-                        if part.batches or part.invalid or part.dropped or part.skipped or part.number == 0:
-                            self.store.put_if_absent(keys.part(part.number), encode_part(part))
-                        progress.profiles_read = planner.totals.profiles
-                        self._tick(progress)
-                        for b in part.batches:
-                            progress.batches_planned += 1
-                            if b.number in skip:
-                                continue
-                            item = Batch(b.number, b.contacts, b.emails)
-                            while not abort.is_set():
-                                fut = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
-                                try:
-                                    fut.result(timeout=1.0)
-                                    break
-                                except TimeoutError:
-                                    fut.cancel()
-                    log.debug("plan finished after %.2f s", time.monotonic() - progress.started)
-                    asyncio.run_coroutine_threadsafe(queue.put(end), loop).result()
-                except BaseException as exc:  # hand the failure to the sender's iterator
-                    if not abort.is_set():
-                        asyncio.run_coroutine_threadsafe(queue.put(exc), loop).result()
+    async def _send(self, spec: RunSpec, book: Runbook, client: ActiveCampaignClient, planner: Planner,
+                    resume: Any, stop: asyncio.Event | None) -> dict[int, BatchOutcome]:
+        """Plan the snapshot in a thread while batches are sent and confirmed; returns each batch's outcome."""
+        export = spec.export
+        outcomes: dict[int, BatchOutcome] = {}
+        progress = Progress(export=export.name, run_id=spec.run_id, in_flight=len(resume.accepted))
 
-            stopped = False
+        def on_part(part: PlanPart) -> None:  # planner thread
+            if export.max_profiles and planner.totals.profiles > export.max_profiles:
+                raise RunError("too_many_profiles",
+                               f"the snapshot grew past max_profiles = {export.max_profiles} profiles "
+                               f"(exports.{export.name}.max_profiles) while the run read it; nothing more is sent. "
+                               f"Check the segment, then run again")
+            if part.counts.to_remove and not spec.allow_mass_removal:
+                self._guard_leavers(spec, planner)
+            if part.batches or part.invalid or part.dropped or part.skipped or part.kept_out or part.number == 0:
+                book.put_part(part)
+            progress.profiles_read = planner.totals.profiles
+            self._tick(progress)
 
-            async def batches() -> AsyncIterator[Batch]:
-                nonlocal stopped
-                stop_wait = asyncio.ensure_future(stop.wait()) if stop else None
-                try:
-                    while True:
-                        if stop is not None and stop.is_set():
-                            stopped = True  # checkpoint: no new batches; those in flight still finish
-                            return
-                        if stop_wait is None:
-                            item = await queue.get()
-                        else:
-                            getter = asyncio.ensure_future(queue.get())
-                            await asyncio.wait({getter, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
-                            if not getter.done():
-                                getter.cancel()
-                                stopped = True  # checkpoint: no new batches; those in flight still finish
-                                return
-                            item = getter.result()
-                        if item is end:
-                            return
-                        if isinstance(item, BaseException):
-                            raise item
-                        yield item
-                finally:
-                    if stop_wait is not None:
-                        stop_wait.cancel()
+        def on_batch() -> None:  # planner thread
+            progress.batches_planned += 1
 
-            async def on_accepted(batch: Batch, acc: BulkAccepted) -> None:
-                rec = {"batch_id": acc.batch_id, "emails": batch.emails,
-                       "rejected": {str(k): v for k, v in acc.rejected.items()}}
-                await asyncio.to_thread(self.store.put, keys.accepted(batch.number), orjson.dumps(rec))
-                progress.batches_sent += 1
-                progress.in_flight += 1
-                progress.contacts_sent += len(batch.emails)
-                self._tick(progress)
+        async def on_accepted(batch: Batch, acc: BulkAccepted) -> None:
+            assert acc.batch_id is not None
+            await asyncio.to_thread(book.record_accepted, batch.number, acc.batch_id, batch.emails, acc.rejected,
+                                    batch.kept_out)
+            progress.batches_sent += 1
+            progress.in_flight += 1
+            progress.contacts_sent += len(batch.emails)
+            self._tick(progress)
 
-            async def on_final(outcome: BatchOutcome) -> None:
-                rec = {"n": outcome.number, "batch_id": outcome.batch_id, "status": outcome.status,
-                       "failed": outcome.failed, "skipped": outcome.skipped}
-                await asyncio.to_thread(self.store.put, keys.final(outcome.number), orjson.dumps(rec))
-                outcomes[outcome.number] = outcome
-                progress.batches_confirmed += 1
-                progress.in_flight = max(0, progress.in_flight - 1)
-                self._tick(progress)
+        async def on_final(outcome: BatchOutcome) -> None:
+            await asyncio.to_thread(book.record_final, outcome)
+            outcomes[outcome.number] = outcome
+            progress.batches_confirmed += 1
+            progress.in_flight = max(0, progress.in_flight - 1)
+            self._tick(progress)
 
-            producer = asyncio.ensure_future(asyncio.to_thread(produce))
-            try:
+        feed = PlanFeed(planner.plan(self._pages(spec)), on_part=on_part, on_batch=on_batch, skip=resume.skip,
+                        stop=stop, prepare={READMIT: self._readmitter(client, export)})
+        try:
+            async with feed:
                 withdrawn = await BulkImporter(client, export.list_id).run(
-                    batches(), accepted=accepted, on_accepted=on_accepted, on_final=on_final, stop=stop)
-                stopped = stopped or withdrawn > 0
-                if not stopped:  # a stopped run leaves the planner mid-snapshot: the finally ends it
-                    await producer
-                log.debug("all batches final after %.2f s", time.monotonic() - progress.started)
-            finally:
-                progress.in_flight = 0
-                if self.on_progress:
-                    self.on_progress(progress)
-                abort.set()
-                while not producer.done():  # unblock a producer waiting on a full queue
-                    while not queue.empty():
-                        queue.get_nowait()
-                    await asyncio.sleep(0.01)
+                    feed.batches(), accepted=resume.accepted, on_accepted=on_accepted, on_final=on_final,
+                    stop=stop)
+                stopped = feed.stopped or withdrawn > 0
+                if not stopped:  # a stopped run leaves the planner mid-snapshot: leaving the feed ends it
+                    await feed.planned()
+        finally:
+            progress.in_flight = 0
+            self.hooks.run_progress(progress)
         if stopped:
             raise RunInterrupted
         self._tick(progress, force=True)
-        result = await asyncio.to_thread(self._commit, spec, keys, synced, version, planner.totals, outcomes)
-        log.debug("committed after %.2f s", time.monotonic() - progress.started)
-        return result
+        return outcomes
+
+    def _guard_leavers(self, spec: RunSpec, planner: Planner) -> None:
+        """Backstop in the planner thread: the leavers found at the end of the snapshot, before they are
+        handed over, are checked again (the snapshot may have changed since the guard's own pass)."""
+        t = planner.totals
+        synced = SyncedState(planner.synced)
+        message = verdict(spec.export, Removals(t.to_remove, synced.subscribed(), t.profiles - t.invalid))
+        if message:
+            self.hooks.guard_tripped(spec.export.name)
+            raise RunError(GUARD_CODE, message)
+
+    def _readmitter(self, client: ActiveCampaignClient, export: Export) -> Callable[[Batch], Any]:
+        """The ``prepare`` step of re-entry batches: re-subscribe what this export unsubscribed, and only
+        when the person did not unsubscribe themselves; returns the emails that stay out, with why."""
+        slots = asyncio.Semaphore(READMIT_CONCURRENCY)
+
+        async def prepare(batch: Batch) -> dict[str, str]:
+            kept_out: dict[str, str] = {}
+
+            async def one(email: str) -> None:
+                async with slots:
+                    decision = await readmit(client, email, export.list_id)
+                if decision.result == "kept_out":
+                    kept_out[email] = decision.reason
+                self.hooks.readmission(export.name, "kept_out" if decision.result == "kept_out" else "readmitted")
+
+            async with asyncio.TaskGroup() as group:
+                for email in batch.emails:
+                    group.create_task(one(email))
+            return kept_out
+
+        return prepare
 
     def _tick(self, progress: Progress, force: bool = False) -> None:
-        """Report progress to the hook, and log a milestone at most every MILESTONE_SECONDS."""
-        if self.on_progress:
-            self.on_progress(progress)
+        """Report progress to the hooks, and log a milestone at most every MILESTONE_SECONDS."""
+        self.hooks.run_progress(progress)
         now = time.monotonic()
         if force or now - progress.logged >= MILESTONE_SECONDS:
             progress.logged = now
@@ -567,89 +488,45 @@ class Engine:
                 "elapsed_seconds": round(now - progress.started, 1)})
 
     # ------------------------------------------------------------------------------------ commit
-    def _commit(self, spec: RunSpec, keys: RunKeys, synced: SyncedState, version: str | None, plan: Counts,
-                outcomes: dict[int, BatchOutcome]) -> tuple[dict[str, int], str]:
-        """Merge every batch outcome into a new synced state; write the failure report."""
-        entries = dict(synced.entries)
-        counts = {"profiles": plan.profiles, "invalid": plan.invalid, "duplicates": plan.duplicates,
-                  "added": 0, "updated": 0, "unchanged": plan.unchanged, "removed": 0, "failed": 0,
-                  "skipped": plan.skipped}
-        report: list[dict[str, Any]] = []
-        new_contacts: list[dict[str, Any] | None] = []  # every add in send order: its failure record, or None
-        for key in self.store.list(keys.plan):
-            data = self.store.get(key)
-            if data is None:
-                raise RunError("state_store", f"plan part {key} vanished from the state store")
-            header = decode_part_header(data)
-            for source, line, email, reason in header["invalid"]:
-                report.append({"email": email, "stage": "invalid", "reason": reason, "source": source,
-                               "line": line})
-            for email in header["dropped"]:
-                entries.pop(email, None)
-            for email in header["skipped"]:
-                report.append({"email": email, "stage": "skipped", "reason": SKIPPED_UNSUBSCRIBED,
-                               "detail": f"unsubscribed from list {spec.export.list_id} in ActiveCampaign (seen by "
-                                         f"an earlier run); never re-subscribed, so not sent again"})
-            for b in header["batches"]:
-                outcome = outcomes.get(b["n"]) or self._stored_outcome(keys, b["n"])
-                for email, fp, op in zip(b["emails"], b["fps"], b["ops"], strict=True):
-                    if email in outcome.failed:
-                        counts["failed"] += 1
-                        record = {"email": email, "stage": "failed", "reason": outcome.failed[email],
-                                  "operation": OPERATIONS[op]}
-                        report.append(record)
-                        if op == ADD:
-                            new_contacts.append(record)
-                    elif email in outcome.skipped:
-                        counts["skipped"] += 1
-                        detail = (f"already unsubscribed from list {spec.export.list_id} in ActiveCampaign"
-                                  if op == REMOVE else
-                                  f"ActiveCampaign skipped it: the contact unsubscribed from list "
-                                  f"{spec.export.list_id}; never re-subscribed, not sent again")
-                        report.append({"email": email, "stage": "skipped", "reason": outcome.skipped[email],
-                                       "operation": OPERATIONS[op], "detail": detail})
-                        if op == REMOVE:
-                            entries.pop(email, None)
-                        else:
-                            entries[email] = (fp, SKIPPED)
-                    elif op == REMOVE:
-                        counts["removed"] += 1
-                        entries.pop(email, None)
-                    else:
-                        counts["added" if op == ADD else "updated"] += 1
-                        entries[email] = (fp, "")
-                        if op == ADD:
-                            new_contacts.append(None)
-        _explain_contact_limit(new_contacts, spec.export.name)
-        failures_uri = self._write_report(keys, report)
-        new = SyncedState(entries, spec.run_id).encode()
-        if not self.store.replace_if_unchanged(keys.synced, new, version):
-            current = self.store.get(keys.synced)
+    def _commit(self, spec: RunSpec, book: Runbook, version: str | None, merged: Any) -> tuple[dict[str, int], str]:
+        """Write the failure report, swap in the new synced state (compare-and-swap), note the refresh."""
+        failures_uri = merged.report.write(self.store, book.keys, spec.export.name)
+        new = SyncedState(merged.entries, spec.run_id).encode()
+        if not self.store.replace_if_unchanged(book.keys.synced, new, version):
+            current = self.store.get(book.keys.synced)
             if current is None or SyncedState.decode(current).run_id != spec.run_id:
                 raise RunError("concurrent_commit", f"export {spec.export.name}: another run committed the synced "
-                                                    f"state while this one ran; run it again to diff afresh")
-        self._record_refresh(keys, spec)
-        return counts, failures_uri
+                                                    f"state while this one ran; it is retried to diff afresh",
+                               transient=True)
+        book.record_refresh(spec.refresh_id, spec.occurred_at or now_iso(), spec.snapshot_uri)
+        return merged.counts, failures_uri
 
-    def _stored_outcome(self, keys: RunKeys, n: int) -> BatchOutcome:
-        data = self.store.get(keys.final(n))
-        if data is None:
-            raise RunError("incomplete", f"batch {n} has no final outcome; the run cannot commit yet")
-        rec = orjson.loads(data)
-        return BatchOutcome(rec["n"], rec["batch_id"], rec["status"], rec["failed"], rec["skipped"])
+    def _stored_outcome(self, book: Runbook, n: int) -> BatchOutcome:
+        outcome = book.final(n)
+        if outcome is None:
+            raise RunError("incomplete", f"batch {n} has no final outcome; the run cannot commit yet", transient=True)
+        return outcome
 
-    def _write_report(self, keys: RunKeys, report: list[dict[str, Any]]) -> str:
-        """failures.jsonl and failures.csv: one record per contact not synced (full emails: access-controlled)."""
-        jsonl = b"".join(orjson.dumps(r) + b"\n" for r in report)
-        self.store.put(f"{keys.run}failures.jsonl", jsonl)
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(REPORT_COLUMNS)
-        for r in report:
-            writer.writerow([r.get("email") or "", r["stage"], r["reason"], r.get("detail", ""), r.get("source", ""),
-                             r.get("line", ""), r.get("operation", "")])
-        self.store.put(f"{keys.run}failures.csv", buf.getvalue().encode())
-        if report:
-            log.info("failure report written: %d records (e.g. %s)", len(report),
-                     mask_email(report[0].get("email") or ""))
-        return self.store.uri(f"{keys.run}failures.jsonl")
+    # ------------------------------------------------------------------------------------ markers
+    async def mark_published(self, spec: RunSpec) -> None:
+        """Record that the completion event was confirmed by the broker (a redelivery need not resend it)."""
+        await asyncio.to_thread(Runbook(self.store, spec.export.name, spec.run_id).mark_published)
+
+    async def was_published(self, spec: RunSpec) -> bool:
+        return await asyncio.to_thread(Runbook(self.store, spec.export.name, spec.run_id).was_published)
+
+    async def remember_snapshot(self, export: str, snapshot: dict[str, Any], refresh_id: str,
+                                occurred_at: str) -> None:
+        """Keep the segment's newest known snapshot per export, for ``export.requested`` without one."""
+        await asyncio.to_thread(Runbook(self.store, export, "-").remember_snapshot, snapshot, refresh_id, occurred_at)
+
+    async def last_snapshot(self, export: str) -> dict[str, Any] | None:
+        return await asyncio.to_thread(Runbook(self.store, export, "-").last_snapshot)
+
+
+def _sample_row(mapper: Mapper, contact: dict[str, Any]) -> dict[str, Any]:
+    """A dry-run sample: the contact as it would be sent, custom fields by the export's names for them."""
+    row = dict(contact)
+    if "fields" in row:
+        row["fields"] = {mapper.field_names.get(f["id"], str(f["id"])): f["value"] for f in row["fields"]}
+    return row

@@ -19,13 +19,16 @@ from typing import Any
 
 from worker.mapping import Mapper
 from worker.snapshot import Page
-from worker.synced import SKIPPED
+from worker.synced import SKIPPED, UNSUBSCRIBED, Entry
 
 MAX_CONTACTS = 250
 MAX_BODY_BYTES = 399_999
 _BODY_OVERHEAD = len(b'{"contacts":[]}')
 
 ADD, UPDATE, REMOVE = "a", "u", "r"
+#: A contact this export unsubscribed (it left the segment) that is back: re-subscribed through
+#: contactLists when its unsubscription was not the person's own, then sent like an update.
+READMIT = "m"
 
 
 def tune_gc() -> None:
@@ -70,6 +73,7 @@ class Counts:
     unchanged: int = 0
     skipped: int = 0  # known from earlier runs to be unsubscribed in ActiveCampaign; not resent
     to_add: int = 0
+    to_readmit: int = 0  # left, were unsubscribed by this export, and came back
     to_update: int = 0
     to_remove: int = 0
     dropped: int = 0  # leavers forgotten without a call (on_leave = "keep", or skipped ones)
@@ -92,24 +96,27 @@ class PlanPart:
     dropped: list[str]  # emails to forget from the synced state without sending anything
     skipped: list[str]  # emails known to be unsubscribed in ActiveCampaign: counted, reported, not sent
     counts: Counts
+    kept_out: list[str] = field(default_factory=list)  # re-entering, unsubscribed by us, readmit is off
 
 
 class Planner:
     """Diffs pages against the synced state and packs what changed into batches."""
 
-    def __init__(self, mapper: Mapper, synced: dict[str, tuple[str, str]], *, full: bool = False,
-                 unsubscribe_leavers: bool = True, max_contacts: int = MAX_CONTACTS,
+    def __init__(self, mapper: Mapper, synced: dict[str, Entry], *, full: bool = False,
+                 unsubscribe_leavers: bool = True, readmit: bool = True, max_contacts: int = MAX_CONTACTS,
                  max_body_bytes: int = MAX_BODY_BYTES) -> None:
         self.mapper = mapper
         self.synced = synced
         self.full = full
         self.unsubscribe_leavers = unsubscribe_leavers
+        self.readmit = readmit
         self.max_contacts = max_contacts
         self.max_body_bytes = max_body_bytes
         self.seen: set[str] = set()
         self.totals = Counts()
         self._next_batch = 0
         self._open = self._new_batch()
+        self._open_readmit: PlannedBatch | None = None  # re-entries travel in batches of their own
         self._ready: list[PlannedBatch] = []
 
     def _new_batch(self) -> PlannedBatch:
@@ -118,11 +125,17 @@ class Planner:
         return batch
 
     def _push(self, email: str, fp: str, op: str, contact: dict[str, Any], nbytes: int) -> None:
-        batch = self._open
-        if batch.contacts and (len(batch.contacts) >= self.max_contacts
-                               or batch.size + 1 + nbytes > self.max_body_bytes):
-            self._ready.append(batch)
-            batch = self._open = self._new_batch()
+        readmit = op == READMIT
+        batch = self._open_readmit if readmit else self._open
+        if batch is None or (batch.contacts and (len(batch.contacts) >= self.max_contacts
+                                                 or batch.size + 1 + nbytes > self.max_body_bytes)):
+            if batch is not None:
+                self._ready.append(batch)
+            batch = self._new_batch()
+            if readmit:
+                self._open_readmit = batch
+            else:
+                self._open = batch
         if _BODY_OVERHEAD + nbytes > self.max_body_bytes:
             raise ValueError(f"one contact serializes to {nbytes} bytes, over the bulk import limit")
         batch.emails.append(email)
@@ -136,6 +149,7 @@ class Planner:
         counts = Counts(profiles=len(page.rows) + len(page.errors), invalid=len(page.errors))
         invalid: list[tuple[str, int, str | None, str]] = [(page.source, ln, None, why) for ln, why in page.errors]
         skipped: list[str] = []
+        kept_out: list[str] = []
         seen, synced, full, mapper, push = self.seen, self.synced, self.full, self.mapper, self._push
         map_ = mapper.map
         seen_add, synced_get = seen.add, synced.get
@@ -155,6 +169,13 @@ class Planner:
             if old is None:
                 counts.to_add += 1
                 push(email, m.fingerprint, ADD, m.contact, len(m.body))
+            elif old[1] == UNSUBSCRIBED:
+                if self.readmit:
+                    counts.to_readmit += 1
+                    push(email, m.fingerprint, READMIT, m.contact, len(m.body))
+                else:
+                    counts.skipped += 1
+                    kept_out.append(email)
             elif full:
                 counts.to_update += 1
                 push(email, m.fingerprint, UPDATE, m.contact, len(m.body))
@@ -166,7 +187,9 @@ class Planner:
             else:
                 counts.to_update += 1
                 push(email, m.fingerprint, UPDATE, m.contact, len(m.body))
-        return self._part(number, counts, invalid, [], skipped)
+        part = self._part(number, counts, invalid, [], skipped)
+        part.kept_out = kept_out
+        return part
 
     def finish(self, number: int) -> PlanPart:
         """The last part: leavers (synced but not seen), and every batch still open."""
@@ -177,6 +200,8 @@ class Planner:
             if email in seen:
                 continue
             flag = self.synced[email][1]
+            if flag == UNSUBSCRIBED:
+                continue  # unsubscribed by an earlier run and still out: nothing to do, keep the record
             if self.unsubscribe_leavers and flag != SKIPPED:
                 counts.to_remove += 1
                 contact, body = self.mapper.leaver(email)
@@ -184,9 +209,11 @@ class Planner:
             else:
                 counts.dropped += 1
                 dropped.append(email)
-        if self._open.contacts:
-            self._ready.append(self._open)
-            self._open = self._new_batch()
+        for batch in (self._open, self._open_readmit):
+            if batch is not None and batch.contacts:
+                self._ready.append(batch)
+        self._ready.sort(key=lambda b: b.number)
+        self._open, self._open_readmit = self._new_batch(), None
         return self._part(number, counts, [], dropped, [])
 
     def _part(self, number: int, counts: Counts, invalid: list, dropped: list[str],

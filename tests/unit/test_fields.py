@@ -9,7 +9,6 @@ import pytest
 
 from worker.activecampaign.client import _with_option_values
 from worker.config import FieldMapping, parse_config
-from worker.engine import CONTACT_LIMIT_REASON, CONTACT_LIMIT_TAIL, _explain_contact_limit
 from worker.fields import (
     FieldValueError,
     ResolvedField,
@@ -19,6 +18,8 @@ from worker.fields import (
     resolve_fields,
 )
 from worker.mapping import Mapped, Mapper
+from worker.report import CONTACT_LIMIT_REASON, CONTACT_LIMIT_TAIL
+from worker.report import explain_contact_limit as _explain_contact_limit
 
 
 def export(**over: Any):

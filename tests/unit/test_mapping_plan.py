@@ -72,8 +72,8 @@ def page(rows, errors=()):
 def test_diff_added_changed_unchanged_left_skipped():
     m = Mapper(export())
     fp = {e: m.map({"E": e, "F": "x"}).fingerprint for e in ("a@x.co", "b@x.co", "c@x.co", "s@x.co")}
-    synced = {"a@x.co": (fp["a@x.co"], ""), "b@x.co": ("0" * 16, ""), "gone@x.co": ("1" * 16, ""),
-              "s@x.co": (fp["s@x.co"], SKIPPED), "gone-skipped@x.co": ("2" * 16, SKIPPED)}
+    synced = {"a@x.co": (fp["a@x.co"], "", ""), "b@x.co": ("0" * 16, "", ""), "gone@x.co": ("1" * 16, "", ""),
+              "s@x.co": (fp["s@x.co"], SKIPPED, ""), "gone-skipped@x.co": ("2" * 16, SKIPPED, "")}
     planner = Planner(m, synced)
     rows = [{"E": "a@x.co", "F": "x"}, {"E": "b@x.co", "F": "x"}, {"E": "c@x.co", "F": "x"},
             {"E": "C@x.co", "F": "x"}, {"E": "bad"}, {"E": "s@x.co", "F": "x"}]
@@ -93,7 +93,7 @@ def test_diff_added_changed_unchanged_left_skipped():
 def test_full_resends_everything_and_keep_mode_drops_leavers():
     m = Mapper(export())
     fp = m.map({"E": "a@x.co"}).fingerprint
-    planner = Planner(m, {"a@x.co": (fp, ""), "old@x.co": (fp, "")}, full=True, unsubscribe_leavers=False)
+    planner = Planner(m, {"a@x.co": (fp, "", ""), "old@x.co": (fp, "", "")}, full=True, unsubscribe_leavers=False)
     parts = list(planner.plan([page([{"E": "a@x.co"}])]))
     assert planner.totals.to_update == 1 and planner.totals.to_remove == 0
     assert parts[-1].dropped == ["old@x.co"]
@@ -119,14 +119,14 @@ def test_batches_respect_count_and_byte_limits():
 def test_plan_is_deterministic():
     m = Mapper(export())
     rows = [{"E": f"u{i}@example.com", "F": str(i)} for i in range(700)]
-    synced = {f"u{i}@example.com": ("x", "") for i in range(0, 900, 2)}
+    synced = {f"u{i}@example.com": ("x", "", "") for i in range(0, 900, 2)}
     a = [b.to_record() for p in Planner(m, synced).plan([page(rows)]) for b in p.batches]
     b = [b.to_record() for p in Planner(m, synced).plan([page(rows)]) for b in p.batches]
     assert a == b
 
 
 def test_synced_roundtrip():
-    s = SyncedState({"b@x.co": ("ab", ""), "a@x.co": ("cd", SKIPPED)}, "run-1")
+    s = SyncedState({"b@x.co": ("ab", "", ""), "a@x.co": ("cd", SKIPPED, "")}, "run-1")
     data = s.encode()
     assert data.splitlines()[1].startswith(b"a@x.co")  # sorted
     back = SyncedState.decode(data)

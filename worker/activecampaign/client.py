@@ -221,6 +221,60 @@ class ActiveCampaignClient:
             return any(str(c["email"]).strip().lower() == wanted for c in with_email)
         return bool(contacts)
 
+    async def find_contact(self, email: str) -> dict[str, Any] | None:
+        """The contact with exactly this email (AC's record), or None (one "other" request)."""
+        label = "contacts"
+        status, data = await self._call("GET", "contacts", label=label, kind="other", params={"email": email})
+        if status != 200:
+            raise self._error(status, data, "GET", label)
+        contacts = data.get("contacts") if isinstance(data, dict) else None
+        if not isinstance(contacts, list):
+            raise ActiveCampaignError(
+                "bad_response", f"GET {label} answered without contacts", status=status, endpoint=label
+            )
+        wanted = email.strip().lower()
+        for c in contacts:
+            if isinstance(c, dict) and str(c.get("email", "")).strip().lower() == wanted and c.get("id"):
+                return c
+        return None
+
+    async def contact_lists(self, contact_id: str) -> list[dict[str, Any]]:
+        """The contact's list memberships (GET contacts/{id}/contactLists); [] for an unknown contact."""
+        label = "contacts/{id}/contactLists"
+        status, data = await self._call(
+            "GET", f"contacts/{int(contact_id)}/contactLists", label=label, kind="other"
+        )
+        if status == 404:
+            return []
+        records = data.get("contactLists") if isinstance(data, dict) else None
+        if status != 200:
+            raise self._error(status, data, "GET", label)
+        if not isinstance(records, list):
+            raise ActiveCampaignError(
+                "bad_response", f"GET {label} answered without contactLists", status=status, endpoint=label
+            )
+        return [r for r in records if isinstance(r, dict)]
+
+    async def subscribe(self, contact_id: str, list_id: int, *, sourceid: int = 4) -> tuple[bool, str]:
+        """Subscribe a contact to a list through POST contactLists (status 1; ``sourceid`` 4 = re-subscribe).
+
+        Unlike bulk import this DOES re-subscribe someone who unsubscribed, so callers must have checked
+        that the unsubscription was not the person's own. Returns (True, "") when AC subscribed it, or
+        (False, AC's reason) when AC refused it for this contact (4xx other than auth); raises otherwise.
+        """
+        label = "contactLists"
+        body = orjson.dumps(
+            {"contactList": {"list": int(list_id), "contact": int(contact_id), "status": 1, "sourceid": sourceid}}
+        )
+        status, data = await self._call("POST", "contactLists", label=label, kind="other", body=body)
+        if 200 <= status < 300:
+            return True, ""
+        if status in (401, 403):
+            raise self._error(status, data, "POST", label)
+        if 400 <= status < 500:
+            return False, self._redact(message_of(data)) or f"HTTP {status}"
+        raise self._error(status, data, "POST", label)
+
     async def get_list(self, list_id: int) -> dict[str, Any] | None:
         """The list's record, or None when AC has no list with that id."""
         label = "lists/{id}"
@@ -327,6 +381,7 @@ class ActiveCampaignClient:
                 async with session.request(method, url, params=params, data=body, headers=headers) as resp:
                     raw = await resp.read()
                     status, retry_after = resp.status, resp.headers.get("Retry-After")
+                    content_type = resp.headers.get("Content-Type", "")
             except TimeoutError:
                 self._report(label, 0, started)
                 code, what = "timeout", f"timed out after {self._timeout.total}s"
@@ -336,6 +391,8 @@ class ActiveCampaignClient:
             else:
                 self._report(label, status, started)
                 data = _loads(raw)
+                if 200 <= status < 300 and data is None and raw:
+                    raise _not_json(method, label, status, content_type, raw)
                 if status == 429 or (status == 400 and is_rate_limit_message(data)):
                     slowed += 1
                     if slowed > self._max_rate_limited:
@@ -433,6 +490,23 @@ def _loads(raw: bytes) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
+
+
+def _not_json(method: str, label: str, status: int, content_type: str, raw: bytes) -> ActiveCampaignError:
+    """A 2xx whose body is not JSON. AC has been seen answering a bad key with 200 and its HTML login
+    page; a client that only checked the status would report success, so this is an authentication error."""
+    head = raw[:512].lstrip().lower()
+    if "html" in content_type.lower() or head.startswith((b"<!doctype", b"<html")):
+        return ActiveCampaignError(
+            "auth",
+            f"{method} {label}: HTTP {status} with an HTML page instead of JSON: ActiveCampaign most likely refused "
+            f"the API key (it answers a bad key with its login page); check the key and the account hostname",
+            status=status,
+            endpoint=label,
+        )
+    return ActiveCampaignError(
+        "bad_response", f"{method} {label}: HTTP {status} with a body that is not JSON", status=status, endpoint=label
+    )
 
 
 def _is_permission_error(data: Any) -> bool:

@@ -8,6 +8,9 @@ carry the API key; emails are never put into it either (they are personal data a
 
 from __future__ import annotations
 
+#: Codes of failures that a later attempt may not meet (the client's own retries are exhausted).
+TRANSIENT_CODES = frozenset({"server_error", "timeout", "network", "rate_limited"})
+
 
 class ActiveCampaignError(Exception):
     """A request to ActiveCampaign failed for good (retries, if any, are exhausted).
@@ -24,6 +27,11 @@ class ActiveCampaignError(Exception):
         self.code = code
         self.status = status
         self.endpoint = endpoint
+
+    @property
+    def transient(self) -> bool:
+        """Worth retrying the run later: AC was unreachable, overloaded or slow, not refusing us."""
+        return self.code in TRANSIENT_CODES
 
     def __repr__(self) -> str:
         return f"ActiveCampaignError(code={self.code!r}, status={self.status!r}, message={str(self)!r})"

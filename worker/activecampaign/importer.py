@@ -46,9 +46,15 @@ MAX_UNKNOWN_POLLS = 3
 #: A batch accepted by an earlier attempt: (batch_id, emails) with only the emails AC kept, or
 #: (batch_id, emails, rejected) with all the batch's emails and BulkAccepted.rejected as recorded
 #: (index -> reason; keys may be strings, as they come back from JSON).
-AcceptedRecord = tuple[str, list[str]] | tuple[str, list[str], Mapping[Any, str]]
+AcceptedRecord = (tuple[str, list[str]] | tuple[str, list[str], Mapping[Any, str]]
+                  | tuple[str, list[str], Mapping[Any, str], Mapping[str, str]])
 
 _NOTHING_ACCEPTED: Mapping[int, AcceptedRecord] = MappingProxyType({})
+
+
+#: Runs before a batch's POST and returns the emails that must not be sent, with the reason
+#: (counted skipped): e.g. re-entering contacts that turn out to have unsubscribed themselves.
+Prepare = Callable[["Batch"], Awaitable[dict[str, str]]]
 
 
 @dataclass
@@ -58,6 +64,9 @@ class Batch:
     number: int
     contacts: list[dict[str, Any]]
     emails: list[str]
+    prepare: Prepare | None = None
+    #: Set by `prepare`: emails left out of the POST, with the reason (reported as skipped).
+    kept_out: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -85,6 +94,7 @@ class _Pending:
     seq: int
     accepted_at: float | None  # loop time; None for batches accepted by an earlier attempt
     pre_failed: dict[str, str] = field(default_factory=dict)  # dropped by AC's validation
+    pre_skipped: dict[str, str] = field(default_factory=dict)  # left out by the batch's `prepare`
     polls: int = 0
     unknown: int = 0
 
@@ -202,9 +212,10 @@ class _ImportRun:
         """A batch accepted by an earlier attempt, ready to be polled (its validation drops re-applied)."""
         batch_id, emails = record[0], list(record[1])
         rejected = {int(i): str(reason) for i, reason in (record[2] if len(record) > 2 else {}).items()}
+        kept_out = dict(record[3]) if len(record) > 3 else {}  # type: ignore[misc]
         pre_failed = {emails[i]: reason for i, reason in rejected.items() if 0 <= i < len(emails)}
         kept = [e for i, e in enumerate(emails) if i not in rejected]
-        return _Pending(number, batch_id, kept, self._next_seq(), None, pre_failed)
+        return _Pending(number, batch_id, kept, self._next_seq(), None, pre_failed, dict(kept_out))
 
     # Sending -----------------------------------------------------------------------------------------------
 
@@ -242,6 +253,13 @@ class _ImportRun:
     async def _post(self, batch: Batch) -> None:
         stop = self.stop
         try:
+            if batch.prepare is not None:
+                batch = await self._prepared(batch)
+                if not batch.contacts:  # every contact was left out: nothing to POST
+                    await self._finish(BatchOutcome(batch.number, None, "kept_out", skipped=dict(batch.kept_out)))
+                    return
+                if stop is not None and stop.is_set():
+                    raise SendCancelled("the run is stopping")
             result = await self.client.bulk_import(
                 batch.contacts, proceed=None if stop is None else (lambda: not stop.is_set()))
         except SendCancelled:
@@ -256,12 +274,24 @@ class _ImportRun:
         pre_failed = {batch.emails[i]: reason for i, reason in result.rejected.items()}
         if result.batch_id is None:
             log.warning("batch %d: AC's validation refused all %d contacts", batch.number, len(batch.emails))
-            await self._finish(BatchOutcome(batch.number, None, "rejected", failed=pre_failed))
+            await self._finish(BatchOutcome(batch.number, None, "rejected", failed=pre_failed,
+                                            skipped=dict(batch.kept_out)))
             return
         await self.on_accepted(batch, result)
         emails = [e for i, e in enumerate(batch.emails) if i not in result.rejected]
-        pending = _Pending(batch.number, result.batch_id, emails, self._next_seq(), accepted_at, pre_failed)
+        pending = _Pending(batch.number, result.batch_id, emails, self._next_seq(), accepted_at, pre_failed,
+                           dict(batch.kept_out))
         self._queue_poll(pending, accepted_at + self.importer.estimate.first_poll())
+
+    async def _prepared(self, batch: Batch) -> Batch:
+        """Run the batch's `prepare` and drop the contacts it leaves out (their reasons are kept)."""
+        assert batch.prepare is not None
+        out = await batch.prepare(batch)
+        if not out:
+            return batch
+        keep = [i for i, e in enumerate(batch.emails) if e not in out]
+        return Batch(batch.number, [batch.contacts[i] for i in keep], [batch.emails[i] for i in keep],
+                     kept_out={e: r for e, r in out.items() if e in set(batch.emails)})
 
     # Confirming --------------------------------------------------------------------------------------------
 
@@ -320,6 +350,7 @@ class _ImportRun:
                 for e in pending.emails
             }
         failed.update(pending.pre_failed)
+        skipped.update(pending.pre_skipped)
         self.importer.confirmed += 1
         await self._finish(BatchOutcome(pending.number, pending.batch_id, status, failed, skipped))
 

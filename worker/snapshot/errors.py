@@ -9,4 +9,12 @@ from __future__ import annotations
 
 
 class SnapshotError(Exception):
-    """The snapshot cannot be read; the message says what is wrong and how to fix it."""
+    """The snapshot cannot be read; the message says what is wrong and how to fix it.
+
+    ``transient``: the storage could not be reached or the read was cut off (worth retrying the run
+    later), as opposed to a snapshot that is missing, forbidden or malformed (retrying cannot help).
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient

@@ -27,7 +27,7 @@ def _s3_error(exc: Exception, uri: str, bucket: str) -> SnapshotError:
 
     if not isinstance(exc, ClientError):
         return SnapshotError(
-            f"cannot reach S3 for snapshot {uri}: {exc} (check the endpoint and credentials)"
+            f"cannot reach S3 for snapshot {uri}: {exc} (check the endpoint and credentials)", transient=True
         )
     error = exc.response.get("Error", {})
     code = str(error.get("Code", ""))
@@ -44,7 +44,9 @@ def _s3_error(exc: Exception, uri: str, bucket: str) -> SnapshotError:
         return SnapshotError(
             f"snapshot {uri} changed while it was being read (retry once the upload is done)"
         )
-    return SnapshotError(f"cannot read snapshot {uri}: {code} {error.get('Message', '')}".rstrip())
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    transient = status >= 500 or code in ("SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable")
+    return SnapshotError(f"cannot read snapshot {uri}: {code} {error.get('Message', '')}".rstrip(), transient=transient)
 
 
 def _part(bucket: str, key: str, size: int, etag: str) -> Part:

@@ -103,7 +103,7 @@ def open_part(part: Part, compression: Compression) -> GuardedStream:
     def transport_error(exc: BaseException) -> SnapshotError:
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         return SnapshotError(
-            f"error reading snapshot {source}: {reason} (the read was interrupted; retry the run)"
+            f"error reading snapshot {source}: {reason} (the read was interrupted; retry the run)", transient=True
         )
 
     raw = GuardedStream(part.opener(), part.read_errors, transport_error)

@@ -1,0 +1,61 @@
+"""Re-entry: subscribing again a contact that this export unsubscribed, and nobody else.
+
+A contact that left the segment was unsubscribed by the export (bulk import ``unsubscribe``). When it
+comes back, bulk import skips it for good ("never re-subscribes someone unsubscribed"), so the list
+would silently drift from the segment for everyone who churns in and out. ``POST /contactLists`` can
+re-subscribe, but re-subscribing a person who unsubscribed *themselves* is a consent problem. So the
+contact's list record decides: AC leaves ``campaign``, ``message``, ``unsubreason`` and
+``unsubscribeAutomation`` empty when an API client unsubscribed it, and sets one of them when the
+person did (a campaign link, a form, an automation). Only the first kind is re-subscribed.
+
+Callers only ask about contacts the export's synced state records as unsubscribed *by this export*.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from worker.activecampaign.client import ActiveCampaignClient
+
+#: The record fields AC sets when the person's own action unsubscribed them.
+OWN_UNSUBSCRIBE_FIELDS = ("campaign", "message", "unsubreason", "unsubscribeAutomation")
+UNSUBSCRIBED, BOUNCED = "2", "3"
+
+Result = Literal["readmitted", "send", "kept_out"]
+
+
+@dataclass(frozen=True)
+class Readmission:
+    """``readmitted``: re-subscribed now; ``send``: nothing blocks a bulk import (not on the list, or
+    subscribed again already, or no such contact); ``kept_out``: stays unsubscribed, ``reason`` says why."""
+
+    result: Result
+    reason: str = ""
+
+
+def _set(value: Any) -> bool:
+    return value not in (None, "", "0", 0, False)
+
+
+async def readmit(client: ActiveCampaignClient, email: str, list_id: int) -> Readmission:
+    """Decide and, when it is ours to undo, undo this export's unsubscription of ``email`` (<= 3 requests)."""
+    contact = await client.find_contact(email)
+    if contact is None:
+        return Readmission("send")  # deleted in AC since: bulk import creates and subscribes it
+    record = next((r for r in await client.contact_lists(str(contact["id"]))
+                   if str(r.get("list")) == str(list_id)), None)
+    if record is None:
+        return Readmission("send")
+    status = str(record.get("status"))
+    if status == BOUNCED:
+        return Readmission("kept_out", "bounced")
+    if status != UNSUBSCRIBED:
+        return Readmission("send")
+    own = [name for name in OWN_UNSUBSCRIBE_FIELDS if _set(record.get(name))]
+    if own:
+        return Readmission("kept_out", f"unsubscribed_themselves ({', '.join(own)} set on the list record)")
+    done, why = await client.subscribe(str(contact["id"]), list_id, sourceid=4)
+    if not done:
+        return Readmission("kept_out", f"ActiveCampaign refused to re-subscribe it: {why}")
+    return Readmission("readmitted")

@@ -1,0 +1,48 @@
+"""Points in time from events: order is decided on parsed instants, never on the text.
+
+Why: ``occurred_at`` values come from upstream publishers with any RFC 3339 offset and precision.
+Compared as strings, ``2026-11-30T09:00:00Z`` sorts before ``2026-11-30T10:00:00+02:00`` (08:00Z), and
+``...:05:00Z`` after ``...:05:00.500Z``; a newer refresh would be dropped as stale.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+class InstantError(ValueError):
+    """Text that is not an RFC 3339 date-time with an offset."""
+
+
+def parse_instant(text: str) -> datetime:
+    """An aware UTC datetime from RFC 3339 text (``Z`` or ``+hh:mm``, any fraction of a second)."""
+    if not isinstance(text, str):
+        raise InstantError(f"expected an RFC 3339 date-time string, got {type(text).__name__}")
+    raw = text.strip()
+    if len(raw) > 10 and raw[10] in "tT ":
+        raw = raw[:10] + "T" + raw[11:]
+    if raw.endswith(("z", "Z")):
+        raw = raw[:-1] + "+00:00"
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise InstantError(f"{text[:64]!r} is not an RFC 3339 date-time (e.g. 2026-11-30T09:00:00Z)") from None
+    if value.tzinfo is None:
+        raise InstantError(f"{text[:64]!r} has no offset; RFC 3339 needs one (Z or +hh:mm)")
+    return value.astimezone(UTC)
+
+
+def try_instant(text: object) -> datetime | None:
+    """``parse_instant`` for values read back from storage: None when absent or unreadable."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return parse_instant(text)
+    except InstantError:
+        return None
+
+
+def is_after(a: str | None, b: str | None) -> bool:
+    """True when instant ``a`` is strictly later than instant ``b`` (unknown or unreadable: False)."""
+    ta, tb = try_instant(a), try_instant(b)
+    return ta is not None and tb is not None and ta > tb
