@@ -10,8 +10,8 @@ Completion events carry counts and URIs only: never API keys, hostnames or profi
 the failure report in the state store, which the event points to).
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: TypedDict must see NotRequired[...] as an object, not a
+# string, to know which keys are optional (``__required_keys__``) on Python 3.11.
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime

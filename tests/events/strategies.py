@@ -62,7 +62,7 @@ def valid_refreshed(segment: str = "vip-customers", uri: str = "file:///data/seg
 
 def valid_requested(export: str = "vip-newsletter", *, full: bool | None = None, uri: str | None = None,
                     dry_run: bool | None = None, event_id: str | None = None,
-                    occurred_at: str = WHEN) -> dict[str, Any]:
+                    occurred_at: str = WHEN, allow_mass_removal: bool | None = None) -> dict[str, Any]:
     """A valid on-demand ``export.requested`` v1 event."""
     event: dict[str, Any] = {"type": "export.requested", "version": SUPPORTED_VERSION,
                              "id": event_id or str(uuid.uuid4()), "occurred_at": occurred_at, "export": export}
@@ -70,6 +70,8 @@ def valid_requested(export: str = "vip-newsletter", *, full: bool | None = None,
         event["full"] = full
     if dry_run is not None:
         event["dry_run"] = dry_run
+    if allow_mass_removal is not None:
+        event["allow_mass_removal"] = allow_mass_removal
     if uri is not None:
         event["snapshot"] = snapshot_for(uri)
     return event
@@ -113,6 +115,7 @@ _TIMES = st.sampled_from([WHEN, "2026-11-28T14:00:00Z", "2026-11-28T15:00:00+01:
 _URIS = st.sampled_from(["file:///data/segments/vip/", "s3://cdp-exports/vip/part-0001.jsonl.gz",
                          "s3://cdp-exports/vip/members.csv", "/data/segments/vip.csv.gz", "relative/path.jsonl"])
 _COUNT = st.integers(min_value=0, max_value=2**53)
+_ATTEMPTS = st.integers(min_value=1, max_value=1_000)
 
 
 @st.composite
@@ -138,7 +141,7 @@ def _refreshed(draw: st.DrawFn) -> dict[str, Any]:
 def _requested(draw: st.DrawFn) -> dict[str, Any]:
     event: dict[str, Any] = {"type": "export.requested", "version": 1, "id": draw(_SAFE_TEXT),
                              "occurred_at": draw(_TIMES), "export": draw(_SAFE_TEXT)}
-    for key in ("full", "dry_run"):
+    for key in ("full", "dry_run", "allow_mass_removal"):
         if draw(st.booleans()):
             event[key] = draw(st.booleans())
     if draw(st.booleans()):
@@ -146,6 +149,8 @@ def _requested(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.booleans()):
         event.update(run_id=draw(_TOKEN), refresh_id=draw(_SAFE_TEXT), segment={"id": draw(_SAFE_TEXT)},
                      continuation=draw(st.integers(min_value=1, max_value=10_000)))
+        if draw(st.booleans()):
+            event["attempt"] = draw(_ATTEMPTS)
     return event
 
 
@@ -160,7 +165,7 @@ def _completion(draw: st.DrawFn) -> dict[str, Any]:
         connection=draw(_SAFE_TEXT), list_id=draw(st.integers(min_value=1, max_value=2**31)), status=status,
         counts=draw(st.fixed_dictionaries({k: _COUNT for k in COUNT_KEYS})), started_at=draw(_TIMES),
         finished_at=draw(_TIMES), duration_seconds=draw(st.floats(min_value=0, max_value=1e6)),
-        failures_uri=draw(st.none() | _URIS), error=error)
+        failures_uri=draw(st.none() | _URIS), error=error, attempt=draw(st.none() | _ATTEMPTS))
     event["id"] = str(draw(st.uuids()))  # drawn, not random: sample_malformed must be reproducible
     return event
 
@@ -263,7 +268,12 @@ def mutated_events(draw: st.DrawFn, *, schema_only: bool = False) -> tuple[dict[
         nested += [lambda e: e["error"].update(trace="..."), lambda e: e["error"].pop("code"),
                    lambda e: e["error"].update(message="m" * 4097)]
     if etype == "export.requested":
-        nested += [lambda e: e.update(continuation=0), _continuation_without_run]
+        nested += [lambda e: e.update(continuation=0), _continuation_without_run,
+                   lambda e: e.update(attempt=0), lambda e: e.update(allow_mass_removal="true")]
+    if etype == "segment.refreshed":
+        nested += [lambda e: e.update(allow_mass_removal=True)]  # the override is never a refresh's to give
+    if etype in ("export.completed", "export.failed"):
+        nested += [lambda e: e.update(attempt=0), lambda e: e.update(attempt="2")]
     if etype == "export.completed":
         nested += [lambda e: e.update(status="failed"), lambda e: e.update(list_id=0),
                    lambda e: e.update(duration_seconds=-0.5)]

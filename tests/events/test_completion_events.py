@@ -75,3 +75,29 @@ def test_error_message_over_4096_characters_must_be_truncated_by_the_producer() 
 def test_a_run_id_that_is_not_one_path_segment_is_rejected() -> None:
     with pytest.raises(InvalidEvent, match="run_id must be letters, digits"):
         validate_event(_event("succeeded", run_id="vip-newsletter/2026-11-28"))
+
+
+def test_attempt_is_left_out_unless_given() -> None:
+    """A first attempt's event looks exactly as before the field existed (consumers see nothing new)."""
+    assert "attempt" not in _event("succeeded")
+
+
+@pytest.mark.parametrize("status", ["succeeded", "partial", "failed"])
+def test_attempt_of_a_retried_run(status: str) -> None:
+    error = {"code": "activecampaign_server_error", "message": "503 after 5 tries"} if status == "failed" else None
+    event = _event(status, attempt=3, error=error)
+    assert event["attempt"] == 3
+    validate_event(event)
+    assert parse_event(encode(event)) == event
+
+
+def test_attempt_below_one_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="attempt must be >= 1"):
+        _event("succeeded", attempt=0)
+    with pytest.raises(InvalidEvent, match="attempt must be >= 1, got 0"):
+        validate_event({**_event("succeeded"), "attempt": 0})
+
+
+@pytest.mark.parametrize("code", ["removal_guard", "activecampaign_auth", "lease_lost"])
+def test_the_new_error_codes(code: str) -> None:
+    validate_event(_event("failed", error={"code": code, "message": "nothing was sent"}))

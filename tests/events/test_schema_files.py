@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 import pytest
 
-from worker.event_schemas import EVENT_TYPES, load_schema, parse_event, validate_event
+from worker.event_schemas import EVENT_TYPES, InvalidEvent, load_schema, parse_event, validate_event
 
-from .strategies import encode
+from .strategies import encode, valid_refreshed, valid_requested
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
 README = SCHEMAS_DIR / "README.md"
@@ -122,3 +122,76 @@ def test_readme_examples_are_valid(example: dict[str, Any]) -> None:
     validate_event(example)  # documented fields only: the examples are what we publish
     jsonschema = pytest.importorskip("jsonschema")
     jsonschema.validate(example, load_schema(example["type"]), cls=jsonschema.Draft202012Validator)
+
+
+# ------------------------------------------------------------------------------ typed events and new fields
+
+def _typed(cls: Any) -> tuple[set[str], set[str]]:
+    """(all keys, required keys) of a TypedDict."""
+    return set(get_type_hints(cls)), set(cls.__required_keys__)
+
+
+def _allowed(name: str) -> set[str]:
+    """The schema's top-level properties, less those it forbids (``"not": {}``)."""
+    return {k for k, p in load_schema(name)["properties"].items() if "not" not in p}
+
+
+def test_the_typed_events_have_the_fields_of_their_schemas() -> None:
+    """worker/events.py's TypedDicts are what mypy checks producers against: they must not drift."""
+    from worker.events import CompletionEvent, ExportRequested, SegmentRefreshed
+
+    for cls, name in ((SegmentRefreshed, "segment.refreshed"), (ExportRequested, "export.requested")):
+        keys, required = _typed(cls)
+        assert keys == _allowed(name), name
+        assert required == set(load_schema(name)["required"]), name
+    keys, required = _typed(CompletionEvent)
+    for name in ("export.completed", "export.failed"):
+        assert keys == _allowed(name), name
+    assert required == set(load_schema("export.completed")["required"])
+    assert required | {"error"} == set(load_schema("export.failed")["required"])
+
+
+def test_segment_refreshed_refuses_allow_mass_removal_with_a_reason_that_says_where_it_belongs() -> None:
+    """The override is for one run (export.requested); on a refresh it would disarm the guard every day."""
+    for value in (True, False, "yes", None):
+        event = {**valid_refreshed(), "allow_mass_removal": value}
+        with pytest.raises(InvalidEvent) as caught:
+            parse_event(encode(event))
+        assert caught.value.reason_class == "schema" and caught.value.path == "allow_mass_removal"
+        assert caught.value.reason.startswith("segment.refreshed: allow_mass_removal is not allowed here")
+        assert "export.requested" in caught.value.reason and "--allow-mass-removal" in caught.value.reason
+    jsonschema = pytest.importorskip("jsonschema")  # other teams' 2020-12 validators agree
+    assert not jsonschema.Draft202012Validator(load_schema("segment.refreshed")).is_valid(
+        {**valid_refreshed(), "allow_mass_removal": True})
+
+
+def test_export_requested_carries_allow_mass_removal_and_attempt() -> None:
+    event = {**valid_requested(), "allow_mass_removal": True, "attempt": 2}
+    validate_event(event)
+    assert parse_event(encode(event)) == event
+    with pytest.raises(InvalidEvent, match="allow_mass_removal must be a boolean, got a string"):
+        validate_event({**event, "allow_mass_removal": "true"})
+    with pytest.raises(InvalidEvent, match="attempt must be >= 1, got 0"):
+        validate_event({**event, "attempt": 0})
+    with pytest.raises(InvalidEvent, match="attempt must be an integer, got a boolean"):
+        validate_event({**event, "attempt": True})
+
+
+def test_the_builders_make_valid_events() -> None:
+    from worker.events import refreshed_event, requested_event, snapshot_ref
+
+    snap = snapshot_ref("s3://cdp-exports/vip/part-0001.csv.gz")
+    assert snap == {"uri": "s3://cdp-exports/vip/part-0001.csv.gz", "format": "csv", "compression": "gzip"}
+    assert snapshot_ref("/data/vip/", compression="none") == {"uri": "/data/vip/", "format": "jsonl",
+                                                             "compression": "none"}
+    with pytest.raises(ValueError, match="format must be jsonl or csv"):
+        snapshot_ref("/data/vip.parquet", "parquet")
+    refreshed = refreshed_event("vip-customers", snap, "refresh-1")
+    validate_event(refreshed)
+    assert refreshed["refresh_id"] == "refresh-1" and refreshed["snapshot"] == snap
+    plain = requested_event("vip-newsletter")
+    validate_event(plain)
+    assert "allow_mass_removal" not in plain and plain["full"] is False and "snapshot" not in plain
+    override = requested_event("vip-newsletter", full=True, snapshot=snap, allow_mass_removal=True)
+    validate_event(override)
+    assert override["allow_mass_removal"] is True and override["snapshot"] == snap

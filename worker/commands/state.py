@@ -11,8 +11,6 @@ import argparse
 
 from worker.commands import common
 
-DEFAULT_RETENTION_DAYS = 30.0
-
 
 def add_options(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="state_command", required=True, metavar="SUBCOMMAND")
@@ -29,13 +27,12 @@ def run(args: argparse.Namespace) -> int:
 
     config = common.load(args)
     exports = [config.export(args.export).name] if args.export else sorted(config.exports)
-    retention_days = float(getattr(config.worker, "retention_days", None) or DEFAULT_RETENTION_DAYS)
     try:
         store = open_store(config.worker.state_url)
     except StateError as exc:
         return common.fail(f"[worker] {exc}")
     try:
-        report = prune(store, exports, retention_days, dry_run=args.dry_run)
+        report = prune(store, exports, config.worker.retention_days, dry_run=args.dry_run)
     except StateError as exc:
         return common.fail(f"state prune stopped: {exc}; run it again once the store is reachable",
                            common.EXIT_FAILED)
