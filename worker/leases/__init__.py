@@ -22,6 +22,9 @@ from worker.state import StateStore
 
 __all__ = ["Lease", "LeaseUnavailable", "Leases", "open_leases"]
 
+#: Seconds an acquire may wait for the backend before LeaseUnavailable (at least the ttl).
+ACQUIRE_TIMEOUT = 10.0
+
 
 class Leases:
     """Hands out `Lease`s on exports from one backend."""
@@ -40,7 +43,9 @@ class Leases:
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
-            async with asyncio.timeout(self.ttl):
+            # A grant that took longer than the ttl is counted from `started`, so it is already lost
+            # and the caller learns that at once; this bound only stops a backend that never answers.
+            async with asyncio.timeout(max(self.ttl, ACQUIRE_TIMEOUT)):
                 grant = await self.backend.try_acquire(export, self.ttl)
         except TimeoutError:
             raise LeaseUnavailable(f"the lease backend ({self.backend.name}) did not answer in time") from None
