@@ -29,7 +29,8 @@ from typing import Any
 
 from worker.activecampaign.client import ActiveCampaignClient, ActiveCampaignError, BulkAccepted
 from worker.activecampaign.importer import Batch, BatchOutcome, BulkImporter
-from worker.activecampaign.limiter import AccountLimiter, RateLimiter
+from worker.activecampaign.limiter import RateLimiter
+from worker.activecampaign.limiter_factory import make_limiter
 from worker.activecampaign.readmission import readmit
 from worker.commit import OPERATIONS, merge
 from worker.config import Config, ConfigError, Connection, Export
@@ -38,6 +39,7 @@ from worker.fields import resolve_fields
 from worker.guard import CODE as GUARD_CODE
 from worker.guard import Removals, count_removals, verdict
 from worker.hooks import HookBus, Hooks
+from worker.leases import Lease, Leases, LeaseUnavailable
 from worker.mapping import Mapper
 from worker.pipeline import PlanFeed
 from worker.plan import READMIT, Planner, PlanPart, tune_gc
@@ -107,9 +109,13 @@ class RunResult:
     interrupted: bool = False  # stopped at a checkpoint on request; run it again (same run id) to go on
     stale: bool = False  # a newer refresh of the segment has already been synced for this export
     transient: bool = False  # failed for a reason a later attempt may not meet (the event is export.failed)
+    busy: bool = False  # another run of the export holds its lease: nothing was done, run it again later
+    lease_lost: bool = False  # interrupted because the lease was lost (another replica may have taken over)
 
     @property
     def outcome(self) -> str:
+        if self.busy:
+            return "lease_busy"
         if self.interrupted:
             return "interrupted"
         if self.stale:
@@ -169,10 +175,13 @@ class Engine:
     """Runs exports. One engine per process; it keeps one rate limiter per ActiveCampaign account."""
 
     def __init__(self, config: Config, store: StateStore, *, hooks: Hooks | None = None, page_size: int = 5000,
+                 leases: Leases | None = None,
                  on_progress: Callable[[Progress], None] | None = None,
                  on_request: Callable[[str, int, float], None] | None = None) -> None:
+        """``leases``: one run per export across processes (the worker passes them; ``sync`` too)."""
         self.config = config
         self.store = store
+        self.leases = leases
         self.page_size = page_size
         self.hooks = HookBus(*([hooks] if hooks else []))
         if on_progress or on_request:
@@ -189,7 +198,11 @@ class Engine:
         """One limiter per account (hostname), shared by every export and run in this process."""
         key = conn.base_url or conn.hostname
         if key not in self._limiters:
-            self._limiters[key] = AccountLimiter(conn.requests_per_second, conn.bulk_requests_per_minute)
+            w = self.config.worker
+            self._limiters[key] = make_limiter(
+                connection_name=conn.name, hostname=conn.hostname, requests_per_second=conn.requests_per_second,
+                bulk_per_minute=conn.bulk_requests_per_minute, redis_url=w.redis_url,
+                expected_replicas=w.expected_replicas, on_degraded=self.hooks.limiter_degraded)
         return self._limiters[key]
 
     def client_for(self, export: Export) -> ActiveCampaignClient:
@@ -330,25 +343,50 @@ class Engine:
         book = Runbook(self.store, spec.export.name, spec.run_id)
         ctx = {"run_id": spec.run_id, "export": spec.export.name, "segment": spec.export.segment,
                "attempt": spec.attempt}
+        lease: Lease | None = None
+        watcher: asyncio.Future[None] | None = None
         try:
             done = await asyncio.to_thread(book.completed)
             if done is not None:
                 return RunResult(done, exit_code_for(done["status"]), replayed=True)
+            if self.leases is not None:
+                try:
+                    lease = await self.leases.acquire(spec.export.name)
+                except LeaseUnavailable as exc:
+                    log.warning("export lease unavailable (%s); the run is put back", exc, extra=ctx)
+                    return RunResult(None, EXIT_FAILED, busy=True)
+                if lease is None:
+                    log.info("another run of this export holds its lease; the run is put back", extra=ctx)
+                    return RunResult(None, EXIT_FAILED, busy=True)
+                done = await asyncio.to_thread(book.completed)  # finished while we waited for the lease?
+                if done is not None:
+                    return RunResult(done, exit_code_for(done["status"]), replayed=True)
             if await asyncio.to_thread(book.is_stale, spec.refresh_id, spec.occurred_at):
                 log.info("stale refresh skipped: a newer refresh was already synced", extra=ctx)
                 return RunResult(None, EXIT_OK, stale=True)
             log.info("run starting", extra=ctx)
             self.hooks.run_started(spec)
-            counts, failures_uri = await self._execute(spec, book, stop)
+            run_stop, watcher = _stop_on_loss(stop, lease)
+            counts, failures_uri = await self._execute(spec, book, run_stop)
         except RunInterrupted:
-            log.info("run interrupted at a checkpoint; it resumes from its records", extra=ctx)
-            return self._ended(spec, RunResult(None, EXIT_FAILED, interrupted=True), t0)
+            lost = lease is not None and lease.lost.is_set()
+            if lost:
+                log.warning("run stopped: its export lease was lost (another replica may take over)", extra=ctx)
+                self.hooks.lease_lost(spec.export.name)
+            else:
+                log.info("run interrupted at a checkpoint; it resumes from its records", extra=ctx)
+            return self._ended(spec, RunResult(None, EXIT_FAILED, interrupted=True, lease_lost=lost), t0)
         except (RunError, SnapshotError, ActiveCampaignError, ConfigError, StateError) as exc:
             transient = is_transient(exc)
             log.error("run failed%s: %s", " (transient)" if transient else "", exc, extra=ctx)
             event = self._event(spec, "failed", {}, started_at, t0, None,
                                 {"code": error_code(exc), "message": str(exc)[:2000]})
             return self._ended(spec, RunResult(event, EXIT_FAILED, transient=transient), t0)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+            if lease is not None:
+                await lease.release()
         status = "partial" if counts["failed"] else "succeeded"
         event, ours = await asyncio.to_thread(
             book.complete, self._event(spec, status, counts, started_at, t0, failures_uri, None))
@@ -522,6 +560,28 @@ class Engine:
 
     async def last_snapshot(self, export: str) -> dict[str, Any] | None:
         return await asyncio.to_thread(Runbook(self.store, export, "-").last_snapshot)
+
+
+def _stop_on_loss(stop: asyncio.Event | None,
+                  lease: Lease | None) -> tuple[asyncio.Event | None, asyncio.Future[None] | None]:
+    """One stop event for the run, set by the caller's ``stop`` or by losing the lease (stop sending at
+    once), and the task that watches both (the caller cancels it when the run ends)."""
+    if lease is None:
+        return stop, None
+    merged = asyncio.Event()
+
+    async def watch() -> None:
+        waits = [asyncio.ensure_future(lease.lost.wait())]
+        if stop is not None:
+            waits.append(asyncio.ensure_future(stop.wait()))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            merged.set()
+        finally:
+            for w in waits:
+                w.cancel()
+
+    return merged, asyncio.ensure_future(watch())
 
 
 def _sample_row(mapper: Mapper, contact: dict[str, Any]) -> dict[str, Any]:

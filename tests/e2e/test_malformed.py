@@ -90,7 +90,7 @@ def test_malformed_messages_dead_lettered_valid_ones_complete(tmp_path, sim, kin
     # the same process all along, still serving: one more valid event goes through
     assert worker.alive() and worker.pid == pid
     assert worker.text().count("worker consuming") == 1
-    seg = make_segment(range(9000, 9100), seed=9)
+    seg = make_segment([*range(0, 300), *range(9000, 9100)], invalid_rate=0.02, seed=0)  # seg-0 grows by 100
     broker.publish(refreshed(write_jsonl(tmp_path / "snap" / "last.jsonl", seg.profiles), segment="seg-0",
                              refresh_id="ok-last"))
     broker.wait_completions(1, 60, check=worker.assert_alive, export="e0", run_id=None)
