@@ -1,4 +1,8 @@
-"""Helpers for the broker tests: unique topologies, plain-client publishers/readers, an Inbox."""
+"""Helpers for the broker tests: unique topologies, plain-client publishers/readers, an Inbox.
+
+Waits are on a condition with a deadline (``eventually``, the bounded readers); absence is checked on
+broker state (queue depths, consumer counts) rather than as "nothing arrived within a moment".
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +55,7 @@ class BrokerEnv:
 def amqp_cleanup(topology: Topology, extra_queues: tuple[str, ...] = ()) -> None:
     """Delete the test's queues and exchanges through kombu (idempotent: missing ones are fine)."""
     with Connection(AMQP_URL) as conn:
-        for q in (topology.requests_queue, topology.dead_letter_queue, *extra_queues):
+        for q in (topology.requests_queue, topology.dead_letter_queue, *topology.delay_queues(), *extra_queues):
             with contextlib.suppress(Exception):
                 conn.channel().queue_delete(q)
         for ex in (topology.events_exchange, topology.dead_letter_queue):
@@ -74,8 +78,22 @@ def amqp_get(queue: str, timeout: float = 5.0) -> Any:
 
 
 def amqp_count(queue: str) -> int:
+    """Messages ready in ``queue`` (not those delivered and unacked)."""
     with Connection(AMQP_URL) as conn:
         return conn.channel().queue_declare(queue, passive=True).message_count
+
+
+def amqp_consumers(queue: str) -> int:
+    with Connection(AMQP_URL) as conn:
+        return conn.channel().queue_declare(queue, passive=True).consumer_count
+
+
+def amqp_exists(queue: str) -> bool:
+    try:
+        amqp_count(queue)
+    except Exception:  # NOT_FOUND closes the channel: the queue does not exist
+        return False
+    return True
 
 
 # -------------------------------------------------------------------------------------------- SQS
@@ -112,11 +130,18 @@ def sqs_receive(name: str, timeout: float = 5.0, *, visibility: int | None = Non
         time.sleep(0.1)
 
 
+def sqs_counts(name: str) -> dict[str, int]:
+    """visible, in_flight (received, not deleted) and delayed messages of an SQS queue."""
+    names = {"ApproximateNumberOfMessages": "visible", "ApproximateNumberOfMessagesNotVisible": "in_flight",
+             "ApproximateNumberOfMessagesDelayed": "delayed"}
+    attrs = sqs_client().get_queue_attributes(QueueUrl=sqs_url_of(name), AttributeNames=list(names))["Attributes"]
+    return {short: int(attrs[long]) for long, short in names.items()}
+
+
 def sqs_depth(name: str) -> int:
-    attrs = sqs_client().get_queue_attributes(
-        QueueUrl=sqs_url_of(name),
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-    return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+    """Visible plus in-flight messages (not delayed ones)."""
+    counts = sqs_counts(name)
+    return counts["visible"] + counts["in_flight"]
 
 
 def sqs_cleanup(topology: Topology) -> None:
@@ -151,12 +176,17 @@ class Inbox:
     async def take(self, n: int, timeout: float = 10.0) -> list[Delivery]:
         return [await self.next(timeout) for _ in range(n)]
 
-    async def nothing_within(self, seconds: float) -> bool:
-        try:
-            await asyncio.wait_for(self.queue.get(), seconds)
-        except TimeoutError:
-            return True
-        return False
+    def empty(self) -> bool:
+        return self.queue.empty()
+
+
+async def eventually(predicate: Callable[[], object], timeout: float = 15.0, what: str = "condition") -> None:
+    """Wait until ``predicate()`` is true; AssertionError naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not reached within {timeout:.0f}s")
+        await asyncio.sleep(0.05)
 
 
 @contextlib.asynccontextmanager
@@ -239,14 +269,21 @@ def foreign_get(env: BrokerEnv, queue: str, timeout: float = 5.0) -> tuple[bytes
     return None
 
 
-def depth(env: BrokerEnv, queue: str) -> int:
-    """Messages in a queue, ready or in flight."""
+def ready(env: BrokerEnv, queue: str) -> int:
+    """Messages waiting in a queue to be taken (not those a consumer holds, nor delayed ones)."""
     if env.kind == "amqp":
         return amqp_count(queue)
     if env.kind == "sqs":
-        return sqs_depth(queue)
+        return sqs_counts(queue)["visible"]
     with Connection("memory://") as conn:
         return conn.channel()._size(queue)
+
+
+def depth(env: BrokerEnv, queue: str) -> int:
+    """Messages in a queue, ready or in flight (AMQP: ready only; stop the consumer first to count all)."""
+    if env.kind == "sqs":
+        return sqs_depth(queue)
+    return ready(env, queue)
 
 
 class FlakyProxy:

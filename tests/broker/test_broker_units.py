@@ -6,7 +6,15 @@ import random
 
 import pytest
 
-from worker.broker import BrokerBridge, Topology, broker_kind, transport_options_for
+from worker.broker import (
+    DELAY_BUCKETS,
+    MAX_DELAY_SECONDS,
+    BrokerBridge,
+    Topology,
+    broker_kind,
+    delay_bucket,
+    transport_options_for,
+)
 from worker.broker.backoff import backoff_delays
 from worker.broker.sqs_driver import from_attributes, to_attributes
 
@@ -48,6 +56,25 @@ def test_topology_names() -> None:
         Topology(max_receive_count=0)
 
 
+def test_delays_round_up_to_a_bucket_and_are_capped() -> None:
+    assert DELAY_BUCKETS == (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900) and MAX_DELAY_SECONDS == 900
+    assert [delay_bucket(s) for s in (0, 0.001, 1, 1.5, 30, 30.01, 31, 899, 900, 901, 10**6)] == \
+        [0, 1, 1, 2, 30, 60, 60, 900, 900, 900, 900]
+    for bad in (-0.5, float("nan"), float("inf"), "30", None, True):
+        with pytest.raises(ValueError, match="delay_seconds must be a finite number >= 0"):
+            delay_bucket(bad)  # type: ignore[arg-type]
+
+
+def test_delay_queue_names() -> None:
+    topo = Topology(requests_queue="r")
+    assert topo.delay_queue(30) == "r-delay-30s"
+    assert topo.delay_queue(31) == "r-delay-60s"
+    assert topo.delay_queue(7200) == "r-delay-900s"
+    assert topo.delay_queues() == tuple(f"r-delay-{b}s" for b in DELAY_BUCKETS)
+    with pytest.raises(ValueError, match="needs a delay > 0"):
+        topo.delay_queue(0)
+
+
 def test_backoff_grows_is_capped_and_jittered() -> None:
     gen = backoff_delays(initial=0.2, cap=5.0, rng=random.Random(1))
     delays = [next(gen) for _ in range(20)]
@@ -75,8 +102,11 @@ async def test_calls_before_start_fail_cleanly() -> None:
     bridge = BrokerBridge("memory://", Topology(), prefetch=1)
     with pytest.raises(ConnectionError):
         await bridge.publish_request(b"{}")
+    with pytest.raises(ValueError, match="delay_seconds must be a finite number >= 0, not -1"):
+        await bridge.publish_request(b"{}", delay_seconds=-1)
     await bridge.stop()
     assert not bridge.connected
+    assert bridge.unsettled() == [] and not bridge.consuming
 
 
 def test_visibility_timeout_comes_from_the_argument_then_the_transport_options() -> None:

@@ -10,6 +10,14 @@ and consumes again. Each connection has a generation number stamped on its deliv
 tag from a dead connection must not be sent on the new one (it would ack some other message), so
 settling such a delivery returns False and the broker redelivers it. SQS receipt handles are not tied
 to a connection, so SQS deliveries stay settleable across reconnects.
+
+Settling (``ack``, ``requeue``, ``dead_letter``, ``defer``) never raises for broker trouble and never
+fails quietly: it returns True when the broker took the settlement, else False with a warning logged
+here naming the action and the reason. Either way the delivery is out of the service's hands afterwards:
+on False the broker gets the message back by itself (a lost AMQP connection requeues it; an SQS message
+reappears when its visibility lapses; after an unexpected error the bridge requeues it), so the caller
+only counts the failure and must not try another settle. :meth:`BrokerBridge.unsettled` lists what is
+still held, and since when.
 """
 
 from __future__ import annotations
@@ -34,13 +42,15 @@ from worker.broker.delivery import Delivery
 from worker.broker.driver import Driver
 from worker.broker.options import broker_kind, transport_options_for
 from worker.broker.sqs_transport import RawBodyTransport
-from worker.broker.topology import ERROR_CLASS_HEADER, ERROR_HEADER, EVENTS, REQUESTS, Topology
+from worker.broker.topology import ERROR_CLASS_HEADER, ERROR_HEADER, EVENTS, REQUESTS, Topology, check_delay
 
 log = logging.getLogger(__name__)
 
 #: Dead-letter reasons are truncated: they travel as a header/attribute, and SQS caps message size.
 MAX_REASON = 1000
 _RAISE = object()
+#: Headers the broker sets on a delivery; a copy put back (``defer``) is a new message and starts afresh.
+_BROKER_HEADERS = ("x-delivery-count", "x-death", "x-first-death-", "x-last-death-")
 
 
 class _Defer(Exception):
@@ -59,10 +69,14 @@ class _Command:
     #: Result when the command cannot run (connection lost, waited too long, bridge stopped);
     #: ``_RAISE`` means raise ConnectionError instead.
     fallback: Any = field(default=_RAISE)
+    #: Called with the reason when the command gives up (settles: forget the delivery, log why).
+    on_give_up: Callable[[str], None] | None = None
 
     def give_up(self, why: str) -> None:
         if self.future.done():
             return
+        if self.on_give_up is not None:
+            self.on_give_up(why)
         if self.fallback is _RAISE:
             self.future.set_exception(ConnectionError(why))
         else:
@@ -109,7 +123,9 @@ class BrokerBridge:
         self._consuming = False
         self._generation = 0
         self._driver: Driver | None = None
+        #: Deliveries handed to the service and not settled; the thread changes it, unsettled() reads it.
         self._held: set[Delivery] = set()
+        self._held_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._on_delivery: Callable[[Delivery], None] | None = None
@@ -141,43 +157,97 @@ class BrokerBridge:
             raise
 
     async def ack(self, d: Delivery) -> bool:
-        """Settle for good. False when the delivery's connection is gone: the broker will redeliver it."""
-        return await self._call(self._settle(d, lambda drv, m: drv.ack(m)), retry=self.kind == "sqs",
-                                fallback=False)
+        """Settle for good. False when it could not be done (e.g. the delivery's connection is gone)."""
+        return await self._settle_call(d, "ack", lambda drv, m: drv.ack(m))
 
     async def requeue(self, d: Delivery) -> bool:
         """Give it back now (RabbitMQ reject+requeue / SQS visibility 0); counts toward the delivery limit."""
-        return await self._call(self._settle(d, lambda drv, m: drv.requeue(m)), retry=self.kind == "sqs",
-                                fallback=False)
+        return await self._settle_call(d, "requeue", lambda drv, m: drv.requeue(m))
 
     async def dead_letter(self, d: Delivery, reason: str, reason_class: str) -> bool:
-        """Copy to the DLQ with the reason in headers/attributes, then ack the original.
+        """Copy to the DLQ with the reason in headers/attributes (confirmed), then ack the original.
 
-        Returns False (and copies nothing) when the delivery's connection is gone: it will be
-        redelivered and can be dead-lettered then, which avoids two copies in the DLQ.
+        Copy first, ack second: a crash in between leaves a duplicate in the DLQ rather than a lost
+        message. When the delivery's connection is gone nothing is copied and the result is False: the
+        message is redelivered and can be dead-lettered then, without two copies in the DLQ.
         """
         extra = {ERROR_HEADER: reason[:MAX_REASON] or "unknown", ERROR_CLASS_HEADER: reason_class or "unknown"}
-        return await self._call(self._settle(d, lambda drv, m: drv.dead_letter(m, extra)),
-                                retry=self.kind == "sqs", fallback=False)
+        return await self._settle_call(d, "dead_letter", self._copy_then_ack("dlq", d.body, {**d.headers, **extra}))
+
+    async def defer(self, d: Delivery, delay_seconds: float, *, body: bytes | None = None,
+                    headers: dict[str, Any] | None = None) -> bool:
+        """Settle ``d`` by putting it (or ``body`` instead of its own) back on the requests queue later.
+
+        The copy is published with confirms to arrive after ``delay_seconds`` (rounded up and capped as
+        :meth:`publish_request` says), THEN ``d`` is acked: a crash in between duplicates the request,
+        never loses it. The copy is a new message (the broker's delivery count starts again) and carries
+        ``d``'s headers, minus those the broker sets, updated with ``headers``. True when both steps
+        succeeded; False otherwise (see the module docstring: the message comes back by itself).
+        ValueError (and ``d`` untouched) for a delay that is not a finite number >= 0.
+        """
+        delay = check_delay(delay_seconds)
+        carried = {k: v for k, v in d.headers.items() if not k.startswith(_BROKER_HEADERS)}
+        return await self._settle_call(d, "defer", self._copy_then_ack(
+            REQUESTS, d.body if body is None else body, {**carried, **(headers or {})}, delay))
 
     async def publish_event(self, event_type: str, body: bytes) -> None:
         """Publish to the events exchange (routing key = ``event_type``) / SQS events queue; confirmed."""
         await self._call(lambda drv: self._publish(drv, EVENTS, body, event_type, None), retry=True)
 
-    async def publish_request(self, body: bytes, *, headers: dict | None = None) -> None:
-        """Publish to the requests queue (continuations, republishing); confirmed."""
-        await self._call(lambda drv: self._publish(drv, REQUESTS, body, None, headers), retry=True)
+    async def publish_request(self, body: bytes, *, headers: dict | None = None, delay_seconds: float = 0) -> None:
+        """Publish to the requests queue (continuations, republishing); returns once confirmed.
 
-    async def hold(self, d: Delivery) -> None:
-        """Keep a held delivery from reappearing (SQS: visibility := now + visibility_timeout)."""
-        if self.kind != "sqs" or d._settled:
-            return
+        ``delay_seconds`` > 0: the message reaches the requests queue that much later. RabbitMQ: it waits
+        in the delay queue of the next bucket up (:data:`~worker.broker.topology.DELAY_BUCKETS`, so 31 s
+        becomes 60 s); SQS: ``DelaySeconds``, whole seconds rounded up; memory://: a timer in this
+        process. Delays over 900 s are capped at 900 s on every transport. Delayed messages are not in
+        the requests queue's depth while they wait, so they do not make KEDA start replicas.
 
-        def fn(drv: Driver | None) -> None:
-            if drv is not None and not d._settled:
-                drv.hold(d._message)
+        Raises ConnectionError when the broker is not reachable within ``reconnect_wait``; ValueError
+        for a delay that is not a finite number >= 0.
+        """
+        delay = check_delay(delay_seconds)
+        await self._call(lambda drv: self._publish(drv, REQUESTS, body, None, headers, delay), retry=True)
 
-        await self._call(fn, retry=False, fallback=None)
+    async def hold(self, d: Delivery) -> bool:
+        """Keep a held delivery from reappearing (SQS: visibility := now + visibility_timeout).
+
+        True when the delivery is still this bridge's to settle and (SQS) its visibility was extended;
+        False otherwise: settled, taken back by the broker (a stale receipt handle: it leaves
+        :meth:`unsettled`), or not extended this time (no connection). Raises only for unexpected errors.
+        """
+        if d._settled:
+            return False
+        if self.kind != "sqs":
+            with self._held_lock:
+                return d in self._held
+
+        def fn(drv: Driver | None) -> bool:
+            if drv is None or d._settled:
+                return False
+            if drv.hold(d._message):
+                return True
+            self._forget(d)  # the receipt handle went stale: someone else received the message since
+            return False
+
+        return bool(await self._call(fn, retry=False, fallback=False))
+
+    def unsettled(self) -> list[tuple[Delivery, float]]:
+        """Deliveries this bridge holds for the service, oldest first, each with its monotonic receive time.
+
+        A delivery leaves the list when a settle call ends (True or False) or when the broker takes it
+        back (AMQP: the connection was lost; SQS: a stale receipt handle). These are what count against
+        ``prefetch``: a delivery the service never settles keeps this replica from consuming. Safe to
+        call from any thread; it never waits for the broker.
+        """
+        with self._held_lock:
+            held = list(self._held)
+        return sorted(((d, d.received_at) for d in held), key=lambda item: item[1])
+
+    @property
+    def consuming(self) -> bool:
+        """True while the broker thread has a consumer on the requests queue (False paused/disconnected)."""
+        return self._consuming
 
     def pause(self) -> None:
         """Stop taking new messages (e.g. draining on SIGTERM); held deliveries stay held."""
@@ -199,38 +269,93 @@ class BrokerBridge:
         except TimeoutError:
             log.warning("broker thread did not stop within %.1fs", timeout)
 
-    async def _call(self, fn: Callable[[Driver | None], Any], *, retry: bool, fallback: Any = _RAISE) -> Any:
+    async def _call(self, fn: Callable[[Driver | None], Any], *, retry: bool, fallback: Any = _RAISE,
+                    on_give_up: Callable[[str], None] | None = None) -> Any:
+        return await asyncio.wrap_future(self._submit(fn, retry=retry, fallback=fallback, on_give_up=on_give_up))
+
+    def _submit(self, fn: Callable[[Driver | None], Any], *, retry: bool, fallback: Any = _RAISE,
+                on_give_up: Callable[[str], None] | None = None) -> concurrent.futures.Future[Any]:
+        """Queue ``fn`` for the bridge thread; any thread may call this."""
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        command = _Command(fn, future, time.monotonic() + self.reconnect_wait, retry, fallback)
+        command = _Command(fn, future, time.monotonic() + self.reconnect_wait, retry, fallback, on_give_up)
         with self._lock:
             if not self._accepting:
                 command.give_up("broker bridge is not running")
             else:
                 self._commands.put(command)
-        return await asyncio.wrap_future(future)
+        return future
+
+    def _settle_call(self, d: Delivery, action: str,
+                     op: Callable[[Driver, Any], bool]) -> asyncio.Future[bool]:
+        """Run a settle on the bridge thread; SQS settles wait for a reconnect (receipt handles survive)."""
+        return asyncio.wrap_future(self._submit_settle(d, action, op))
+
+    def _submit_settle(self, d: Delivery, action: str,
+                       op: Callable[[Driver, Any], bool]) -> concurrent.futures.Future[bool]:
+        def gave_up(why: str) -> None:
+            if d._settled:
+                log.warning("%s refused: the delivery was already settled or given back", action)
+            else:
+                log.warning("%s not done (%s); the broker will deliver the message again", action, why)
+            self._forget(d)
+
+        return self._submit(self._settle(d, action, op), retry=self.kind == "sqs", fallback=False,
+                            on_give_up=gave_up)
 
     # ------------------------------------------------------------ command bodies (bridge thread)
 
-    def _settle(self, d: Delivery, op: Callable[[Driver, Any], bool]) -> Callable[[Driver | None], bool]:
+    def _forget(self, d: Delivery) -> None:
+        """The delivery is no longer ours to settle (settled, given back or taken back by the broker)."""
+        d._settled = True
+        with self._held_lock:
+            self._held.discard(d)
+
+    def _settle(self, d: Delivery, action: str,
+                op: Callable[[Driver, Any], bool]) -> Callable[[Driver | None], bool]:
         def fn(drv: Driver | None) -> bool:
             if d._settled:
+                log.warning("%s refused: the delivery was already settled or given back", action)
                 return False
             if d._generation != self._generation and self.kind != "sqs":
-                self._held.discard(d)
+                log.warning("%s not sent: the delivery's connection was lost, so its tag means nothing now; "
+                            "the broker delivers the message again", action)
+                self._forget(d)
                 return False
             if drv is None:
                 raise _Defer
-            ok = op(drv, d._message)
-            d._settled = True
-            self._held.discard(d)
-            return ok
+            try:
+                ok = op(drv, d._message)
+            except Exception as exc:
+                if isinstance(exc, drv.recoverable_errors):
+                    raise  # the connection is unusable: retried after reconnect (SQS) or given up
+                log.exception("%s failed (%s: %s); the delivery is handed back to the broker", action,
+                              type(exc).__name__, exc)
+                drv.abandon(d._message)
+                ok = False
+            self._forget(d)
+            return bool(ok)
         return fn
 
     @staticmethod
-    def _publish(drv: Driver | None, to: str, body: bytes, routing_key: str | None, headers: dict | None) -> None:
+    def _copy_then_ack(to: str, body: bytes, headers: dict[str, Any],
+                       delay: float = 0) -> Callable[[Driver, Any], bool]:
+        """Publish a copy (confirmed), then ack the original; a retry after reconnect does not copy twice."""
+        copied = False
+
+        def op(drv: Driver, message: Any) -> bool:
+            nonlocal copied
+            if not copied:
+                drv.publish(to, body, headers=headers, delay_seconds=delay)
+                copied = True
+            return drv.ack(message)
+        return op
+
+    @staticmethod
+    def _publish(drv: Driver | None, to: str, body: bytes, routing_key: str | None, headers: dict | None,
+                 delay: float = 0) -> None:
         if drv is None:
             raise _Defer
-        drv.publish(to, body, routing_key=routing_key, headers=headers)
+        drv.publish(to, body, routing_key=routing_key, headers=headers, delay_seconds=delay)
 
     # ------------------------------------------------------------------ bridge thread
 
@@ -305,6 +430,7 @@ class BrokerBridge:
             driver.consume(functools.partial(self._on_message, driver, self._generation))
             self._consuming = True
         driver.heartbeat()
+        driver.tick()
         capacity = self.prefetch - len(self._held)
         if driver.always_drain or (self._consuming and capacity > 0):
             driver.poll(self.poll_interval, max(capacity, 0))
@@ -322,7 +448,8 @@ class BrokerBridge:
         driver, self._driver = self._driver, None
         if driver is not None:
             if not driver.survives_reconnect:
-                self._held.clear()  # the broker requeues these itself; their settles now return False
+                with self._held_lock:  # the broker requeues these itself; their settles now return False
+                    self._held.clear()
             driver.close()
 
     def _on_message(self, driver: Driver, generation: int, message: Any) -> None:
@@ -335,7 +462,8 @@ class BrokerBridge:
             body = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw or b"")
             headers, count, redelivered = {}, 1, False
         delivery = Delivery(body, headers, count, redelivered, _generation=generation, _message=message)
-        self._held.add(delivery)
+        with self._held_lock:
+            self._held.add(delivery)
         loop = self._loop
         if loop is None:
             return
@@ -348,8 +476,9 @@ class BrokerBridge:
         assert self._on_delivery is not None
         try:
             self._on_delivery(delivery)
-        except Exception:
-            log.exception("on_delivery callback failed")
+        except Exception:  # nobody will settle it: give it back rather than hold it forever
+            log.exception("on_delivery callback failed; the delivery is requeued")
+            self._submit_settle(delivery, "requeue", lambda drv, m: drv.requeue(m))
 
     def _idle(self, seconds: float, *, until_command: bool = False) -> None:
         """Wait without busy-looping, running commands as they arrive and expiring deferred ones.
@@ -441,14 +570,15 @@ class BrokerBridge:
                 break
             if leftover is not None:
                 leftover.give_up("broker bridge stopped")
+        with self._held_lock:
+            held, self._held = self._held, set()
         if driver is not None:
             try:
-                driver.release_held([d._message for d in self._held if not d._settled])
+                driver.release_held([d._message for d in held if not d._settled])
             except Exception as exc:
                 log.warning("could not give back held messages: %s", exc)
             driver.close()
         self._driver = None
-        self._held.clear()
         self.connected = False
 
 

@@ -8,6 +8,7 @@ small surface lets the bridge own threading, reconnects and bookkeeping exactly 
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from kombu import Connection
 
 from worker.broker.options import Kind
 from worker.broker.topology import Topology
+
+log = logging.getLogger(__name__)
 
 #: The body, headers, receive count and redelivered flag of one transport message.
 Described = tuple[bytes, dict[str, Any], int, bool]
@@ -65,21 +68,29 @@ class Driver(ABC):
 
     @abstractmethod
     def publish(self, to: str, body: bytes, *, routing_key: str | None = None,
-                headers: dict[str, Any] | None = None) -> None:
-        """Publish a plain JSON body to ``"requests"``, ``"events"`` or ``"dlq"``; confirmed where possible."""
+                headers: dict[str, Any] | None = None, delay_seconds: float = 0) -> None:
+        """Publish a plain JSON body to ``"requests"``, ``"events"`` or ``"dlq"``; confirmed where possible.
 
-    def dead_letter(self, message: Any, headers: dict[str, Any]) -> bool:
-        """Copy the message to the dead-letter queue with extra ``headers``, then ack the original.
-
-        Copy first, ack second: a crash in between leaves a duplicate in the DLQ rather than a lost
-        message.
+        ``delay_seconds`` > 0 (requests only): the message reaches the requests queue that much later
+        (see :mod:`worker.broker.topology` for how each transport does it, and its rounding and cap).
         """
-        body, original, _, _ = self.describe(message)
-        self.publish("dlq", body, headers={**original, **headers})
-        return self.ack(message)
 
-    def hold(self, message: Any) -> None:  # noqa: B027 - a no-op is the right default
-        """Keep a held message invisible to other consumers (only SQS needs this)."""
+    def abandon(self, message: Any) -> None:
+        """Best effort after a settle failed: let the broker have the message back (default: requeue now).
+
+        Must not raise. The bridge then forgets the delivery, whatever happened here.
+        """
+        try:
+            self.requeue(message)
+        except Exception as exc:  # the broker still gets it back: on close, or when the connection dies
+            log.warning("could not hand a delivery back: %s: %s", type(exc).__name__, exc)
+
+    def tick(self) -> None:  # noqa: B027 - only memory:// keeps time itself
+        """Called on every turn of the bridge's loop: do time-driven work (memory://'s delayed messages)."""
+
+    def hold(self, message: Any) -> bool:
+        """Keep a held message invisible to other consumers (only SQS needs this); False: no longer ours."""
+        return True
 
     def release_held(self, messages: list[Any]) -> None:  # noqa: B027
         """Give held messages back before closing, where closing alone would not (SQS, memory)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +18,7 @@ from botocore.exceptions import ClientError
 from kombu import Connection, Consumer, Exchange, Queue
 
 from worker.broker.driver import Described, Driver
-from worker.broker.topology import EVENTS, REQUESTS, Topology
+from worker.broker.topology import EVENTS, MAX_DELAY_SECONDS, REQUESTS, Topology, check_delay
 
 log = logging.getLogger(__name__)
 
@@ -168,9 +169,9 @@ class SqsDriver(Driver):
         self._release_slot(message)
         return ok
 
-    def hold(self, message: Any) -> None:
+    def hold(self, message: Any) -> bool:
         """Extend the visibility timeout from now, so no other consumer gets it while we work."""
-        self._settle(message, self._client.change_message_visibility,
+        return self._settle(message, self._client.change_message_visibility,
                      VisibilityTimeout=max(0, int(self.visibility_timeout)))
 
     def release_held(self, messages: list[Any]) -> None:
@@ -184,12 +185,19 @@ class SqsDriver(Driver):
         self._channel.qos._delivered.clear()
 
     def publish(self, to: str, body: bytes, *, routing_key: str | None = None,
-                headers: dict[str, Any] | None = None) -> None:
-        """SendMessage with the body as-is; an event's type also goes in the ``event_type`` attribute."""
+                headers: dict[str, Any] | None = None, delay_seconds: float = 0) -> None:
+        """SendMessage with the body as-is; an event's type also goes in the ``event_type`` attribute.
+
+        ``delay_seconds``: SQS's own ``DelaySeconds``, rounded up to whole seconds and capped at 900 (the
+        most SQS allows); a delayed message is counted as "delayed", not as visible or in flight.
+        """
+        delay = check_delay(delay_seconds)
         queue = {REQUESTS: self.topology.requests_queue, EVENTS: self.topology.events_exchange,
                  "dlq": self.topology.dead_letter_queue}.get(to)
         if queue is None:
             raise ValueError(f"unknown destination {to!r}")
+        if delay and to != REQUESTS:
+            raise ValueError(f"only requests can be delayed, not {to!r}")
         headers = dict(headers or {})
         keep: tuple[str, ...] = ("x-segment-export-error", "x-segment-export-error-class")
         if to == EVENTS and routing_key:
@@ -199,7 +207,17 @@ class SqsDriver(Driver):
         attributes = to_attributes(headers, keep=keep)
         if attributes:
             kwargs["MessageAttributes"] = attributes
+        if delay:
+            kwargs["DelaySeconds"] = min(MAX_DELAY_SECONDS, math.ceil(delay))
         self._client.send_message(**kwargs)
+
+    def abandon(self, message: Any) -> None:
+        """Free the prefetch slot and leave the message as it is: it reappears when its visibility lapses.
+
+        Not "visible now": a settle that failed here would likely fail again at once, and the visibility
+        timeout is a natural backoff before the next attempt (it still counts toward the redrive policy).
+        """
+        self._release_slot(message)
 
     def close(self) -> None:
         """Forget held messages before closing so kombu's close does not re-hide them."""
