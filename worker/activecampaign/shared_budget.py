@@ -75,7 +75,8 @@ end
 if slot > now + lead then
   if kind == 'bulk' then
     redis.call('ZADD', KEYS[2], string.format('%.0f', slot + announce), waiter)
-    redis.call('PEXPIRE', KEYS[2], math.ceil((slot + announce - now) / 1000) + 1000)
+    local keep = math.ceil((slot + announce - now) / 1000) + 1000
+    if redis.call('PTTL', KEYS[2]) < keep then redis.call('PEXPIRE', KEYS[2], keep) end
   end
   return {0, math.ceil(slot - now), 0}
 end

@@ -104,7 +104,7 @@ class Lease:
                 await self._backend.release(self.export, self._grant)
         except (LeaseUnavailable, TimeoutError) as exc:
             log.warning("lease on export %s (token %d) not released (%s); it expires by itself",
-                        self.export, self.token, exc or type(exc).__name__)
+                        self.export, self.token, _describe(exc))
 
     async def _renew_loop(self, last_try: float) -> None:
         loop = asyncio.get_running_loop()
@@ -119,11 +119,12 @@ class Lease:
             try:
                 async with asyncio.timeout(self._valid_until - started):
                     renewal = await self._backend.renew(self.export, self._grant, self._ttl)
-            except (LeaseUnavailable, TimeoutError) as exc:
+            except Exception as exc:  # unreachable, slow, or a bug: keep it until the local expiry either way
                 if not failing:
                     log.warning("lease on export %s (token %d): renewal failed (%s); kept for %.1fs more",
-                                self.export, self.token, exc or type(exc).__name__,
-                                max(0.0, self._valid_until - loop.time()))
+                                self.export, self.token, _describe(exc),
+                                max(0.0, self._valid_until - loop.time()),
+                                exc_info=not isinstance(exc, (LeaseUnavailable, TimeoutError)))
                 failing = True
                 last_try = started
                 continue
@@ -140,3 +141,7 @@ class Lease:
         log.warning("lease on export %s (token %d) lost: %s; the run must stop sending",
                     self.export, self.token, why)
         self.lost.set()
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__

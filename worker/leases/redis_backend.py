@@ -16,6 +16,7 @@ lease is lost.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 __all__ = ["DEFAULT_KEY_PREFIX", "RedisLeases"]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_KEY_PREFIX = "segment-export:lease:"
 
@@ -87,8 +90,11 @@ class RedisLeases:
         return None if token is None else Grant(int(token), holder)
 
     async def renew(self, export: str, grant: Grant, ttl: float) -> Renewal:
-        answer = await self._call(_RENEW, export, grant.holder, _millis(ttl), str(grant.token))
-        return "lost" if int(answer) == 0 else "renewed"
+        answer = int(await self._call(_RENEW, export, grant.holder, _millis(ttl), str(grant.token)))
+        if answer == 2:
+            log.warning("lease on export %s (token %d): Redis had lost it (a restart without persistence?); "
+                        "taken again, nobody else held it", export, grant.token)
+        return "lost" if answer == 0 else "renewed"
 
     async def release(self, export: str, grant: Grant) -> None:
         await self._call(_RELEASE, export, grant.holder)
