@@ -34,7 +34,7 @@ from worker.activecampaign.limiter_factory import make_limiter
 from worker.activecampaign.readmission import readmit
 from worker.commit import OPERATIONS, merge
 from worker.config import Config, ConfigError, Connection, Export
-from worker.events import completion_event, now_iso
+from worker.events import CompletionEvent, completion_event, now_iso
 from worker.fields import resolve_fields
 from worker.guard import CODE as GUARD_CODE
 from worker.guard import Removals, count_removals, verdict
@@ -103,7 +103,7 @@ class Progress:
 class RunResult:
     """How a run ended. ``event`` is None when there is nothing to publish (interrupted, stale)."""
 
-    event: dict[str, Any] | None
+    event: CompletionEvent | None
     exit_code: int
     replayed: bool = False  # the run had completed before; this is its recorded event
     interrupted: bool = False  # stopped at a checkpoint on request; run it again (same run id) to go on
@@ -400,7 +400,7 @@ class Engine:
         return result
 
     def _event(self, spec: RunSpec, status: str, counts: dict[str, int], started_at: str, t0: float,
-               failures_uri: str | None, error: dict[str, str] | None) -> dict[str, Any]:
+               failures_uri: str | None, error: dict[str, str] | None) -> CompletionEvent:
         return completion_event(
             run_id=spec.run_id, export=spec.export.name, segment=spec.export.segment, refresh_id=spec.refresh_id,
             connection=spec.export.connection, list_id=spec.export.list_id, status=status, counts=counts,

@@ -9,6 +9,7 @@ that raises, so a metrics bug never stops a run.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ class Hooks:
     def run_continued(self, export: str) -> None: ...
     def run_retried(self, export: str) -> None: ...
     def lease_busy(self, export: str) -> None: ...
-    def event_published(self, event: dict[str, Any], first_time: bool) -> None: ...
+    def event_published(self, event: Mapping[str, Any], first_time: bool) -> None: ...
 
 
 class HookBus(Hooks):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Info
@@ -84,7 +84,7 @@ def observe_request(endpoint: str, status: int, seconds: float) -> None:
         AC_RATE_LIMITED.labels(endpoint).inc()
 
 
-def record_run(event: dict[str, Any], *, now: float | None = None) -> None:
+def record_run(event: Mapping[str, Any], *, now: float | None = None) -> None:
     """Runs, profiles by outcome and the last-success time, from a first-time completion event."""
     export = event["export"]
     RUNS.labels(export, event["status"]).inc()
@@ -154,7 +154,7 @@ class MetricsHooks(Hooks):
     def run_retried(self, export: str) -> None:
         RETRIES.labels(export).inc()
 
-    def event_published(self, event: dict[str, Any], first_time: bool) -> None:
+    def event_published(self, event: Mapping[str, Any], first_time: bool) -> None:
         if first_time:
             record_run(event)
 
@@ -183,7 +183,7 @@ def watch_engine(engine: Engine) -> None:
         _WAIT.engines.append(engine)
 
 
-def write_run_file(path: str, engine: Engine, event: dict[str, Any] | None) -> None:
+def write_run_file(path: str, engine: Engine, event: Mapping[str, Any] | None) -> None:
     """``segment-export sync --metrics-file``: the run's metrics in the text format (for a textfile
     collector or a push), written atomically so a collector never reads half a file."""
     from prometheus_client import write_to_textfile

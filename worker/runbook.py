@@ -31,6 +31,7 @@ from worker.state import StateError
 
 if TYPE_CHECKING:
     from worker.activecampaign.importer import BatchOutcome
+    from worker.events import CompletionEvent
     from worker.plan import PlanPart
     from worker.state import StateStore
 
@@ -145,11 +146,11 @@ class Runbook:
         self.keys = RunKeys(export, run_id)
 
     # ---------------------------------------------------------------------------------- run records
-    def completed(self) -> dict[str, Any] | None:
+    def completed(self) -> CompletionEvent | None:
         data = self.store.get(self.keys.completed)
-        return cast(dict[str, Any], orjson.loads(data)) if data is not None else None
+        return cast("CompletionEvent", orjson.loads(data)) if data is not None else None
 
-    def complete(self, event: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    def complete(self, event: CompletionEvent) -> tuple[CompletionEvent, bool]:
         """Record the run's completion event once; returns the event of record and whether it is ours."""
         if self.store.put_if_absent(self.keys.completed, orjson.dumps(event)):
             return event, True

@@ -307,10 +307,11 @@ class Worker:
                                            run_id_for(export.name, event["refresh_id"])), 0))
             return jobs
         if event["type"] == "export.requested":
-            export = self.config.exports.get(event["export"])
-            if export is None:
+            named = self.config.exports.get(event["export"])
+            if named is None:
                 raise Rejected(f"export.requested names export {event['export'][:200]!r}, which this worker's "
                                f"config does not define", "unknown_export")
+            export = named
             snap = event.get("snapshot")
             refresh_id = event.get("refresh_id")
             occurred_at = event.get("refreshed_at")
@@ -398,7 +399,7 @@ class Worker:
         validate_event(result.event)
         await self.bridge.publish_event(result.event["type"], orjson.dumps(result.event))
         if self.on_published:
-            self.on_published(result.event)
+            self.on_published(dict(result.event))
         if result.event["status"] != "failed":
             await self.engine.mark_published(spec)
         self.hooks.event_published(result.event, not result.replayed)

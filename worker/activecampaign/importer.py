@@ -212,7 +212,7 @@ class _ImportRun:
         """A batch accepted by an earlier attempt, ready to be polled (its validation drops re-applied)."""
         batch_id, emails = record[0], list(record[1])
         rejected = {int(i): str(reason) for i, reason in (record[2] if len(record) > 2 else {}).items()}
-        kept_out = dict(record[3]) if len(record) > 3 else {}  # type: ignore[misc]
+        kept_out = dict(record[3]) if len(record) > 3 else {}
         pre_failed = {emails[i]: reason for i, reason in rejected.items() if 0 <= i < len(emails)}
         kept = [e for i, e in enumerate(emails) if i not in rejected]
         return _Pending(number, batch_id, kept, self._next_seq(), None, pre_failed, dict(kept_out))
