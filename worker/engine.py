@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from worker.activecampaign.client import ActiveCampaignClient, ActiveCampaignError, BulkAccepted
 from worker.activecampaign.importer import Batch, BatchOutcome, BulkImporter
@@ -196,11 +197,12 @@ class Engine:
 
     def limiter_for(self, conn: Connection) -> RateLimiter:
         """One limiter per account (hostname), shared by every export and run in this process."""
-        key = conn.base_url or conn.hostname
+        # The account is its API host; a simulator (base_url) is an account of its own per host and port.
+        key = urlsplit(conn.base_url).netloc if conn.base_url else conn.hostname
         if key not in self._limiters:
             w = self.config.worker
             self._limiters[key] = make_limiter(
-                connection_name=conn.name, hostname=conn.hostname, requests_per_second=conn.requests_per_second,
+                connection_name=conn.name, hostname=key, requests_per_second=conn.requests_per_second,
                 bulk_per_minute=conn.bulk_requests_per_minute, redis_url=w.redis_url,
                 expected_replicas=w.expected_replicas, on_degraded=self.hooks.limiter_degraded)
         return self._limiters[key]
@@ -244,6 +246,16 @@ class Engine:
         if got is None:
             return SyncedState(), None
         return SyncedState.decode(got[0]), got[1]
+
+    async def aclose(self) -> None:
+        """Release what the limiters hold (Redis probes and connections); the engine is done."""
+        from worker.activecampaign.redis_clients import close_redis_clients
+
+        for limiter in self._limiters.values():
+            closer = getattr(limiter, "aclose", None)
+            if closer is not None:
+                await closer()
+        await close_redis_clients()
 
     # ------------------------------------------------------------------------------------ preflight
     def count_profiles(self, spec: RunSpec) -> int:

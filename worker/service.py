@@ -150,6 +150,7 @@ class Worker:
             await self._drain()
         finally:
             watcher.cancel()
+            await self.engine.aclose()
             if health:
                 await health.stop()
         return 0
