@@ -8,19 +8,15 @@ the override on the event to a real RabbitMQ queue, and only when asked.
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.cli.support import take_all
 from tests.integration.conftest import subscribed, write_config
 from worker.cli import main
-from worker.event_schemas import parse_event
 from worker.samples import make_segment, write_jsonl
 from worker.sim import SimClient
-
-AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict, str]:
@@ -63,34 +59,6 @@ def test_the_guard_trips_previews_and_is_overridden_once(tmp_path: Path, capsys:
     rc, event, _ = run(capsys, *sync, "--allow-mass-removal")
     assert rc == 0 and event["status"] == "succeeded" and event["counts"]["removed"] == 30
     assert set(subscribed(simc)) == set(shrunk.expected)
-
-
-@pytest.fixture
-def rabbit_config(tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    """A config on the shared RabbitMQ with this test's own queue and exchange (deleted afterwards)."""
-    from kombu import Connection
-
-    tag = uuid.uuid4().hex[:10]
-    queue, exchange = f"cli-{tag}-requests", f"cli-{tag}-events"
-    path = write_config(tmp_path, "http://127.0.0.1:9",
-                        worker=f'broker_url = "{AMQP_URL}"\nrequests_queue = "{queue}"\nevents_exchange = "{exchange}"')
-    yield path, queue
-    with Connection(AMQP_URL) as conn:
-        channel = conn.channel()
-        for name in (queue, f"{queue}-dlq"):
-            channel.queue_delete(queue=name)
-        channel.exchange_delete(exchange=exchange)
-
-
-def take_all(queue: str) -> list[dict]:
-    from kombu import Connection
-
-    got = []
-    with Connection(AMQP_URL) as conn:
-        channel = conn.channel()
-        while (msg := channel.basic_get(queue=queue, no_ack=True)) is not None:
-            got.append(parse_event(msg.body.encode() if isinstance(msg.body, str) else msg.body))
-    return got
 
 
 def test_request_publishes_the_override_only_when_asked(rabbit_config: tuple[Path, str],

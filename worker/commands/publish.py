@@ -19,11 +19,14 @@ def add_options(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from worker.events import refreshed_event, snapshot_ref
-    from worker.publishing import publish_event
+    from worker.publishing import PublishError, publish_event
 
     config = common.load(args)
     event = refreshed_event(args.segment, snapshot_ref(args.snapshot, args.format, args.compression),
                             args.refresh_id)
-    publish_event(config, event, broker_url=args.broker)
+    try:
+        publish_event(config, event, broker_url=args.broker)
+    except PublishError as exc:
+        return common.fail(str(exc), common.EXIT_FAILED)
     common.print_json(event)
     return common.EXIT_OK

@@ -41,11 +41,14 @@ def run(args: argparse.Namespace) -> int:
     snapshot = snapshot_ref(args.snapshot, args.format, args.compression) if args.snapshot else None
     if args.dry_run:
         return _dry_run(args, config, export, snapshot)
-    from worker.publishing import publish_event
+    from worker.publishing import PublishError, publish_event
 
     event = requested_event(export.name, full=args.full, snapshot=snapshot,
                             allow_mass_removal=args.allow_mass_removal)
-    publish_event(config, event, broker_url=args.broker)
+    try:
+        publish_event(config, event, broker_url=args.broker)
+    except PublishError as exc:
+        return common.fail(str(exc), common.EXIT_FAILED)
     common.print_json(event)
     return common.EXIT_OK
 
