@@ -30,6 +30,7 @@ async def preview(engine: Engine, spec: RunSpec, *, show_emails: bool = False) -
     from worker.activecampaign.client import ActiveCampaignError
     from worker.engine import RunError
     from worker.mapping import mask_email
+    from worker.state import StateError
 
     try:
         result = await engine.dry_run(spec)
@@ -37,6 +38,8 @@ async def preview(engine: Engine, spec: RunSpec, *, show_emails: bool = False) -
         raise PreviewError(exc.message) from None
     except ActiveCampaignError as exc:
         raise PreviewError(f"ActiveCampaign: {exc}") from None
+    except StateError as exc:
+        raise PreviewError(str(exc)) from None
     if not show_emails:
         for rows in result["samples"].values():
             for row in rows:

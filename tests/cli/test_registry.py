@@ -85,3 +85,18 @@ def test_config_check_offline(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     summary = json.loads(capsys.readouterr().out)
     assert summary["ok"] is True and summary["exports"] == {"vip": {"segment": "vip-customers", "connection": "sim",
                                                                     "list_id": 3}}
+
+
+@pytest.mark.parametrize("argv", [["state", "prune", "--config", "C"],
+                                  ["sync", "--config", "C", "--export", "vip", "--snapshot", "s.jsonl"],
+                                  ["request", "--config", "C", "--export", "vip", "--dry-run", "--snapshot", "s"]],
+                         ids=lambda argv: argv[0])
+def test_an_unusable_state_url_is_a_config_error(argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEGMENT_EXPORT_CLI_TEST_KEY", "k")
+    config = tmp_path / "c.toml"
+    config.write_text(CONFIG.replace('"file://{state}"', '"s3://Not_A_Bucket/x"').format(
+        env="SEGMENT_EXPORT_CLI_TEST_KEY"))
+    assert main([str(config) if a == "C" else a for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert "state_url" in err and "Not_A_Bucket" in err

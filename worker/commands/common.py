@@ -13,6 +13,7 @@ import orjson
 
 if TYPE_CHECKING:
     from worker.config import Config
+    from worker.state import StateStore
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -50,3 +51,14 @@ def check_keys(config: Config, exports: list[str] | None = None) -> None:
     names = exports if exports is not None else list(config.exports)
     for name in names:
         config.connections[config.export(name).connection].api_key()
+
+
+def open_state(config: Config) -> StateStore:
+    """The config's state store; a ``state_url`` it cannot use is a config error (exit 2)."""
+    from worker.config import ConfigError
+    from worker.state import StateError, open_store
+
+    try:
+        return open_store(config.worker.state_url)
+    except StateError as exc:
+        raise ConfigError(f"[worker] {exc}") from None

@@ -59,13 +59,15 @@ def _dry_run(args: argparse.Namespace, config: Config, export: Export, snapshot:
     from worker.commands.dry_run import show_preview
     from worker.engine import Engine
     from worker.preview import NoSnapshot, requested_spec
-    from worker.state import open_store
+    from worker.state import StateError
 
     common.check_keys(config, [export.name])
-    engine = Engine(config, open_store(config.worker.state_url))
+    engine = Engine(config, common.open_state(config))
     try:
         spec = asyncio.run(requested_spec(engine, export, snapshot, full=args.full,
                                           allow_mass_removal=args.allow_mass_removal))
     except NoSnapshot as exc:
         return common.fail(str(exc))
+    except StateError as exc:
+        return common.fail(str(exc), common.EXIT_FAILED)
     return show_preview(engine, spec, args.show_emails)

@@ -23,14 +23,11 @@ def add_options(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from worker.retention import prune
-    from worker.state import StateError, open_store
+    from worker.state import StateError
 
     config = common.load(args)
     exports = [config.export(args.export).name] if args.export else sorted(config.exports)
-    try:
-        store = open_store(config.worker.state_url)
-    except StateError as exc:
-        return common.fail(f"[worker] {exc}")
+    store = common.open_state(config)
     try:
         report = prune(store, exports, config.worker.retention_days, dry_run=args.dry_run)
     except StateError as exc:

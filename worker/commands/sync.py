@@ -33,15 +33,18 @@ def run(args: argparse.Namespace) -> int:
     from worker import metrics
     from worker.direct import direct_spec
     from worker.engine import Engine
-    from worker.state import open_store
+    from worker.state import StateError
 
     config = common.load(args)
     export = config.export(args.export)
     common.check_keys(config, [export.name])
-    store = open_store(config.worker.state_url)
-    spec = direct_spec(store, export, args.snapshot, full=args.full, refresh_id=args.refresh_id,
-                       snapshot_format=args.format, snapshot_compression=args.compression,
-                       allow_mass_removal=args.allow_mass_removal)
+    store = common.open_state(config)
+    try:
+        spec = direct_spec(store, export, args.snapshot, full=args.full, refresh_id=args.refresh_id,
+                           snapshot_format=args.format, snapshot_compression=args.compression,
+                           allow_mass_removal=args.allow_mass_removal)
+    except StateError as exc:  # the committed state could not be read: no run can start
+        return common.fail(str(exc), common.EXIT_FAILED)
     progress = TtyProgress()
     engine = Engine(config, store, on_progress=progress, on_request=metrics.observe_request)
     if args.dry_run:
