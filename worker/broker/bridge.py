@@ -12,12 +12,13 @@ settling such a delivery returns False and the broker redelivers it. SQS receipt
 to a connection, so SQS deliveries stay settleable across reconnects.
 
 Settling (``ack``, ``requeue``, ``dead_letter``, ``defer``) never raises for broker trouble and never
-fails quietly: it returns True when the broker took the settlement, else False with a warning logged
-here naming the action and the reason. Either way the delivery is out of the service's hands afterwards:
-on False the broker gets the message back by itself (a lost AMQP connection requeues it; an SQS message
-reappears when its visibility lapses; after an unexpected error the bridge requeues it), so the caller
-only counts the failure and must not try another settle. :meth:`BrokerBridge.unsettled` lists what is
-still held, and since when.
+fails quietly: it returns True when the broker took the settlement, else False, logged here with the
+action and the reason (a warning; an error with its traceback when the failure was unexpected). Either
+way the delivery is out of the service's hands afterwards: on False the broker gets the message back by
+itself (a lost AMQP connection requeues it; an SQS message reappears when its visibility lapses; after
+an unexpected error on RabbitMQ or memory:// the bridge requeues it), so the caller only counts the
+failure and must not try another settle. Only bad arguments raise (ValueError for a bad delay, before
+anything is done). :meth:`BrokerBridge.unsettled` lists what is still held, and since when.
 """
 
 from __future__ import annotations
