@@ -8,9 +8,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import socket
+from typing import TYPE_CHECKING
 
 from worker.commands import common
 from worker.commands.progress import TtyProgress
+
+if TYPE_CHECKING:
+    from worker.config import Config
+    from worker.engine import Engine, RunResult, RunSpec
+    from worker.state import StateStore
 
 
 def add_options(p: argparse.ArgumentParser) -> None:
@@ -46,14 +54,31 @@ def run(args: argparse.Namespace) -> int:
     except StateError as exc:  # the committed state could not be read: no run can start
         return common.fail(str(exc), common.EXIT_FAILED)
     progress = TtyProgress()
-    engine = Engine(config, store, on_progress=progress, on_request=metrics.observe_request)
     if args.dry_run:
         from worker.commands.dry_run import show_preview
 
-        return show_preview(engine, spec, args.show_emails)
-    result = asyncio.run(engine.run(spec))
+        return show_preview(Engine(config, store, on_progress=progress), spec, args.show_emails)
+    result, engine = asyncio.run(_run(config, store, spec, progress))
     progress.done()
+    if result.busy:
+        return common.fail(f"export {export.name} is being run by another worker (it holds the export's lease); "
+                           f"nothing was sent. Try again when that run is over", common.EXIT_FAILED)
     if args.metrics_file:
         metrics.write_run_file(args.metrics_file, engine, None if result.replayed else result.event)
     common.print_json(result.event)
     return result.exit_code
+
+
+async def _run(config: Config, store: StateStore, spec: RunSpec, progress: TtyProgress) -> tuple[RunResult, Engine]:
+    """The run, holding the export's lease like a worker replica would (no batch is sent twice)."""
+    from worker import metrics
+    from worker.engine import Engine
+    from worker.leases import open_leases
+
+    w = config.worker
+    leases = open_leases(w.redis_url, store, ttl=w.lease_seconds, owner=f"sync-{socket.gethostname()}-{os.getpid()}")
+    engine = Engine(config, store, hooks=metrics.MetricsHooks(), leases=leases, on_progress=progress)
+    try:
+        return await engine.run(spec), engine
+    finally:
+        await engine.aclose()
