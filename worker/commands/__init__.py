@@ -9,7 +9,7 @@ simulator. Each command module is small and has the same two functions:
 - ``run(args) -> int``: a thin call into the library, returning the exit code (0 ok, 3 partial, 1 failed,
   2 bad usage or config).
 
-Adding a command: one module here, one line below, and a row in DESIGN.md's table.
+Adding a command: one module here, one line below, and a line in README.md's command list.
 """
 
 from __future__ import annotations

@@ -27,8 +27,8 @@ naming it: see "Refusals"):
     GET  /api/3/fields?limit,offset,filters[perstag]
     GET  /api/3/tags?limit,offset,search,filters[search][eq|contains]            POST /api/3/tags
 
-Choices where AC's behaviour is undocumented (the client must not depend on them beyond what
-ACTIVECAMPAIGN.md states; they are what the simulator does):
+Choices where AC's behaviour is undocumented (the client must not depend on them beyond what AC's
+developer reference states; they are what the simulator does):
 
 Gatekeeping (every /api/3/ request, in this order)
 - `latency` is slept first; the arrival time (log "at", rate window stamp) is taken after it.

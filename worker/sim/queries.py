@@ -1,6 +1,6 @@
 """Query parameters: which ones a route implements, and reading dates and orders from them.
 
-The simulator's contract (ACTIVECAMPAIGN.md): what it does not simulate it refuses loudly. A route
+The simulator's contract (see worker/sim/__init__.py): what it does not simulate it refuses loudly. A route
 declares the parameters it implements with `@accepts(...)`; the API middleware answers any other
 parameter (or any parameter at all on a route that declares none) with 501 naming it, so a client that
 filters by `tagid` never gets the whole account back and passes for the wrong reason.
