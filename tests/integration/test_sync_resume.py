@@ -12,6 +12,8 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 from tests.integration.conftest import API_KEY, bulk_posts, in_flight, subscribed, wait_for, write_config
 from worker.samples import make_segment, write_jsonl
 from worker.sim import SimClient, SimSettings, SimulatorServer
@@ -19,6 +21,7 @@ from worker.sim import SimClient, SimSettings, SimulatorServer
 BATCHES = 16  # 4000 contacts, 250 a bulk import
 
 
+@pytest.mark.slow  # AC's real bulk pace: about 20 s
 def test_kill_9_mid_send_then_resume(tmp_path):
     with SimulatorServer(SimSettings(api_keys=(API_KEY,), processing_delay=0.3)) as server:
         simc = SimClient(server.url)
