@@ -50,6 +50,8 @@ class Account:
     hostname: str
     server: SimulatorServer
     client: SimClient
+    rps: float = RPS  # the connection's budget (the simulator's, unless a test wants runs slower)
+    bulk_per_minute: float = BULK_PER_MINUTE
 
     @property
     def url(self) -> str:
@@ -112,14 +114,18 @@ class Account:
         return sum(1 for r in self.requests() if r["status"] == 0)
 
 
-def open_account(tag: str, *, lists: int = 5, processing_delay: float = 0.5, seed: int = 7) -> Account:
-    """A started simulator at RATE_SCALE (caller stops ``account.server``), with lists 1..``lists``."""
+def open_account(tag: str, *, lists: int = 5, processing_delay: float = 0.5, seed: int = 7, rps: float = RPS,
+                 bulk_per_minute: float = BULK_PER_MINUTE) -> Account:
+    """A started simulator at RATE_SCALE (caller stops ``account.server``), with lists 1..``lists``.
+
+    ``rps`` and ``bulk_per_minute`` are the connection's budget: the simulator's by default; lower makes
+    runs slower without the simulator refusing anything."""
     settings = SimSettings(api_keys=(API_KEY,), rate_scale=RATE_SCALE, processing_delay=processing_delay,
                            seed=seed, lists={i: f"List {i}" for i in range(1, lists + 1)})
     server = SimulatorServer(settings)
     server.start()
     return Account(connection=f"acct_{tag}", hostname=f"acct-{tag}-{uuid.uuid4().hex[:10]}.api-us1.com",
-                   server=server, client=SimClient(server.url))
+                   server=server, client=SimClient(server.url), rps=rps, bulk_per_minute=bulk_per_minute)
 
 
 # ------------------------------------------------------------------------------------------ exports
@@ -232,8 +238,8 @@ hostname = "{a.hostname}"
 base_url = "{a.url}"
 api_key_env = "{KEY_ENV}"
 data_privacy_consent = true
-requests_per_second = {RPS}
-bulk_requests_per_minute = {BULK_PER_MINUTE}
+requests_per_second = {a.rps}
+bulk_requests_per_minute = {a.bulk_per_minute}
 """
 
 
@@ -396,3 +402,28 @@ def chunks(start: int, sizes: list[int]) -> Iterator[range]:
     for size in sizes:
         yield range(start, start + size)
         start += size
+
+
+# ------------------------------------------------------------------------------------------ run records
+
+def batch_records(state_url: str, export: str, run_id: str) -> tuple[int, int]:
+    """(batches AC accepted, batches with a final outcome) recorded for a run, on any state store."""
+    from worker.runbook import RunKeys
+    from worker.state import open_store
+
+    keys = open_store(state_url).list(RunKeys(export, run_id).batches)
+    return sum(k.endswith(".accepted") for k in keys), sum(k.endswith(".final") for k in keys)
+
+
+def lease_owner(redis_url: str, export: str) -> str | None:
+    """Who holds the export's lease in Redis (the holder's "host-pid/random"), or None."""
+    import redis
+
+    from worker.leases.redis_backend import DEFAULT_KEY_PREFIX
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        held = client.get(f"{DEFAULT_KEY_PREFIX}{{{export}}}")
+    finally:
+        client.close()
+    return held.decode() if held is not None else None
