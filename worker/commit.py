@@ -4,10 +4,16 @@ Why only at the end: the synced state is what the next run diffs against, so it 
 this" once AC confirmed it. Contacts AC failed keep their old entry (the next run retries them);
 contacts it skipped are flagged so they are not resent; leavers this export unsubscribed are kept
 with the time, so a re-entry can be told apart from a person's own unsubscription.
+
+How: ``merge`` walks the plan's part headers and turns each outcome into a change (``Changes``:
+partitioned by key range, spilled to a temporary folder when large); ``install`` streams the old
+shards and the changes into a new generation and swaps the manifest in with compare-and-swap
+(``worker.syncstate.merge``). Memory holds one key range, never the old and the new state.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,53 +21,68 @@ from dataclasses import dataclass
 from worker.activecampaign.importer import SKIPPED_UNSUBSCRIBED, BatchOutcome
 from worker.plan import ADD, READMIT, REMOVE, UPDATE, Counts
 from worker.report import FailureReport
-from worker.runbook import Runbook
-from worker.synced import SKIPPED, UNSUBSCRIBED, Entry, SyncedState
+from worker.runbook import Runbook, RunKeys
+from worker.state import StateStore
+from worker.synced import SKIPPED, UNSUBSCRIBED, SyncedState
+from worker.syncstate.manifest import Committed, Manifest
+from worker.syncstate.merge import Changes, bits_for, drop_generation, sweep_orphans, write_generation
+from worker.syncstate.source import fingerprint_value
+
+log = logging.getLogger("segment_export.commit")
 
 OPERATIONS = {ADD: "add", UPDATE: "update", REMOVE: "remove", READMIT: "readmit"}
 KEPT_OUT_REASON = "left_and_returned_readmit_off"
+#: Generations other than the current one, untouched for this long, are debris of a crashed commit.
+ORPHAN_SECONDS = 3600.0
 
 
 @dataclass
 class Merged:
-    """The commit's result: the new state's entries, the event's counts and the failure report."""
+    """The commit's result: the changes to the synced state, the event's counts and the failure report."""
 
-    entries: dict[str, Entry]
+    changes: Changes
     counts: dict[str, int]
     report: FailureReport
 
 
 def merge(book: Runbook, list_id: int, synced: SyncedState, plan: Counts,
           outcome_of: Callable[[int], BatchOutcome], *, now: float | None = None) -> Merged:
-    """Walk the plan's part headers (send order) and apply each batch's outcome to the synced entries."""
-    since = str(int(time.time() if now is None else now))
-    entries = dict(synced.entries)
+    """Walk the plan's part headers (send order) and turn each batch's outcome into synced-state changes.
+
+    The caller closes ``Merged.changes`` (it may hold a temporary folder) once the state is installed.
+    """
+    since = int(time.time() if now is None else now)
+    changes = Changes(bits_for(len(synced) + plan.to_add))
     counts = {"profiles": plan.profiles, "invalid": plan.invalid, "duplicates": plan.duplicates,
               "added": 0, "updated": 0, "unchanged": plan.unchanged, "removed": 0, "failed": 0,
               "skipped": plan.skipped}
     report = FailureReport()
-    for header in book.part_headers():
-        for source, line, email, reason in header["invalid"]:
-            report.add({"email": email, "stage": "invalid", "reason": reason, "source": source, "line": line})
-        for email in header["dropped"]:
-            entries.pop(email, None)
-        for email in header["skipped"]:
-            report.add({"email": email, "stage": "skipped", "reason": SKIPPED_UNSUBSCRIBED,
-                        "detail": f"unsubscribed from list {list_id} in ActiveCampaign (seen by an earlier "
-                                  f"run); never re-subscribed, so not sent again"})
-        for email in header.get("kept_out", ()):
-            report.add({"email": email, "stage": "skipped", "reason": KEPT_OUT_REASON,
-                        "detail": f"left the segment earlier (this export unsubscribed it from list {list_id}) "
-                                  f"and is back; readmit is off for this export, so it stays unsubscribed"})
-        for b in header["batches"]:
-            outcome = outcome_of(b["n"])
-            for email, fp, op in zip(b["emails"], b["fps"], b["ops"], strict=True):
-                _apply(email, fp, op, outcome, entries, counts, report, list_id, since)
-    return Merged(entries, counts, report)
+    try:
+        for header in book.part_headers():
+            for source, line, email, reason in header["invalid"]:
+                report.add({"email": email, "stage": "invalid", "reason": reason, "source": source, "line": line})
+            for email in header["dropped"]:
+                changes.delete(email)
+            for email in header["skipped"]:
+                report.add({"email": email, "stage": "skipped", "reason": SKIPPED_UNSUBSCRIBED,
+                            "detail": f"unsubscribed from list {list_id} in ActiveCampaign (seen by an earlier "
+                                      f"run); never re-subscribed, so not sent again"})
+            for email in header.get("kept_out", ()):
+                report.add({"email": email, "stage": "skipped", "reason": KEPT_OUT_REASON,
+                            "detail": f"left the segment earlier (this export unsubscribed it from list {list_id}) "
+                                      f"and is back; readmit is off for this export, so it stays unsubscribed"})
+            for b in header["batches"]:
+                outcome = outcome_of(b["n"])
+                for email, fp, op in zip(b["emails"], b["fps"], b["ops"], strict=True):
+                    _apply(email, fp, op, outcome, changes, counts, report, list_id, since)
+    except BaseException:
+        changes.close()
+        raise
+    return Merged(changes, counts, report)
 
 
-def _apply(email: str, fp: str, op: str, outcome: BatchOutcome, entries: dict[str, Entry],
-           counts: dict[str, int], report: FailureReport, list_id: int, since: str) -> None:
+def _apply(email: str, fp: str, op: str, outcome: BatchOutcome, changes: Changes,
+           counts: dict[str, int], report: FailureReport, list_id: int, since: int) -> None:
     if email in outcome.failed:
         counts["failed"] += 1
         record = {"email": email, "stage": "failed", "reason": outcome.failed[email], "operation": OPERATIONS[op]}
@@ -73,23 +94,64 @@ def _apply(email: str, fp: str, op: str, outcome: BatchOutcome, entries: dict[st
         counts["skipped"] += 1
         if op == REMOVE:
             detail = f"already unsubscribed from list {list_id} in ActiveCampaign"
-            entries.pop(email, None)  # not ours to re-subscribe later: forget it
+            changes.delete(email)  # not ours to re-subscribe later: forget it
         elif op == READMIT:
             detail = (f"left the segment earlier and is back, but the person unsubscribed from list {list_id} "
                       f"themselves (or is excluded or bounced); never re-subscribed")
-            entries[email] = (fp, SKIPPED, "")
+            changes.set(email, fingerprint_value(fp), SKIPPED)
         else:
             detail = (f"ActiveCampaign skipped it: the contact unsubscribed from list {list_id}; never "
                       f"re-subscribed, not sent again")
-            entries[email] = (fp, SKIPPED, "")
+            changes.set(email, fingerprint_value(fp), SKIPPED)
         report.add({"email": email, "stage": "skipped", "reason": outcome.skipped[email],
                     "operation": OPERATIONS[op], "detail": detail})
         return
     if op == REMOVE:
         counts["removed"] += 1
-        entries[email] = ("", UNSUBSCRIBED, since)
+        changes.set(email, 0, UNSUBSCRIBED, since)
         return
     counts["updated" if op == UPDATE else "added"] += 1
-    entries[email] = (fp, "", "")
+    changes.set(email, fingerprint_value(fp), "")
     if op == ADD:
         report.new_contact(None)
+
+
+def install(store: StateStore, keys: RunKeys, synced: SyncedState, version: str | None, changes: Changes,
+            run_id: str, committed: Committed) -> Manifest | None:
+    """Write the new generation and swap its manifest in; None when another commit got there first.
+
+    The old generation's shards are deleted once the swap succeeded (and the new ones when it failed);
+    generations orphaned by crashed commits are swept when they are an hour old.
+    """
+    written = write_generation(store, keys.export, synced.source, changes, run_id, committed)
+    new = written.manifest
+    if not store.replace_if_unchanged(keys.synced, new.encode(), version):
+        drop_generation(store, new)
+        return None
+    try:
+        if synced.manifest is not None:
+            drop_generation(store, synced.manifest)
+        sweep_orphans(store, keys.export, new.generation, older_than=time.time() - ORPHAN_SECONDS)
+    except Exception as exc:  # the state is committed; what is left is swept by a later commit
+        log.warning("old synced-state shards not deleted: %s", exc)
+    log.info("synced state committed: %d entries in %d shards, %d bytes", new.entries, len(new.shard_keys()),
+             written.bytes)
+    return new
+
+
+def tidy(store: StateStore, book: Runbook, retention_days: float) -> None:
+    """After a commit: delete the run's plan and batch records, and prune the export's runs past retention.
+
+    Housekeeping only (the state is committed): a failure is logged, never fails the run; what is left
+    is removed by the next commit or by ``segment-export state prune``.
+    """
+    from worker.retention import prune
+
+    try:
+        book.delete_records()
+    except Exception as exc:
+        log.warning("run %s: plan and batch records not deleted: %s", book.run_id, exc)
+    try:
+        prune(store, [book.export], retention_days, keep_run=book.run_id)
+    except Exception as exc:
+        log.warning("export %s: retention prune failed: %s", book.export, exc)

@@ -33,7 +33,7 @@ from worker.activecampaign.importer import Batch, BatchOutcome, BulkImporter
 from worker.activecampaign.limiter import RateLimiter
 from worker.activecampaign.limiter_factory import make_limiter
 from worker.activecampaign.readmission import readmit
-from worker.commit import OPERATIONS, merge
+from worker.commit import OPERATIONS, install, merge, tidy
 from worker.config import Config, ConfigError, Connection, Export
 from worker.events import CompletionEvent, completion_event, now_iso
 from worker.fields import resolve_fields
@@ -48,6 +48,7 @@ from worker.runbook import Runbook
 from worker.snapshot import Page, SnapshotError, read_pages
 from worker.state import StateError, StateStore
 from worker.synced import SyncedState
+from worker.syncstate.manifest import Committed
 
 log = logging.getLogger("segment_export.engine")
 
@@ -238,14 +239,12 @@ class Engine:
 
     def _planner(self, spec: RunSpec, mapper: Mapper, synced: SyncedState) -> Planner:
         export = spec.export
-        return Planner(mapper, synced.entries, full=spec.full, unsubscribe_leavers=export.on_leave == "unsubscribe",
+        return Planner(mapper, synced, full=spec.full, unsubscribe_leavers=export.on_leave == "unsubscribe",
                        readmit=export.readmit)
 
     def _load_synced(self, book: Runbook) -> tuple[SyncedState, str | None]:
-        got = self.store.get_versioned(book.keys.synced)
-        if got is None:
-            return SyncedState(), None
-        return SyncedState.decode(got[0]), got[1]
+        """The committed state's key columns (read shard by shard; a v1 state is migrated at the commit)."""
+        return SyncedState.load(self.store, book.keys.synced)
 
     async def aclose(self) -> None:
         """Release what the limiters hold (Redis probes and connections); the engine is done."""
@@ -423,6 +422,8 @@ class Engine:
         """The four steps: plan (streamed), send and confirm (overlapping), commit."""
         export = spec.export
         synced, version = await asyncio.to_thread(self._load_synced, book)
+        if synced.run_id == spec.run_id and synced.committed is not None:  # committed, then stopped before
+            return synced.committed.counts, synced.committed.failures_uri  # recording completion: same end
         resume = await asyncio.to_thread(book.progress)
         async with self.client_for(export) as client:
             mapper = await self._mapper(client, export)
@@ -434,7 +435,7 @@ class Engine:
             outcomes = await self._send(spec, book, client, planner, resume, stop)
         merged = await asyncio.to_thread(merge, book, export.list_id, synced, planner.totals,
                                          lambda n: outcomes.get(n) or self._stored_outcome(book, n))
-        return await asyncio.to_thread(self._commit, spec, book, version, merged)
+        return await asyncio.to_thread(self._commit, spec, book, synced, version, merged)
 
     async def _send(self, spec: RunSpec, book: Runbook, client: ActiveCampaignClient, planner: Planner,
                     resume: Any, stop: asyncio.Event | None) -> dict[int, BatchOutcome]:
@@ -497,8 +498,7 @@ class Engine:
         """Backstop in the planner thread: the leavers found at the end of the snapshot, before they are
         handed over, are checked again (the snapshot may have changed since the guard's own pass)."""
         t = planner.totals
-        synced = SyncedState(planner.synced)
-        message = verdict(spec.export, Removals(t.to_remove, synced.subscribed(), t.profiles - t.invalid))
+        message = verdict(spec.export, Removals(t.to_remove, planner.synced.subscribed(), t.profiles - t.invalid))
         if message:
             self.hooks.guard_tripped(spec.export.name)
             raise RunError(GUARD_CODE, message)
@@ -538,17 +538,24 @@ class Engine:
                 "elapsed_seconds": round(now - progress.started, 1)})
 
     # ------------------------------------------------------------------------------------ commit
-    def _commit(self, spec: RunSpec, book: Runbook, version: str | None, merged: Any) -> tuple[dict[str, int], str]:
-        """Write the failure report, swap in the new synced state (compare-and-swap), note the refresh."""
-        failures_uri = merged.report.write(self.store, book.keys, spec.export.name)
-        new = SyncedState(merged.entries, spec.run_id).encode()
-        if not self.store.replace_if_unchanged(book.keys.synced, new, version):
+    def _commit(self, spec: RunSpec, book: Runbook, synced: SyncedState, version: str | None,
+                merged: Any) -> tuple[dict[str, int], str]:
+        """Write the failure report, install the new synced state (compare-and-swap), note the refresh; then
+        delete the run's plan and batch records and prune runs past retention (``worker.commit.tidy``)."""
+        try:
+            failures_uri = merged.report.write(self.store, book.keys, spec.export.name)
+            installed = install(self.store, book.keys, synced, version, merged.changes, spec.run_id,
+                                Committed(merged.counts, failures_uri))
+        finally:
+            merged.changes.close()
+        if installed is None:
             current = self.store.get(book.keys.synced)
             if current is None or SyncedState.decode(current).run_id != spec.run_id:
                 raise RunError("concurrent_commit", f"export {spec.export.name}: another run committed the synced "
                                                     f"state while this one ran; it is retried to diff afresh",
                                transient=True)
         book.record_refresh(spec.refresh_id, spec.occurred_at or now_iso(), spec.snapshot_uri)
+        tidy(self.store, book, self.config.worker.retention_days)
         return merged.counts, failures_uri
 
     def _stored_outcome(self, book: Runbook, n: int) -> BatchOutcome:

@@ -11,10 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
+
 from worker.config import Export
-from worker.mapping import normalize_email, valid_email
+from worker.mapping import valid_email
 from worker.snapshot import Page
 from worker.synced import SyncedState
+from worker.syncstate.index import SUBSCRIBED
+from worker.syncstate.keys import email_keys
 
 CODE = "removal_guard"
 
@@ -56,20 +60,30 @@ def count_removals(export: Export, synced: SyncedState, pages: Iterable[Page]) -
     """Read the snapshot's emails only and count the synced subscribed contacts missing from it.
 
     A pass of its own because planning and sending overlap (the first batch leaves after the first page)
-    while leavers are only known at the end of the snapshot; reading emails is cheap next to sending.
+    while leavers are only known at the end of the snapshot. Kept cheap: per row only the email is
+    normalized and hashed; each page is looked up in the state's key columns at once, and only emails
+    the state does not hold are checked against the email rule (held ones were valid when stored).
     """
     key = export.mapping["email"]
-    entries = synced.entries
-    seen: set[str] = set()
+    index = synced.index
+    met = np.zeros(len(index), dtype=np.bool_)
     valid = 0
     for page in pages:
+        emails: list[str] = []
+        add = emails.append
         for _, profile in page.rows:
-            email = normalize_email(profile.get(key))
-            if not email or not valid_email(email):
-                continue
-            valid += 1
-            entry = entries.get(email)
-            if entry is not None and not entry[1]:
-                seen.add(email)
+            raw = profile.get(key)
+            if raw.__class__ is str:
+                email = raw.strip().lower()
+                if email:
+                    add(email)
+        if not emails:
+            continue
+        found = index.find(*email_keys(emails))
+        held = found >= 0
+        met[found[held]] = True
+        valid += int(np.count_nonzero(held)) + sum(1 for i in np.flatnonzero(~held).tolist()
+                                                   if valid_email(emails[i]))
     subscribed = synced.subscribed()
-    return Removals(subscribed - len(seen), subscribed, valid)
+    present = int(np.count_nonzero(met & (index.flag == SUBSCRIBED)))
+    return Removals(subscribed - present, subscribed, valid)

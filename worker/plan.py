@@ -1,9 +1,14 @@
 """Read -> map -> validate -> dedupe -> diff -> batch: the run's plan, produced one page at a time.
 
-The planner is pure (no I/O of its own): it consumes snapshot pages and yields ``PlanPart``s that the
-engine writes to the state store and hands to the sender while reading goes on. Why streaming: the
-first bulk request leaves after the first page, so reading a million profiles overlaps with the 40
-minutes of sending instead of preceding it; and memory holds one page, not the snapshot.
+The planner consumes snapshot pages and yields ``PlanPart``s that the engine writes to the state store
+and hands to the sender while reading goes on. Why streaming: the first bulk request leaves after the
+first page, so reading a million profiles overlaps with the 40 minutes of sending instead of preceding
+it; and memory holds one page, not the snapshot. Its only reads are the leavers' emails, streamed from
+the synced state's source at the end.
+
+Why keys and not emails: dedupe and diff work on 128-bit email keys (``worker.syncstate.keys``), a
+page at a time with numpy: the stored state is sorted key columns, the emails met so far that it does
+not hold are a ``SeenKeys`` set. Memory per contact is a few dozen bytes instead of a few hundred.
 
 Determinism matters: a resumed run re-plans the same snapshot against the same (uncommitted) synced
 state and must get the same batches with the same numbers, so nothing here depends on time,
@@ -13,17 +18,26 @@ randomness or hash order.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.mapping import Mapper
+import numpy as np
+
+from worker.mapping import Mapped, Mapper
 from worker.snapshot import Page
-from worker.synced import SKIPPED, UNSUBSCRIBED, Entry
+from worker.synced import Entry, SyncedState
+from worker.syncstate import index as codes
+from worker.syncstate.index import SeenKeys
+from worker.syncstate.keys import email_keys, first_occurrences
 
 MAX_CONTACTS = 250
 MAX_BODY_BYTES = 399_999
 _BODY_OVERHEAD = len(b'{"contacts":[]}')
+#: Leavers per plan part at the end of a run (their emails are read back from the synced state).
+LEAVERS_PER_PART = 5000
+_NEW = 255  # flag code of an email the synced state does not hold
+_BE64 = np.dtype(">u8")
 
 ADD, UPDATE, REMOVE = "a", "u", "r"
 #: A contact this export unsubscribed (it left the segment) that is back: re-subscribed through
@@ -79,11 +93,11 @@ class Counts:
     dropped: int = 0  # leavers forgotten without a call (on_leave = "keep", or skipped ones)
 
     def add(self, other: Counts) -> None:
-        for name in self.__slots__:  # type: ignore[attr-defined]
+        for name in self.__slots__:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 @dataclass(slots=True)
@@ -100,19 +114,27 @@ class PlanPart:
 
 
 class Planner:
-    """Diffs pages against the synced state and packs what changed into batches."""
+    """Diffs pages against the synced state and packs what changed into batches.
 
-    def __init__(self, mapper: Mapper, synced: dict[str, Entry], *, full: bool = False,
+    ``synced`` is the loaded state (or, in tests, a dict email -> entry). The planner keeps its own
+    ``seen`` mask over the state's entries and its own set of new keys, so a state may be planned
+    against more than once.
+    """
+
+    def __init__(self, mapper: Mapper, synced: SyncedState | Mapping[str, Entry], *, full: bool = False,
                  unsubscribe_leavers: bool = True, readmit: bool = True, max_contacts: int = MAX_CONTACTS,
-                 max_body_bytes: int = MAX_BODY_BYTES) -> None:
+                 max_body_bytes: int = MAX_BODY_BYTES, leavers_per_part: int = LEAVERS_PER_PART) -> None:
         self.mapper = mapper
-        self.synced = synced
+        self.synced = synced if isinstance(synced, SyncedState) else SyncedState.from_entries(synced)
         self.full = full
         self.unsubscribe_leavers = unsubscribe_leavers
         self.readmit = readmit
         self.max_contacts = max_contacts
         self.max_body_bytes = max_body_bytes
-        self.seen: set[str] = set()
+        self.leavers_per_part = leavers_per_part
+        self._index = self.synced.index
+        self._seen = np.zeros(len(self._index), dtype=np.bool_)  # stored entries met in the snapshot
+        self._new = SeenKeys()  # keys met that the state does not hold
         self.totals = Counts()
         self._next_batch = 0
         self._open = self._new_batch()
@@ -150,71 +172,110 @@ class Planner:
         invalid: list[tuple[str, int, str | None, str]] = [(page.source, ln, None, why) for ln, why in page.errors]
         skipped: list[str] = []
         kept_out: list[str] = []
-        seen, synced, full, mapper, push = self.seen, self.synced, self.full, self.mapper, self._push
-        map_ = mapper.map
-        seen_add, synced_get = seen.add, synced.get
+        mapper = self.mapper
+        map_, email_field = mapper.map, mapper.export.mapping["email"]
+        valid: list[Mapped] = []
+        keep = valid.append
         for line, profile in page.rows:
             m = map_(profile)
             if m.__class__ is str:
                 counts.invalid += 1
-                raw = profile.get(mapper.export.mapping["email"])
+                raw = profile.get(email_field)
                 invalid.append((page.source, line, raw if isinstance(raw, str) else None, m))
                 continue
-            email = m.email
-            if email in seen:
-                counts.duplicates += 1
-                continue
-            seen_add(email)
-            old = synced_get(email)
-            if old is None:
-                counts.to_add += 1
-                push(email, m.fingerprint, ADD, m.contact, len(m.body))
-            elif old[1] == UNSUBSCRIBED:
-                if self.readmit:
-                    counts.to_readmit += 1
-                    push(email, m.fingerprint, READMIT, m.contact, len(m.body))
-                else:
-                    counts.skipped += 1
-                    kept_out.append(email)
-            elif full:
-                counts.to_update += 1
-                push(email, m.fingerprint, UPDATE, m.contact, len(m.body))
-            elif old[1] == SKIPPED:
-                counts.skipped += 1
-                skipped.append(email)
-            elif old[0] == m.fingerprint:
-                counts.unchanged += 1
-            else:
-                counts.to_update += 1
-                push(email, m.fingerprint, UPDATE, m.contact, len(m.body))
+            keep(m)  # type: ignore[arg-type]
+        if valid:
+            self._diff(valid, counts, skipped, kept_out)
         part = self._part(number, counts, invalid, [], skipped)
         part.kept_out = kept_out
         return part
 
-    def finish(self, number: int) -> PlanPart:
-        """The last part: leavers (synced but not seen), and every batch still open."""
-        counts = Counts()
-        dropped: list[str] = []
-        seen = self.seen
-        for email in sorted(self.synced):
-            if email in seen:
+    def _diff(self, valid: list[Mapped], counts: Counts, skipped: list[str], kept_out: list[str]) -> None:
+        """Dedupe and diff a page's valid contacts (in page order; the first of an email wins), then batch."""
+        index, seen = self._index, self._seen
+        hi, lo = email_keys([m.email for m in valid])
+        fps = np.frombuffer(bytes.fromhex("".join([m.fingerprint for m in valid])), dtype=_BE64)
+        pos = index.find(hi, lo)
+        stored = pos >= 0
+        dup = ~first_occurrences(hi, lo)
+        first_stored = np.flatnonzero(stored & ~dup)
+        at = pos[first_stored]
+        dup[first_stored] = seen[at]  # met on an earlier page
+        seen[at] = True
+        fresh = np.flatnonzero(~stored & ~dup)
+        if len(fresh):
+            known = self._new.contains(hi[fresh], lo[fresh])
+            dup[fresh[known]] = True
+            unknown = fresh[~known]
+            self._new.add(hi[unknown], lo[unknown])
+        safe = np.where(stored, pos, 0)
+        flags = np.where(stored, index.flag[safe] if len(index) else 0, _NEW).tolist()
+        same = (stored & (index.fp[safe] == fps) if len(index) else stored).tolist()
+        dups = dup.tolist()
+        push, full, readmit = self._push, self.full, self.readmit
+        for i, m in enumerate(valid):
+            if dups[i]:
+                counts.duplicates += 1
                 continue
-            flag = self.synced[email][1]
-            if flag == UNSUBSCRIBED:
-                continue  # unsubscribed by an earlier run and still out: nothing to do, keep the record
-            if self.unsubscribe_leavers and flag != SKIPPED:
-                counts.to_remove += 1
-                contact, body = self.mapper.leaver(email)
-                self._push(email, "", REMOVE, contact, len(body))
+            flag = flags[i]
+            if flag == _NEW:
+                counts.to_add += 1
+                push(m.email, m.fingerprint, ADD, m.contact, len(m.body))
+            elif flag == codes.UNSUBSCRIBED:
+                if readmit:
+                    counts.to_readmit += 1
+                    push(m.email, m.fingerprint, READMIT, m.contact, len(m.body))
+                else:
+                    counts.skipped += 1
+                    kept_out.append(m.email)
+            elif full:
+                counts.to_update += 1
+                push(m.email, m.fingerprint, UPDATE, m.contact, len(m.body))
+            elif flag == codes.SKIPPED:
+                counts.skipped += 1
+                skipped.append(m.email)
+            elif same[i]:
+                counts.unchanged += 1
             else:
-                counts.dropped += 1
-                dropped.append(email)
-        for batch in (self._open, self._open_readmit):
-            if batch is not None and batch.contacts:
-                self._ready.append(batch)
-        self._ready.sort(key=lambda b: b.number)
-        self._open, self._open_readmit = self._new_batch(), None
-        return self._part(number, counts, [], dropped, [])
+                counts.to_update += 1
+                push(m.email, m.fingerprint, UPDATE, m.contact, len(m.body))
+
+    def finish(self, number: int) -> Iterator[PlanPart]:
+        """The last parts: leavers (stored but not seen), then every batch still open.
+
+        Leavers come in key order, ``leavers_per_part`` at a time, their emails read from the synced
+        state's source. The first of these parts carries every leaver's count, so the engine's removal
+        backstop decides on all of them before any leaver's batch is handed over.
+        """
+        index, unseen = self._index, ~self._seen
+        self._new = SeenKeys()  # the dedupe set is not needed any more
+        subscribed, skipped = index.flag == codes.SUBSCRIBED, index.flag == codes.SKIPPED
+        if self.unsubscribe_leavers:
+            remove, drop = unseen & subscribed, unseen & skipped
+        else:
+            remove, drop = np.zeros(len(index), dtype=np.bool_), unseen & (subscribed | skipped)
+        leavers = np.flatnonzero(remove | drop)
+        counts = Counts(to_remove=int(np.count_nonzero(remove)), dropped=int(np.count_nonzero(drop)))
+        emails = self.synced.source.emails_at(leavers)  # one pass over the shards, in key order
+        removing = remove[leavers].tolist()
+        per = self.leavers_per_part
+        parts = max(1, -(-len(removing) // per))
+        for k in range(parts):
+            dropped: list[str] = []
+            for is_removal in removing[k * per:(k + 1) * per]:
+                _, email = next(emails)
+                if is_removal:
+                    contact, body = self.mapper.leaver(email)
+                    self._push(email, "", REMOVE, contact, len(body))
+                else:
+                    dropped.append(email)
+            if k == parts - 1:
+                for batch in (self._open, self._open_readmit):
+                    if batch is not None and batch.contacts:
+                        self._ready.append(batch)
+                self._open, self._open_readmit = self._new_batch(), None
+            self._ready.sort(key=lambda b: b.number)
+            yield self._part(number + k, counts if k == 0 else Counts(), [], dropped, [])
 
     def _part(self, number: int, counts: Counts, invalid: list, dropped: list[str],
               skipped: list[str]) -> PlanPart:
@@ -228,4 +289,4 @@ class Planner:
         for page in pages:
             yield self.plan_page(n, page)
             n += 1
-        yield self.finish(n)
+        yield from self.finish(n)

@@ -35,18 +35,23 @@ class FailureReport:
 
     def __init__(self) -> None:
         self.records: list[Record] = []
-        self._new_contacts: list[Record | None] = []  # every add in send order: its failure record, or None
+        #: The added contacts that failed since the last one that was created, in send order: all that the
+        #: contact-limit explanation reads (one entry per add would be tens of MB at ten million contacts).
+        self._failed_tail: list[Record | None] = []
 
     def add(self, record: Record) -> None:
         self.records.append(record)
 
     def new_contact(self, record: Record | None) -> None:
         """An added contact's outcome, in send order: its failure record, or None when it was created."""
-        self._new_contacts.append(record)
+        if record is None:
+            self._failed_tail.clear()
+        else:
+            self._failed_tail.append(record)
 
     def write(self, store: StateStore, keys: RunKeys, export: str) -> str:
         """Write failures.jsonl and failures.csv; returns the JSON Lines report's URI."""
-        explain_contact_limit(self._new_contacts, export)
+        explain_contact_limit(self._failed_tail, export)
         store.put(keys.failures_jsonl, b"".join(orjson.dumps(r) + b"\n" for r in self.records))
         buf = io.StringIO()
         writer = csv.writer(buf)

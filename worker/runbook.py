@@ -89,10 +89,12 @@ class RunKeys:
 
 # ------------------------------------------------------------------------------------------ records
 def encode_part(part: PlanPart) -> bytes:
-    """A plan part: a header line (all the commit needs), then one line of contacts per batch.
+    """A plan part: one header line, all that a resume and the commit need.
 
     The header holds, per batch, its number, the operations and the emails and fingerprints in send
-    order; the contact lines are what a resumed run would otherwise have to re-map.
+    order, plus the page's invalid, dropped, skipped and kept-out emails. No contact payload (names,
+    phones, field values): a resumed run re-plans the snapshot, which it must read anyway, so the
+    payload would only be personal data kept in the store. Deleted once the run is committed.
     """
     header = {
         "part": part.number,
@@ -104,9 +106,7 @@ def encode_part(part: PlanPart) -> bytes:
         "batches": [{"n": b.number, "ops": "".join(b.ops), "emails": b.emails, "fps": b.fingerprints}
                     for b in part.batches],
     }
-    lines = [orjson.dumps(header)]
-    lines.extend(orjson.dumps({"n": b.number, "contacts": b.contacts}) for b in part.batches)
-    return b"\n".join(lines) + b"\n"
+    return orjson.dumps(header) + b"\n"
 
 
 def decode_part_header(data: bytes) -> dict[str, Any]:
@@ -187,6 +187,25 @@ class Runbook:
             if data is None:
                 raise StateError(f"plan part {key} vanished from the state store")
             yield decode_part_header(data)
+
+    def delete_records(self) -> int:
+        """Delete the run's plan parts and batch records (after its commit); returns how many there were.
+
+        Why: they hold the run's emails and the reasons for invalid rows (which may quote a value); once
+        the synced state holds the outcome, only the failure report and the completion event are kept.
+        A deletion cut short is harmless: the committed state names this run, so it is never resumed.
+        Deletes run eight at a time: on S3 each one is a request.
+        """
+        keys = self.store.list(self.keys.plan) + self.store.list(self.keys.batches)
+        if len(keys) < 8:
+            for key in keys:
+                self.store.delete(key)
+            return len(keys)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="delete-records") as pool:
+            list(pool.map(self.store.delete, keys))
+        return len(keys)
 
     def record_accepted(self, number: int, batch_id: str, emails: list[str], rejected: dict[int, str],
                         kept_out: dict[str, str]) -> None:

@@ -1,9 +1,6 @@
 """The export's committed state: which emails were synced, with the fingerprint of what was sent.
 
-Stored as sorted text records, one per line: ``email<TAB>fingerprint<TAB>flag[<TAB>since]``. Why not
-JSON: a dict of a million entries costs seconds to parse and hundreds of MB; these lines load with one
-split per line and diff cleanly. The first line is a header naming the format and the run that
-committed it. ``flag``:
+One entry per email: ``(fingerprint, flag, since)``. ``flag``:
 
 - empty: synced and subscribed to the list by this export;
 - ``s`` (SKIPPED): ActiveCampaign skipped it because the person unsubscribed from the list (or
@@ -11,53 +8,128 @@ committed it. ``flag``:
 - ``u`` (UNSUBSCRIBED): this export unsubscribed it because it left the segment, at unix time
   ``since``. Kept (instead of forgotten) so that when the person comes back the export knows the
   unsubscription was its own and may re-subscribe them (``readmit``).
+
+How it is stored (format v2, ``worker.syncstate``): a small manifest at ``exports/<export>/synced``
+naming the run that committed it, its counts, and its shards: key ranges of entries sorted by a 128-bit
+hash of the email, written under a fresh generation and made current by swapping the manifest. Why:
+loading is streaming (one shard at a time), a run holds only fixed-width key columns in memory
+(about 26 bytes a contact) and reads emails back only where it needs them (leavers, the commit).
+
+Format v1 (one text object: a ``#segment-export synced v1 run=<id>`` header, then sorted lines
+``email<TAB>fingerprint<TAB>flag[<TAB>since]``) is still read; the first commit after it writes v2.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
 
-HEADER = "#segment-export synced v1"
+from worker.state import StateStore
+from worker.syncstate.index import FLAG_TEXT, KeyIndex
+from worker.syncstate.manifest import HEADER_V1, Committed, Manifest, SyncedFormatError, version_of
+from worker.syncstate.source import MemorySource, Source, StoreSource, block_of, parse_v1
+
+HEADER = HEADER_V1.decode()  # format v1's header (read, and written by tests that migrate it)
 SKIPPED = "s"
 UNSUBSCRIBED = "u"
 
 #: email -> (fingerprint, flag, since); ``since`` is "" unless flag is UNSUBSCRIBED.
 Entry = tuple[str, str, str]
 
-
-class SyncedFormatError(ValueError):
-    pass
+__all__ = ["HEADER", "SKIPPED", "UNSUBSCRIBED", "Entry", "SyncedFormatError", "SyncedState", "encode_v1"]
 
 
-@dataclass
 class SyncedState:
-    """email -> (fingerprint, flag, since); plus the run id that committed it."""
+    """A committed synced state as a run uses it: its facts, its key columns and where its entries are.
 
-    entries: dict[str, Entry] = field(default_factory=dict)
-    run_id: str = ""
+    ``index`` (key, fingerprint and flag columns, sorted by key) is what planning and the removal
+    guard read; ``source`` streams the entries with their emails (leavers, the commit's merge).
+    """
 
-    @classmethod
-    def decode(cls, data: bytes | None) -> SyncedState:
-        if not data:
-            return cls()
-        text = data.decode()
-        head, _, body = text.partition("\n")
-        if not head.startswith(HEADER):
-            raise SyncedFormatError("synced state has an unknown format (expected a segment-export v1 header)")
-        run_id = head[len(HEADER):].strip().removeprefix("run=")
-        entries: dict[str, Entry] = {}
-        for line in body.splitlines():
-            cols = line.split("\t")
-            entries[cols[0]] = (cols[1], cols[2], cols[3] if len(cols) > 3 else "")
-        return cls(entries, run_id)
+    def __init__(self, source: Source | None = None, run_id: str = "", *, manifest: Manifest | None = None) -> None:
+        self._source = source if source is not None or manifest is not None else MemorySource(block_of(()))
+        self.run_id = run_id
+        self.manifest = manifest
+        self._index: KeyIndex | None = None
+        self._subscribed: int | None = manifest.subscribed if manifest else None
 
-    def encode(self) -> bytes:
-        lines = [f"{HEADER} run={self.run_id}"]
-        lines.extend(f"{email}\t{fp}\t{flag}\t{since}" if since else f"{email}\t{fp}\t{flag}"
-                     for email, (fp, flag, since) in sorted(self.entries.items()))
-        lines.append("")
-        return "\n".join(lines).encode()
+    def __len__(self) -> int:
+        return self.manifest.entries if self.manifest else len(self.source)
+
+    @property
+    def source(self) -> Source:
+        """Where the entries (with their emails) are read back from, in key order."""
+        if self._source is None:
+            raise SyncedFormatError("this synced state was decoded from its manifest alone; load it with "
+                                    "SyncedState.load(store, key) to read its entries")
+        return self._source
+
+    @property
+    def committed(self) -> Committed | None:
+        """The counts and failure report of the run that committed this state (v2 only)."""
+        return self.manifest.committed if self.manifest else None
+
+    @property
+    def index(self) -> KeyIndex:
+        """The key columns, read from the source on first use (one shard at a time)."""
+        if self._index is None:
+            source = self.source
+            index = KeyIndex.allocate(len(source))
+            source.fill(index)
+            self._index = index
+        return self._index
 
     def subscribed(self) -> int:
         """Contacts this export holds subscribed to the list (the removal guard's base)."""
-        return sum(1 for _, flag, _ in self.entries.values() if not flag)
+        if self._subscribed is None:
+            self._subscribed = self.index.subscribed()
+        return self._subscribed
+
+    # ---------------------------------------------------------------------------------- building
+    @classmethod
+    def from_entries(cls, entries: Mapping[str, Entry], run_id: str = "") -> SyncedState:
+        """A state held in memory (tests, and a v1 state being migrated)."""
+        return cls(MemorySource(block_of((email, fp, flag, since) for email, (fp, flag, since) in entries.items())),
+                   run_id)
+
+    @classmethod
+    def decode(cls, data: bytes | None) -> SyncedState:
+        """The state stored as ``data``: a v1 state whole, or a v2 manifest's facts (run id, counts) alone."""
+        if not data:
+            return cls()
+        if version_of(data) == 2:
+            manifest = Manifest.decode(data)
+            return cls(None, manifest.run_id, manifest=manifest)
+        run_id, entries = parse_v1(data)
+        return cls(MemorySource(block_of(entries)), run_id)
+
+    @classmethod
+    def load(cls, store: StateStore, key: str) -> tuple[SyncedState, str | None]:
+        """The state at ``key`` with its key columns read, and its version for the commit's compare-and-swap."""
+        got = store.get_versioned(key)
+        if got is None:
+            return cls(), None
+        data, version = got
+        if version_of(data) == 2:
+            manifest = Manifest.decode(data)
+            state = cls(StoreSource(store, manifest), manifest.run_id, manifest=manifest)
+        else:
+            state = cls.decode(data)
+        state.index  # noqa: B018 - read the columns now, in the caller's thread
+        return state, version
+
+    # ---------------------------------------------------------------------------------- reading
+    def entries(self) -> Iterator[tuple[str, Entry]]:
+        """Every (email, entry) in key order, read shard by shard (tests, tools; a run never needs them all)."""
+        for block in self.source.blocks():
+            for email, fp, flag, since in zip(block.emails, block.fp.tolist(), block.flag.tolist(),
+                                              block.since.tolist(), strict=True):
+                yield email, (f"{fp:016x}" if fp else "", FLAG_TEXT[flag], str(since) if since else "")
+
+
+def encode_v1(entries: Mapping[str, Entry], run_id: str) -> bytes:
+    """Format v1 (what versions before v2 wrote): kept to make v1 states in tests of the migration."""
+    lines = [f"{HEADER} run={run_id}"]
+    lines.extend(f"{email}\t{fp}\t{flag}\t{since}" if since else f"{email}\t{fp}\t{flag}"
+                 for email, (fp, flag, since) in sorted(entries.items()))
+    lines.append("")
+    return "\n".join(lines).encode()

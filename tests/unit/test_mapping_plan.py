@@ -9,7 +9,7 @@ from worker.config import parse_config
 from worker.mapping import Mapped, Mapper, mask_email, valid_email
 from worker.plan import ADD, MAX_BODY_BYTES, REMOVE, UPDATE, Planner
 from worker.snapshot import Page
-from worker.synced import SKIPPED, SyncedState
+from worker.synced import SKIPPED, SyncedState, encode_v1
 
 
 def export(**over):
@@ -119,18 +119,51 @@ def test_batches_respect_count_and_byte_limits():
 def test_plan_is_deterministic():
     m = Mapper(export())
     rows = [{"E": f"u{i}@example.com", "F": str(i)} for i in range(700)]
-    synced = {f"u{i}@example.com": ("x", "", "") for i in range(0, 900, 2)}
+    synced = {f"u{i}@example.com": ("0" * 16, "", "") for i in range(0, 900, 2)}
     a = [b.to_record() for p in Planner(m, synced).plan([page(rows)]) for b in p.batches]
     b = [b.to_record() for p in Planner(m, synced).plan([page(rows)]) for b in p.batches]
     assert a == b
 
 
-def test_synced_roundtrip():
-    s = SyncedState({"b@x.co": ("ab", "", ""), "a@x.co": ("cd", SKIPPED, "")}, "run-1")
-    data = s.encode()
+def test_synced_v1_reads_back_and_decodes_without_a_store():
+    entries = {"b@x.co": ("00000000000000ab", "", ""), "a@x.co": ("00000000000000cd", SKIPPED, ""),
+               "c@x.co": ("", "u", "1700000000")}
+    data = encode_v1(entries, "run-1")
     assert data.splitlines()[1].startswith(b"a@x.co")  # sorted
     back = SyncedState.decode(data)
-    assert back.entries == s.entries and back.run_id == "run-1"
-    assert SyncedState.decode(None).entries == {}
+    assert dict(back.entries()) == entries and back.run_id == "run-1" and back.subscribed() == 1
+    assert dict(SyncedState.decode(None).entries()) == {} and len(SyncedState()) == 0
     with pytest.raises(ValueError):
         SyncedState.decode(b"garbage\n")
+
+
+def test_leavers_come_in_parts_and_the_first_carries_every_count():
+    m = Mapper(export())
+    synced = {f"gone{i}@x.co": ("0" * 16, "", "") for i in range(23)}
+    synced.update({f"s{i}@x.co": ("0" * 16, SKIPPED, "") for i in range(4)})
+    synced["u@x.co"] = ("", "u", "1700000000")
+    planner = Planner(m, synced, leavers_per_part=5)
+    parts = list(planner.plan([page([{"E": "new@x.co"}])]))
+    leaver_parts = parts[1:]
+    assert len(leaver_parts) == 6  # 27 leavers (23 removed, 4 skipped ones dropped), 5 a part
+    assert (leaver_parts[0].counts.to_remove, leaver_parts[0].counts.dropped) == (23, 4)
+    assert all(p.counts.to_remove == 0 and p.counts.dropped == 0 for p in leaver_parts[1:])
+    removed = [e for p in parts for b in p.batches for e, op in zip(b.emails, b.ops, strict=True) if op == REMOVE]
+    assert sorted(removed) == sorted(e for e in synced if e.startswith("gone"))
+    assert sorted(e for p in parts for e in p.dropped) == sorted(e for e in synced if e.startswith("s"))
+    assert [b.number for p in parts for b in p.batches] == sorted(b.number for p in parts for b in p.batches)
+    assert (planner.totals.to_remove, planner.totals.dropped, planner.totals.to_add) == (23, 4, 1)
+
+
+def test_duplicates_across_pages_and_within_a_page_keep_the_first():
+    m = Mapper(export())
+    synced = {"old@x.co": (m.map({"E": "old@x.co", "F": "1"}).fingerprint, "", "")}
+    p1 = [{"E": "a@x.co", "F": "first"}, {"E": "A@x.co ", "F": "second"}, {"E": "old@x.co", "F": "1"},
+          {"E": "old@x.co", "F": "changed"}]
+    p2 = [{"E": "a@x.co", "F": "third"}, {"E": "old@x.co", "F": "x"}, {"E": "b@x.co"}]
+    planner = Planner(m, synced)
+    parts = list(planner.plan([page(p1), page(p2)]))
+    sent = {c["email"]: c for p in parts for b in p.batches for c in b.contacts}
+    assert set(sent) == {"a@x.co", "b@x.co"} and sent["a@x.co"]["first_name"] == "first"
+    t = planner.totals
+    assert (t.duplicates, t.unchanged, t.to_add, t.to_update, t.to_remove) == (4, 1, 2, 0, 0)
