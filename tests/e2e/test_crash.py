@@ -2,8 +2,8 @@
 
 The run finishes from its checkpoint, the list is exact, the request message is not lost (nothing left in
 the queue, nothing dead-lettered, the completion was published), exactly one export.completed is published
-for the run id, and ActiveCampaign accepted no more bulk imports than the run's batches plus the ones in
-flight at the kill.
+for the run id, and ActiveCampaign received every contact once plus at most the batches in flight at the
+kill a second time.
 """
 
 from __future__ import annotations
@@ -13,7 +13,18 @@ import urllib.request
 
 import pytest
 
-from tests.e2e.conftest import API_KEY, Sim, records, refreshed, run_dir, run_id_for, wait_for, write_config
+from tests.e2e.conftest import (
+    API_KEY,
+    BATCH,
+    PAGE,
+    Sim,
+    records,
+    refreshed,
+    run_dir,
+    run_id_for,
+    wait_for,
+    write_config,
+)
 from worker.runbook import decode_part_header
 from worker.samples import make_segment, write_jsonl
 
@@ -38,6 +49,7 @@ def planned_batches(tmp_path, export: str, run_id: str) -> int:
                for p in run_dir(tmp_path, export, run_id).glob("plan/part-*"))
 
 
+@pytest.mark.slow  # about 40 s each: a 20,000-profile run killed and finished
 @pytest.mark.parametrize("point", ["reading", "sending", "polling"])
 def test_kill_9_then_restart_finishes_exactly_once(tmp_path, sim, rabbit, workers, point):
     n = 20_000 if point == "reading" else 10_000
@@ -95,9 +107,12 @@ def test_kill_9_then_restart_finishes_exactly_once(tmp_path, sim, rabbit, worker
     assert e["counts"]["invalid"] == seg.invalid and e["counts"]["duplicates"] == seg.duplicates
     sim.assert_list_exact(3, seg.expected)
     assert rabbit.read_dead() == []  # the request was neither lost nor dead-lettered
-    batches = planned_batches(tmp_path, "vip", run_id)
-    assert batches >= total
-    assert records(tmp_path, "vip", run_id)[1:] == (batches, batches)
-    posts = len(sim.bulk_posts())
-    assert batches <= posts <= batches + in_flight_at_kill, (posts, batches, in_flight_at_kill)
+    # The run's records are gone once it committed, so its batches are bounded from the segment: every
+    # valid contact once, plus at most the batches in flight at the kill a second time.
+    sent = sim.bulk_posts()
+    contacts_sent = sum(r["contacts"] for r in sent)
+    assert len(seg.expected) <= contacts_sent <= len(seg.expected) + BATCH * in_flight_at_kill, (
+        contacts_sent, len(seg.expected), in_flight_at_kill)
+    pages = -(-len(seg.profiles) // PAGE)  # batches never span pages: at most one partial batch a page
+    assert total <= len(sent) <= total + pages - 1 + in_flight_at_kill, (len(sent), total, in_flight_at_kill)
     assert again.alive()
