@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     from chaos.stage import Size
     from chaos.suite import log_tails, run_scenario
     from chaos.table import render, render_notes
+    from tests.conftest import _atomic_conditional_puts
     from tests.e2e.conftest import free_port
 
     size = Size(profiles=args.profiles, rate_scale=args.rate_scale, ac_outage_seconds=args.ac_outage_seconds,
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     # the simulator's server logs the requests a killed worker left half-sent (a traceback each): expected here
     logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    restore_moto = _atomic_conditional_puts()  # as the tests' moto fixture: conditional PUTs atomic, as on S3
     moto.start()
     started = time.monotonic()
     rows = []
@@ -101,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(log_tails(workdir, s.name), file=sys.stderr)
     finally:
         moto.stop()
+        restore_moto()
     clean = all(r.clean for r in rows)
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(f"\nchaos suite, {when}: {len(rows)} scenario(s), {size.profiles:,} profiles, rate_scale "
