@@ -27,7 +27,8 @@ def test_kill_9_mid_send_then_resume(tmp_path):
         simc = SimClient(server.url)
         # AC's real bulk pace (a POST every ~0.6 s) leaves seconds between the 4th accepted batch and the end
         # of the run: the kill lands mid-send.
-        config = write_config(tmp_path, server.url, rate_scale=1)
+        # A short lease: the killed sync's lease must expire before the resume may run.
+        config = write_config(tmp_path, server.url, rate_scale=1, worker="lease_seconds = 2")
         seg = make_segment(range(4000))
         snap = write_jsonl(tmp_path / "a.jsonl", seg.profiles)
         cmd = [sys.executable, "-m", "worker", "sync", "--config", str(config), "--export", "vip",
@@ -55,7 +56,13 @@ def test_kill_9_mid_send_then_resume(tmp_path):
         # the importer has at most 16 POSTs out at once
         assert 4 <= accepted_at_kill <= BATCHES and 0 <= in_flight_at_kill <= 16, (accepted_at_kill, sent_at_kill)
 
-        done = subprocess.run(cmd, env=env, capture_output=True, timeout=120)
+        def resumed() -> subprocess.CompletedProcess[bytes] | None:
+            done = subprocess.run(cmd, env=env, capture_output=True, timeout=120)
+            if done.returncode == 1 and b"holds the export's lease" in done.stderr:
+                return None  # the killed sync's lease has not expired yet; nothing was sent
+            return done
+
+        done = wait_for(resumed, 60, "the killed sync's lease to expire")
         assert done.returncode == 0, done.stderr.decode()[-2000:]
         event = json.loads(done.stdout)
         assert event["counts"]["added"] == 4000 and event["counts"]["failed"] == 0
