@@ -16,13 +16,15 @@ demo: $(STAMP)
 	$(BIN)/segment-export demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check worker tests bench
+	$(BIN)/ruff check worker tests bench chaos
+	$(BIN)/mypy
 
 # Tests run in parallel (pytest-xdist) although the machine may have 2 cores: they mostly wait on RabbitMQ,
 # simulators and worker subprocesses. TEST_JOBS=0 runs them in one process. loadgroup: tests marked
 # @pytest.mark.xdist_group("name") share a worker; every other test goes to whichever worker is free.
 test: $(STAMP)
-	$(BIN)/ruff check worker tests bench
+	$(BIN)/ruff check worker tests bench chaos
+	$(BIN)/mypy
 	scripts/with-services $(BIN)/python -m pytest -n $(or $(TEST_JOBS),4) --dist loadgroup $(PYTEST_ARGS)
 
 bench: $(STAMP)

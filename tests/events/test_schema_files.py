@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import Any, get_type_hints
 
+import jsonschema
 import pytest
 
 from worker.event_schemas import EVENT_TYPES, InvalidEvent, load_schema, parse_event, validate_event
@@ -62,7 +63,6 @@ def test_the_package_data_is_the_top_level_file(name: str) -> None:
 
 @pytest.mark.parametrize("name", ALL)
 def test_schema_is_valid_2020_12(name: str) -> None:
-    jsonschema = pytest.importorskip("jsonschema")
     schema = load_schema(name)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     jsonschema.Draft202012Validator.check_schema(schema)
@@ -120,7 +120,6 @@ def test_readme_has_an_example_of_every_event() -> None:
 def test_readme_examples_are_valid(example: dict[str, Any]) -> None:
     assert parse_event(encode(example)) == example
     validate_event(example)  # documented fields only: the examples are what we publish
-    jsonschema = pytest.importorskip("jsonschema")
     jsonschema.validate(example, load_schema(example["type"]), cls=jsonschema.Draft202012Validator)
 
 
@@ -160,7 +159,7 @@ def test_segment_refreshed_refuses_allow_mass_removal_with_a_reason_that_says_wh
         assert caught.value.reason_class == "schema" and caught.value.path == "allow_mass_removal"
         assert caught.value.reason.startswith("segment.refreshed: allow_mass_removal is not allowed here")
         assert "export.requested" in caught.value.reason and "--allow-mass-removal" in caught.value.reason
-    jsonschema = pytest.importorskip("jsonschema")  # other teams' 2020-12 validators agree
+    # other teams' 2020-12 validators agree
     assert not jsonschema.Draft202012Validator(load_schema("segment.refreshed")).is_valid(
         {**valid_refreshed(), "allow_mass_removal": True})
 
