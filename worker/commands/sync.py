@@ -79,6 +79,13 @@ async def _run(config: Config, store: StateStore, spec: RunSpec, progress: TtyPr
     leases = open_leases(w.redis_url, store, ttl=w.lease_seconds, owner=f"sync-{socket.gethostname()}-{os.getpid()}")
     engine = Engine(config, store, hooks=metrics.MetricsHooks(), leases=leases, on_progress=progress)
     try:
-        return await engine.run(spec), engine
+        # A lease left by a sync that was killed expires after lease_seconds: wait that long (not longer)
+        # rather than make the person retry by hand; a run that is really going on elsewhere still wins.
+        deadline = asyncio.get_running_loop().time() + w.lease_seconds + 2
+        while True:
+            result = await engine.run(spec)
+            if not result.busy or asyncio.get_running_loop().time() > deadline:
+                return result, engine
+            await asyncio.sleep(1.0)
     finally:
         await engine.aclose()
