@@ -79,7 +79,7 @@ def count_removals(export: Export, synced: SyncedState, pages: Iterable[Page]) -
                     add(email)
         if not emails:
             continue
-        found = index.find(*email_keys(emails))
+        found = index.lookup(*email_keys(emails), emails)
         held = found >= 0
         met[found[held]] = True
         valid += int(np.count_nonzero(held)) + sum(1 for i in np.flatnonzero(~held).tolist()

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from worker.mapping import Mapped, Mapper
+from worker.mapping import MappedPage, Mapper
 from worker.snapshot import Page
 from worker.synced import Entry, SyncedState
 from worker.syncstate import index as codes
@@ -37,12 +37,14 @@ _BODY_OVERHEAD = len(b'{"contacts":[]}')
 #: Leavers per plan part at the end of a run (their emails are read back from the synced state).
 LEAVERS_PER_PART = 5000
 _NEW = 255  # flag code of an email the synced state does not hold
+_OP_ADD, _OP_UPDATE, _OP_READMIT = 1, 2, 3
 _BE64 = np.dtype(">u8")
 
 ADD, UPDATE, REMOVE = "a", "u", "r"
 #: A contact this export unsubscribed (it left the segment) that is back: re-subscribed through
 #: contactLists when its unsubscription was not the person's own, then sent like an update.
 READMIT = "m"
+_OPS = ("", ADD, UPDATE, READMIT)  # by the planner's op codes
 
 
 def tune_gc() -> None:
@@ -172,73 +174,103 @@ class Planner:
         invalid: list[tuple[str, int, str | None, str]] = [(page.source, ln, None, why) for ln, why in page.errors]
         skipped: list[str] = []
         kept_out: list[str] = []
-        mapper = self.mapper
-        map_, email_field = mapper.map, mapper.export.mapping["email"]
-        valid: list[Mapped] = []
-        keep = valid.append
-        for line, profile in page.rows:
-            m = map_(profile)
-            if m.__class__ is str:
-                counts.invalid += 1
-                raw = profile.get(email_field)
-                invalid.append((page.source, line, raw if isinstance(raw, str) else None, m))
-                continue
-            keep(m)  # type: ignore[arg-type]
-        if valid:
-            self._diff(valid, counts, skipped, kept_out)
+        mapped = self.mapper.map_page(page.rows)
+        if mapped.invalid:
+            counts.invalid += len(mapped.invalid)
+            invalid.extend((page.source, line, raw, why) for line, raw, why in mapped.invalid)
+        if mapped.emails:
+            self._diff(mapped, counts, skipped, kept_out)
         part = self._part(number, counts, invalid, [], skipped)
         part.kept_out = kept_out
         return part
 
-    def _diff(self, valid: list[Mapped], counts: Counts, skipped: list[str], kept_out: list[str]) -> None:
+    def _diff(self, page: MappedPage, counts: Counts, skipped: list[str], kept_out: list[str]) -> None:
         """Dedupe and diff a page's valid contacts (in page order; the first of an email wins), then batch."""
-        index, seen = self._index, self._seen
-        hi, lo = email_keys([m.email for m in valid])
-        fps = np.frombuffer(bytes.fromhex("".join([m.fingerprint for m in valid])), dtype=_BE64)
-        pos = index.find(hi, lo)
+        index, seen, emails = self._index, self._seen, page.emails
+        n = len(emails)
+        hi, lo = email_keys(emails)
+        fps = np.frombuffer(bytes.fromhex("".join(page.fingerprints)), dtype=_BE64)
+        pos = index.lookup(hi, lo, emails)
         stored = pos >= 0
-        dup = ~first_occurrences(hi, lo)
-        first_stored = np.flatnonzero(stored & ~dup)
-        at = pos[first_stored]
-        dup[first_stored] = seen[at]  # met on an earlier page
-        seen[at] = True
-        fresh = np.flatnonzero(~stored & ~dup)
-        if len(fresh):
-            known = self._new.contains(hi[fresh], lo[fresh])
-            dup[fresh[known]] = True
-            unknown = fresh[~known]
+        dup = np.zeros(n, dtype=np.bool_)
+        rows = np.flatnonzero(stored)  # stored emails: by their entry's position (exact)
+        if len(rows):
+            at = pos[rows]
+            again = np.ones(len(rows), dtype=np.bool_)
+            again[np.unique(at, return_index=True)[1]] = False  # the first row of each entry on this page
+            dup[rows] = again | seen[at]  # or met on an earlier page
+            seen[at] = True
+        rows = np.flatnonzero(~stored)  # new emails: by key, against the keys met so far
+        if len(rows):
+            again = ~first_occurrences(hi[rows], lo[rows])
+            first = rows[~again]
+            known = self._new.contains(hi[first], lo[first])
+            dup[rows[again]] = True
+            dup[first[known]] = True
+            unknown = first[~known]
             self._new.add(hi[unknown], lo[unknown])
-        safe = np.where(stored, pos, 0)
-        flags = np.where(stored, index.flag[safe] if len(index) else 0, _NEW).tolist()
-        same = (stored & (index.fp[safe] == fps) if len(index) else stored).tolist()
-        dups = dup.tolist()
-        push, full, readmit = self._push, self.full, self.readmit
-        for i, m in enumerate(valid):
-            if dups[i]:
-                counts.duplicates += 1
+        live = ~dup
+        if len(index):
+            safe = np.where(stored, pos, 0)
+            flag = np.where(stored, index.flag[safe], _NEW)
+            same = stored & (index.fp[safe] == fps)
+        else:
+            flag, same = np.full(n, _NEW, dtype=np.uint8), stored
+        is_new, returning = live & (flag == _NEW), live & (flag == codes.UNSUBSCRIBED)
+        if self.full:  # everything is sent again, skipped ones too (AC skips them again)
+            update = live & ((flag == codes.SUBSCRIBED) | (flag == codes.SKIPPED))
+            skip = unchanged = np.zeros(n, dtype=np.bool_)
+        else:
+            subscribed = live & (flag == codes.SUBSCRIBED)
+            skip, unchanged, update = live & (flag == codes.SKIPPED), subscribed & same, subscribed & ~same
+        counts.duplicates += n - int(np.count_nonzero(live))
+        counts.to_add += int(np.count_nonzero(is_new))
+        counts.to_update += int(np.count_nonzero(update))
+        counts.unchanged += int(np.count_nonzero(unchanged))
+        counts.skipped += int(np.count_nonzero(skip))
+        skipped.extend(emails[i] for i in np.flatnonzero(skip).tolist())
+        op = np.zeros(n, dtype=np.uint8)
+        op[is_new], op[update] = _OP_ADD, _OP_UPDATE
+        if self.readmit:
+            counts.to_readmit += int(np.count_nonzero(returning))
+            op[returning] = _OP_READMIT
+        else:  # re-entering, unsubscribed by us, readmit is off: stays out
+            counts.skipped += int(np.count_nonzero(returning))
+            kept_out.extend(emails[i] for i in np.flatnonzero(returning).tolist())
+        send = np.flatnonzero(op)
+        if len(send):
+            self._pack(page, send.tolist(), [_OPS[code] for code in op[send].tolist()])
+
+    def _pack(self, page: MappedPage, rows: list[int], ops: list[str]) -> None:
+        """Append the page's ``rows`` to the open batch in order (re-entries go to their own): planning's
+        hot loop. Same rule as ``_push`` (a batch is closed before the contact that would pass either
+        limit), with the open batch's lists held in locals."""
+        all_emails, all_contacts, all_sizes, all_fps = page.emails, page.contacts, page.sizes, page.fingerprints
+        batch = self._open
+        emails, fps, batch_ops, contacts = batch.emails, batch.fingerprints, batch.ops, batch.contacts
+        size, count = batch.size, len(contacts)
+        max_contacts, max_bytes = self.max_contacts, self.max_body_bytes
+        limit = max_bytes - _BODY_OVERHEAD
+        for i, op in zip(rows, ops, strict=True):
+            nbytes = all_sizes[i]
+            if op == READMIT:
+                self._push(all_emails[i], all_fps[i], op, all_contacts[i], nbytes)
                 continue
-            flag = flags[i]
-            if flag == _NEW:
-                counts.to_add += 1
-                push(m.email, m.fingerprint, ADD, m.contact, len(m.body))
-            elif flag == codes.UNSUBSCRIBED:
-                if readmit:
-                    counts.to_readmit += 1
-                    push(m.email, m.fingerprint, READMIT, m.contact, len(m.body))
-                else:
-                    counts.skipped += 1
-                    kept_out.append(m.email)
-            elif full:
-                counts.to_update += 1
-                push(m.email, m.fingerprint, UPDATE, m.contact, len(m.body))
-            elif flag == codes.SKIPPED:
-                counts.skipped += 1
-                skipped.append(m.email)
-            elif same[i]:
-                counts.unchanged += 1
-            else:
-                counts.to_update += 1
-                push(m.email, m.fingerprint, UPDATE, m.contact, len(m.body))
+            if count and (count >= max_contacts or size + 1 + nbytes > max_bytes):
+                batch.size = size
+                self._ready.append(batch)
+                batch = self._open = self._new_batch()
+                emails, fps, batch_ops, contacts = batch.emails, batch.fingerprints, batch.ops, batch.contacts
+                size, count = batch.size, 0
+            if nbytes > limit:
+                raise ValueError(f"one contact serializes to {nbytes} bytes, over the bulk import limit")
+            emails.append(all_emails[i])
+            fps.append(all_fps[i])
+            batch_ops.append(op)
+            contacts.append(all_contacts[i])
+            size += 1 + nbytes
+            count += 1
+        batch.size = size
 
     def finish(self, number: int) -> Iterator[PlanPart]:
         """The last parts: leavers (stored but not seen), then every batch still open.

@@ -75,6 +75,7 @@ class SyncedState:
             source = self.source
             index = KeyIndex.allocate(len(source))
             source.fill(index)
+            index.share(source.emails_at)
             self._index = index
         return self._index
 

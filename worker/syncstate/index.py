@@ -8,7 +8,8 @@ leavers and for the commit (``worker.syncstate.source``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -26,12 +27,18 @@ FLAG_TEXT = ("", "s", "u")
 
 @dataclass
 class KeyIndex:
-    """The stored entries' keys (sorted by (hi, lo)), fingerprints and flag codes (read-only once loaded)."""
+    """The stored entries' keys (sorted by (hi, lo)), fingerprints and flag codes (read-only once loaded).
+
+    ``shared`` maps the emails of entries that share their key with another entry to their positions
+    (filled by the loader; empty unless two stored emails collide): those are told apart by email.
+    """
 
     hi: U64
     lo: U64
     fp: U64
     flag: U8
+    shared: dict[str, int] = field(default_factory=dict)
+    _shared_firsts: set[int] = field(default_factory=set, repr=False)
 
     @classmethod
     def allocate(cls, n: int) -> KeyIndex:
@@ -42,8 +49,28 @@ class KeyIndex:
         return len(self.hi)
 
     def find(self, qhi: U64, qlo: U64) -> I64:
-        """Position of each key, or -1 for keys not stored."""
+        """Position of each key, or -1 for keys not stored (the first entry of a shared key)."""
         return find(self.hi, self.lo, qhi, qlo)
+
+    def lookup(self, qhi: U64, qlo: U64, emails: list[str]) -> I64:
+        """Position of each email's entry, or -1: by key, and by email where stored entries share a key."""
+        found = find(self.hi, self.lo, qhi, qlo)
+        if self.shared:
+            firsts = self._shared_firsts
+            for i in np.flatnonzero(found >= 0).tolist():
+                if int(found[i]) in firsts:
+                    found[i] = self.shared.get(emails[i], -1)
+        return found
+
+    def share(self, emails_at: Callable[[I64], Iterable[tuple[int, str]]]) -> None:
+        """Find entries that share a key and learn their emails (``emails_at`` reads them back)."""
+        if len(self.hi) < 2:
+            return
+        same = np.flatnonzero((self.hi[1:] == self.hi[:-1]) & (self.lo[1:] == self.lo[:-1]))
+        if len(same):
+            positions = np.union1d(same, same + 1).astype(np.int64)
+            self.shared = {email: position for position, email in emails_at(positions)}
+            self._shared_firsts = set(positions.tolist())  # where ``find`` lands for a shared key
 
     def subscribed(self) -> int:
         return int(np.count_nonzero(self.flag == SUBSCRIBED))
@@ -52,33 +79,75 @@ class KeyIndex:
 class SeenKeys:
     """The keys a run met that are not in the stored state: its dedupe set for new emails.
 
-    A few sorted runs of (hi, lo) columns, each larger than the next (a binary counter): adding a
-    page's keys appends a run and merges it into the one before while that one is not larger
-    (``np.insert``), so each key is
-    copied about log2(n / page) times in all, and a lookup is one ``searchsorted`` per run. 16 bytes a
-    key, plus the run being merged.
+    Sorted runs of (hi, lo) columns in levels: a page's keys make a run of level 0, and ``FANOUT`` runs
+    of one level are merged into one run of the next (one stable sort of their concatenation, which
+    numpy's timsort does as a merge), so each key is copied about log8(n / page) times in all: 16
+    bytes a key, plus the runs being merged. In front of the runs, a bitmap of the keys' top bits (at
+    most 1 bit in 8 set) answers "certainly not met" for most new keys without searching: a cold run
+    of a million new emails asks it a million times.
     """
 
+    FANOUT = 8
+    _MIN_BITS = 20
+
     def __init__(self) -> None:
-        self._runs: list[tuple[U64, U64]] = []
+        self._levels: list[list[tuple[U64, U64]]] = []
+        self._count = 0
+        self._bits = self._MIN_BITS
+        self._filter = np.zeros(1 << (self._bits - 3), dtype=np.uint8)
 
     def __len__(self) -> int:
-        return sum(len(h) for h, _ in self._runs)
+        return self._count
+
+    def _runs(self) -> list[tuple[U64, U64]]:
+        return [run for level in self._levels for run in level]
+
+    def _slots(self, hi: U64) -> tuple[U64, npt.NDArray[np.uint8]]:
+        slot = hi >> np.uint64(64 - self._bits)
+        return slot >> np.uint64(3), np.left_shift(np.uint8(1), (slot & np.uint64(7)).astype(np.uint8))
+
+    def _mark(self, hi: U64) -> None:
+        byte, bit = self._slots(hi)
+        np.bitwise_or.at(self._filter, byte, bit)
 
     def contains(self, hi: U64, lo: U64) -> Mask:
         found = np.zeros(len(hi), dtype=np.bool_)
-        for rh, rl in self._runs:
-            found |= find(rh, rl, hi, lo) >= 0
+        if not self._count:
+            return found
+        byte, bit = self._slots(hi)
+        maybe = np.flatnonzero(self._filter[byte] & bit)
+        if len(maybe):
+            qhi, qlo = hi[maybe], lo[maybe]
+            hit = np.zeros(len(maybe), dtype=np.bool_)
+            for rh, rl in self._runs():
+                hit |= find(rh, rl, qhi, qlo) >= 0
+            found[maybe] = hit
         return found
 
     def add(self, hi: U64, lo: U64) -> None:
         """Add keys that are not in the set yet (and not repeated among themselves)."""
         if not len(hi):
             return
-        order = np.argsort(hi, kind="stable")
-        self._runs.append((hi[order], lo[order]))
-        while len(self._runs) > 1 and len(self._runs[-2][0]) <= len(self._runs[-1][0]):
-            bh, bl = self._runs.pop()
-            ah, al = self._runs.pop()
-            at = np.searchsorted(ah, bh)
-            self._runs.append((np.insert(ah, at, bh), np.insert(al, at, bl)))
+        self._count += len(hi)
+        if self._count << 3 > 1 << self._bits:  # keep at most 1 bit in 8 set: rebuild a larger bitmap
+            while self._count << 3 > 1 << self._bits:
+                self._bits += 2
+            self._filter = np.zeros(1 << (self._bits - 3), dtype=np.uint8)
+            for rh, _ in self._runs():
+                self._mark(rh)
+        self._mark(hi)
+        order = np.argsort(hi)
+        run = (hi[order], lo[order])
+        level = 0
+        while True:
+            if level == len(self._levels):
+                self._levels.append([])
+            runs = self._levels[level]
+            runs.append(run)
+            if len(runs) < self.FANOUT:
+                return
+            all_hi = np.concatenate([h for h, _ in runs])
+            order = np.argsort(all_hi, kind="stable")  # sorted runs: timsort merges them
+            run = (all_hi[order], np.concatenate([lw for _, lw in runs])[order])
+            self._levels[level] = []
+            level += 1

@@ -55,12 +55,12 @@ def bits_for(entries: int) -> int:
 class Changes:
     """A commit's changes to the stored entries, partitioned by the top ``bits`` bits of their key."""
 
-    def __init__(self, bits: int, *, memory_limit: int = MEMORY_LIMIT) -> None:
+    def __init__(self, bits: int, *, memory_limit: int | None = None) -> None:
         if not 0 <= bits <= MAX_BITS:
             raise ValueError(f"bits must be 0..{MAX_BITS}, got {bits}")
         self.bits = bits
         self.count = 0
-        self._limit = memory_limit
+        self._limit = MEMORY_LIMIT if memory_limit is None else memory_limit
         self._held = 0
         self._buffers: dict[int, bytearray] = {}
         self._folder: str | None = None
