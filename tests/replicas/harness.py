@@ -31,9 +31,7 @@ from tests.observability.support import parse, value
 from worker.samples import Segment, email_of, make_segment, write_jsonl
 from worker.sim import SimClient, SimSettings, SimulatorServer
 
-RATE_SCALE = 20.0
-RPS = 5 * RATE_SCALE  # the connections' budgets, scaled as the simulators are
-BULK_PER_MINUTE = 100 * RATE_SCALE
+RATE_SCALE = 20.0  # the simulators' budgets: 20x AC's (100 requests/s, 2000 bulk imports/min)
 BATCH = 250  # contacts per bulk import (the planner's maximum)
 PAGE = 5000  # the engine's page size: batches never span pages
 BULK_PATH = "/api/3/import/bulk_import"
@@ -50,8 +48,8 @@ class Account:
     hostname: str
     server: SimulatorServer
     client: SimClient
-    rps: float = RPS  # the connection's budget (the simulator's, unless a test wants runs slower)
-    bulk_per_minute: float = BULK_PER_MINUTE
+    rps: float  # the connection's budget (the simulator's, unless a test wants runs slower)
+    bulk_per_minute: float
 
     @property
     def url(self) -> str:
@@ -75,6 +73,12 @@ class Account:
         """Arrival times of the bulk imports this account accepted."""
         return sorted(r["at"] for r in self.requests()
                       if r["method"] == "POST" and r["path"] == BULK_PATH and r["status"] == 200)
+
+    def refused_at(self) -> list[float]:
+        """Arrival times of the requests refused for rate (429, or a bulk import answered 400: the
+        simulator's only 400 to a well-formed import is "Rate limit exceeded")."""
+        return sorted(r["at"] for r in self.requests() if r["status"] == 429
+                      or (r["status"] == 400 and r["method"] == "POST" and r["path"] == BULK_PATH))
 
     def refusals(self) -> tuple[int, int]:
         """(requests refused for rate: 429s and bulk "Rate limit exceeded", every API request)."""
@@ -114,18 +118,21 @@ class Account:
         return sum(1 for r in self.requests() if r["status"] == 0)
 
 
-def open_account(tag: str, *, lists: int = 5, processing_delay: float = 0.5, seed: int = 7, rps: float = RPS,
-                 bulk_per_minute: float = BULK_PER_MINUTE) -> Account:
-    """A started simulator at RATE_SCALE (caller stops ``account.server``), with lists 1..``lists``.
+def open_account(tag: str, *, lists: int = 5, processing_delay: float = 0.5, seed: int = 7,
+                 rate_scale: float = RATE_SCALE, rps: float | None = None,
+                 bulk_per_minute: float | None = None) -> Account:
+    """A started simulator at ``rate_scale`` x AC's budget (caller stops ``account.server``), with lists
+    1..``lists``.
 
     ``rps`` and ``bulk_per_minute`` are the connection's budget: the simulator's by default; lower makes
     runs slower without the simulator refusing anything."""
-    settings = SimSettings(api_keys=(API_KEY,), rate_scale=RATE_SCALE, processing_delay=processing_delay,
+    settings = SimSettings(api_keys=(API_KEY,), rate_scale=rate_scale, processing_delay=processing_delay,
                            seed=seed, lists={i: f"List {i}" for i in range(1, lists + 1)})
     server = SimulatorServer(settings)
     server.start()
     return Account(connection=f"acct_{tag}", hostname=f"acct-{tag}-{uuid.uuid4().hex[:10]}.api-us1.com",
-                   server=server, client=SimClient(server.url), rps=rps, bulk_per_minute=bulk_per_minute)
+                   server=server, client=SimClient(server.url), rps=rps or settings.effective_rps,
+                   bulk_per_minute=bulk_per_minute or settings.effective_bulk_per_minute)
 
 
 # ------------------------------------------------------------------------------------------ exports
