@@ -14,9 +14,11 @@ Real parts only: the worker as a subprocess on RabbitMQ or moto's SQS, moto's S3
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.e2e.conftest import (
@@ -58,23 +60,36 @@ def count(worker: WorkerProc, text: str) -> int:
 
 # ------------------------------------------------------------------------------------------ state store down
 
+def s3_state_config(tmp_path: Path, sim: Sim, broker: Broker, bucket: str, proxy: CuttableProxy,
+                    monkeypatch: pytest.MonkeyPatch, exports: list[ExportSpec], worker: str) -> Path:
+    """A worker config whose state store is ``s3://bucket/state``, reached through ``proxy``."""
+    config = write_config(tmp_path, sim, broker, exports=exports, worker=worker)
+    text = config.read_text()
+    state_line = next(line for line in text.splitlines() if line.startswith("state_url"))
+    config.write_text(text.replace(state_line, f'state_url = "s3://{bucket}/state"'))
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)  # S3 only (not SQS); the worker process inherits it
+    return config
+
+
 def test_state_store_down_during_dispatch_settles_every_delivery(
         tmp_path: Path, sim: Sim, broker: Broker, workers: Callable[..., WorkerProc], s3_bucket: str,
         s3_proxy: CuttableProxy, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While S3 is unreachable: two refreshes (``remember_snapshot`` fails) and an ``export.requested``
+    without a snapshot (``last_snapshot`` fails) — more deliveries than the worker takes at once."""
     exports = [ExportSpec(f"e{n}", n, segment=f"seg-{n}") for n in (1, 2, 3)]
-    config = write_config(tmp_path, sim, broker, exports=exports,
-                          worker="concurrency = 2\nrun_retry_base_seconds = 1")
-    text = config.read_text()
-    state_line = next(line for line in text.splitlines() if line.startswith("state_url"))
-    config.write_text(text.replace(state_line, f'state_url = "s3://{s3_bucket}/state"'))
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_proxy.url)  # the worker process inherits it
+    config = s3_state_config(tmp_path, sim, broker, s3_bucket, s3_proxy, monkeypatch, exports,
+                             "concurrency = 2\nrun_retry_base_seconds = 1")
     segments = {n: make_segment(range(n * 1000, n * 1000 + 120)) for n in (1, 2, 3)}
     snaps = {n: write_jsonl(tmp_path / "snap" / f"s{n}.jsonl", seg.profiles) for n, seg in segments.items()}
     worker = workers(config)
+    broker.publish(refreshed(snaps[1], refresh_id="r1", segment="seg-1"))
+    broker.wait_completions(1, 90, check=worker.assert_alive)
 
     s3_proxy.cut()
-    for n in (1, 2, 3):  # more deliveries than the worker takes at once (concurrency 2)
+    for n in (2, 3):
         broker.publish(refreshed(snaps[n], refresh_id=f"r{n}", segment=f"seg-{n}"))
+    broker.publish({"type": "export.requested", "version": 1, "id": str(uuid.uuid4()),
+                    "occurred_at": "2026-11-30T12:00:00Z", "export": "e1"})
 
     def all_put_back_twice_and_none_held() -> bool:
         # every delivery failed and was put back at least twice, and now none is held or ready:
@@ -84,15 +99,18 @@ def test_state_store_down_during_dispatch_settles_every_delivery(
     wait_for(all_put_back_twice_and_none_held, 90, "every delivery put back twice with none held",
              interval=0.3, check=worker.assert_alive)
     assert s3_proxy.refused > 0  # the store really was unreachable
-    assert broker.completions() == [] and broker.read_dead() == []
+    assert len(broker.completions()) == 1 and broker.read_dead() == []
 
     s3_proxy.restore()
-    for n in (1, 2, 3):
+    for n in (2, 3):
         broker.wait_completions(1, 120, check=worker.assert_alive, run_id=run_id_for(f"e{n}", f"r{n}"))
+    requested = wait_for(lambda: [e for e in broker.completions(export="e1") if e["run_id"] != run_id_for("e1", "r1")],
+                         120, "the requested run's export.completed", check=worker.assert_alive)
     broker.wait_idle(60, check=worker.assert_alive)
+    assert len(requested) == 1 and requested[0]["counts"]["unchanged"] == len(segments[1].expected)
     for n in (1, 2, 3):
         sim.assert_list_exact(n, segments[n].expected)
-    assert sorted(e["run_id"] for e in broker.completions()) == sorted(run_id_for(f"e{n}", f"r{n}") for n in (1, 2, 3))
+    assert len(broker.completions()) == 4  # each run exactly once
 
     # still consuming: a new refresh after the outage is synced too
     later = make_segment(range(1000, 1110))
@@ -102,8 +120,36 @@ def test_state_store_down_during_dispatch_settles_every_delivery(
     assert done[0]["counts"]["removed"] == 10
     broker.wait_idle(60, check=worker.assert_alive)
     sim.assert_list_exact(1, later.expected)
-    assert len(broker.completions()) == 4 and broker.read_dead() == []
+    assert len(broker.completions()) == 5 and broker.read_dead() == []
     assert count(worker, "could not ") == 0  # no settle was refused
+    assert worker.alive()
+
+
+def test_a_delivery_that_keeps_failing_is_dead_lettered_with_the_reason(
+        tmp_path: Path, sim: Sim, rabbit: Broker, workers: Callable[..., WorkerProc], s3_bucket: str,
+        s3_proxy: CuttableProxy, monkeypatch: pytest.MonkeyPatch) -> None:
+    """S3 stays unreachable: after max_receive_count (5) tries the delivery is dead-lettered with why,
+    never held; the worker goes on consuming."""
+    config = s3_state_config(tmp_path, sim, rabbit, s3_bucket, s3_proxy, monkeypatch, [ExportSpec("vip", 3)],
+                             "run_retry_base_seconds = 1")
+    worker = workers(config)
+    seg = make_segment(range(80))
+    snap = write_jsonl(tmp_path / "snap" / "all.jsonl", seg.profiles)
+    s3_proxy.cut()
+    rabbit.publish(refreshed(snap, refresh_id="r-doomed"))
+    dead = wait_for(rabbit.read_dead, 120, "the delivery dead-lettered", interval=0.5, check=worker.assert_alive)
+    assert [orjson.loads(body)["refresh_id"] for body, _ in dead] == ["r-doomed"]
+    headers = dead[0][1]
+    assert headers.get("x-segment-export-error-class") == "handling_failed", headers
+    assert "failed 5 times" in str(headers.get("x-segment-export-error")), headers
+    assert "StateError" in str(headers.get("x-segment-export-error")), headers
+    assert count(worker, "handling a delivery failed (try 4)") == 1 and count(worker, "(try 5)") == 0
+    rabbit.wait_idle(60, check=worker.assert_alive)
+
+    s3_proxy.restore()
+    rabbit.publish(refreshed(snap, refresh_id="r-after"))
+    rabbit.wait_completions(1, 90, check=worker.assert_alive, run_id=run_id_for("vip", "r-after"))
+    sim.assert_list_exact(3, seg.expected)
     assert worker.alive()
 
 
