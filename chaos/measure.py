@@ -10,6 +10,7 @@ then says what state it left), and a measurement that cannot be taken is reporte
 from __future__ import annotations
 
 import contextlib
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -19,6 +20,7 @@ from chaos.stage import SECRETS, Stage
 from tests.e2e.conftest import wait_for
 from worker.broker import ERROR_HEADER
 
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 SETTLE_SECONDS = 60.0  # how long held deliveries get to be settled once the scenario is over
 
 
@@ -52,7 +54,7 @@ def measure(stage: Stage, row: Row) -> Row:
     """Fill ``row`` from ``stage``; every step is independent so one failure does not hide the others."""
     metrics = _scrape_live(stage, row)
     row.crashes = sum(1 for w in stage.workers if not w.killed and not w.alive())
-    for step in (_unsettled, _list, _completions, _dead_letters):
+    for step in (_unsettled, _list, _completions, _dead_letters, _unmasked_emails):
         try:
             step(stage, row)
         except Exception as exc:
@@ -154,6 +156,14 @@ def _dead_letters(stage: Stage, row: Row) -> None:
     without_reason = sum(1 for _, headers in dead if not _text(headers.get(ERROR_HEADER)).strip())
     if without_reason:
         row.failed_checks.append(f"{without_reason} dead-lettered message(s) without a reason")
+
+
+def _unmasked_emails(stage: Stage, row: Row) -> None:
+    """Worker logs mask emails (``u***@example.com``); a whole address of a segment member is a leak."""
+    people = {email for expected in stage.expected.values() for email in expected}
+    found = {m.group().lower() for w in stage.workers for m in EMAIL.finditer(w.text())} & people
+    if found:
+        row.failed_checks.append(f"{len(found)} unmasked email address(es) of segment members in worker logs")
 
 
 def _secrets(stage: Stage, metrics: list[str]) -> int:

@@ -294,6 +294,11 @@ bulk_requests_per_minute = {100 * scale}
             total += len(decode_part_header(body)["batches"])
         return total
 
+    def resent(self, list_id: int = 3) -> int:
+        """Contacts ActiveCampaign accepted more than once in bulk imports, for a first sync of ``list_id``
+        (which sends every expected contact exactly once when nothing is re-sent)."""
+        return sum(r["contacts"] for r in self.sim.bulk_posts()) - len(self.expected[list_id])
+
     def synced_exists(self, export: str) -> bool:
         return bool(self._keys(f"state/exports/{export}/synced"))
 

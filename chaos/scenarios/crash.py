@@ -59,7 +59,7 @@ def _kill_then_resume(stage: Stage, point: str, slow: dict[str, float], reached:
     stage.start_worker(stage.config(name="fast.toml"))
     stage.wait_run(run_id)
     # a first sync sends every expected contact once: anything beyond that was sent again
-    resent = sum(r["contacts"] for r in stage.sim.bulk_posts()) - len(seg.expected)
+    resent = stage.resent()
     stage.check(0 <= resent <= in_flight * BATCH, f"{resent} contacts sent twice; at most the {in_flight} "
                 "bulk imports in flight at the kill may be re-sent")
     stage.note(f"{resent} contacts re-sent")

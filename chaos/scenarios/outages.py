@@ -38,6 +38,7 @@ def rabbitmq_outage(stage: Stage) -> None:
     stage.amqp_proxy.restore()
     stage.wait(lambda: stage.readyz(worker) == 200, 120, "/readyz to recover once RabbitMQ is back")
     stage.wait_run(run_id)
+    stage.note(f"{stage.resent()} contacts re-sent")
     stage.check(stage.amqp_proxy.refused > 0, "the worker never tried to reconnect during the outage")
     stage.check(worker.alive() and worker.text().count("worker consuming") == 1,
                 "the worker did not ride the outage out in the same process")
@@ -55,6 +56,6 @@ def s3_outage(stage: Stage) -> None:
     stage.wait_run(run_id)
     stage.check(stage.s3_proxy.refused > 0, "the worker never tried S3 during the outage: nothing was shown")
     retries = worker.text().count("run failed transiently")
-    stage.note(f"{retries} transient run failure(s) retried")
+    stage.note(f"{retries} transient run failure(s) retried; {stage.resent()} contacts re-sent")
     stage.check(worker.alive() and worker.text().count("worker consuming") == 1,
                 "the worker did not ride the outage out in the same process")

@@ -20,6 +20,7 @@ from chaos.table import cells, render, render_notes
 SHORT = Size(profiles=1000, broker_outage_seconds=5, s3_outage_seconds=5, ac_outage_seconds=10, malformed=100)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["kill9-sending", "empty-snapshot", "leavers-return"])
 def test_scenario_row_is_clean(name, moto_server, tmp_path):
     row = run_scenario(BY_NAME[name], moto_server, SHORT, tmp_path)
