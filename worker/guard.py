@@ -47,8 +47,9 @@ def verdict(export: Export, r: Removals) -> str | None:
     if not (tripped or empty):
         return None
     share = r.removals / r.subscribed
-    why = ("the snapshot holds no valid profile while the list has synced members" if empty
-           else f"that is more than {' and '.join(limits)}")
+    limit = " and ".join(limits)
+    why = (f"the snapshot holds no valid profile while the list has synced members (limit: {limit})" if empty
+           else f"that is more than {limit}")
     return (f"export {export.name}: this run would unsubscribe {r.removals:,} of the {r.subscribed:,} contacts "
             f"synced as subscribed ({share:.1%}); {why}. Nothing was sent. Check the segment's snapshot "
             f"(an empty or truncated export, a renamed email column); if the segment really shrank, run it once "

@@ -23,13 +23,17 @@ def parse_instant(text: str) -> datetime:
         raw = raw[:10] + "T" + raw[11:]
     if raw.endswith(("z", "Z")):
         raw = raw[:-1] + "+00:00"
+    leap = raw[16:19] == ":60"
+    if leap:  # RFC 3339 (and the event schema) allow a leap second: read it as the end of second :59
+        raw = raw[:17] + "59" + raw[19:]
     try:
         value = datetime.fromisoformat(raw)
     except ValueError:
         raise InstantError(f"{text[:64]!r} is not an RFC 3339 date-time (e.g. 2026-11-30T09:00:00Z)") from None
     if value.tzinfo is None:
         raise InstantError(f"{text[:64]!r} has no offset; RFC 3339 needs one (Z or +hh:mm)")
-    return value.astimezone(UTC)
+    value = value.astimezone(UTC)
+    return value.replace(microsecond=999_999) if leap else value
 
 
 def try_instant(text: object) -> datetime | None:
