@@ -31,7 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/sync_bench.py --profiles $(or $(PROFILES),200000) --rate-scale $(or $(RATE_SCALE),1)
 
 # The chaos suite (chaos/README.md): the real worker, RabbitMQ, moto's S3 and the simulator through kills,
-# outages, faults and bad input; prints one row per scenario. Minutes, not hours (about 20 on 2 busy cores).
+# outages, faults and bad input; prints one row per scenario. About 10 minutes on 2 busy cores.
 # CHAOS_ARGS passes options, e.g. CHAOS_ARGS="--only kill9-sending,s3-outage --profiles 50000".
 chaos: $(STAMP)
 	scripts/with-services $(BIN)/python -m chaos $(CHAOS_ARGS)
