@@ -60,7 +60,7 @@ def main() -> int:
         keys.extend([f"{LIMITER}{{{h}}}*" for h in hostnames] + [f"{LEASE}{{{e}}}*" for e in exports])
 
     def account(tag: str, **kw: object) -> Account:
-        a = open_account(tag, **kw)  # type: ignore[arg-type]
+        a = open_account(tmp, tag, **kw)  # type: ignore[arg-type]
         opened.append(a)
         return a
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -24,13 +25,13 @@ from worker.leases.redis_backend import DEFAULT_KEY_PREFIX as LEASE_PREFIX
 
 
 @pytest.fixture
-def accounts() -> Iterator[Callable[..., Account]]:
+def accounts(tmp_path: Path) -> Iterator[Callable[..., Account]]:
     """Factory: ``accounts(tag, lists=..., processing_delay=...)`` starts a simulated account; all are
     stopped at teardown."""
     opened: list[Account] = []
 
     def make(tag: str, **kw: object) -> Account:
-        account = open_account(tag, **kw)  # type: ignore[arg-type]
+        account = open_account(tmp_path, tag, **kw)  # type: ignore[arg-type]
         opened.append(account)
         return account
 

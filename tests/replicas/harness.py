@@ -7,38 +7,85 @@ name no other test uses (the shared limiter keys its Redis schedule by host name
 name no other test uses (the export lease is keyed by export name), so tests on the shared Redis never
 share a budget or a lease.
 
-The simulators run in the test process, so their request logs are stamped on this process's monotonic
-clock: ``time.monotonic()`` here is comparable with every entry's ``at``.
+The simulators run as processes of their own (see `SimProcess`); their request logs are stamped on the
+system's monotonic clock, so ``time.monotonic()`` here is comparable with every entry's ``at``.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import select
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
 
-from tests.e2e.conftest import API_KEY, KEY_ENV, Broker, WorkerProc, free_port
+from tests.e2e.conftest import API_KEY, KEY_ENV, ROOT, Broker, WorkerProc, free_port
 from tests.observability.support import parse, value
 from worker.samples import Segment, email_of, make_segment, write_jsonl
-from worker.sim import SimClient, SimSettings, SimulatorServer
+from worker.sim import SimClient, SimSettings
 
 RATE_SCALE = 20.0  # the simulators' budgets: 20x AC's (100 requests/s, 2000 bulk imports/min)
 BATCH = 250  # contacts per bulk import (the planner's maximum)
 PAGE = 5000  # the engine's page size: batches never span pages
 BULK_PATH = "/api/3/import/bulk_import"
+LAUNCHER = Path(__file__).with_name("sim_launcher.py")
 MAPPING = '{ email = "EmailAddress", first_name = "FirstName", last_name = "LastName", phone = "Phone" }'
 
 
 # ------------------------------------------------------------------------------------------ accounts
+
+class SimProcess:
+    """The simulator in a process of its own (``python -m worker simulate``), shaped by ``settings``.
+
+    Why not in the test process: at these sizes the test process holds hundreds of thousands of profiles
+    (the expected lists) and a simulator holds as many contacts; sharing one interpreter, a garbage
+    collection or the other simulator's work stalls a simulator's event loop for a second or more, and
+    the requests queued meanwhile are stamped as one burst, which its per-second window then refuses.
+    That measures the harness, not the replicas. Its own process keeps its clock honest (`sim_launcher`
+    keeps its own garbage collector from stalling it too); the monotonic clock it stamps the request log
+    with is the system's, the same as this process's.
+    """
+
+    def __init__(self, settings: SimSettings, log: Path, timeout: float = 30.0) -> None:
+        self.settings = settings
+        args = [sys.executable, str(LAUNCHER), "--port", "0", "--rate-scale", str(settings.rate_scale),
+                "--processing-delay", str(settings.processing_delay),
+                *(a for key in settings.api_keys for a in ("--api-key", key)),
+                *(("--seed", str(settings.seed)) if settings.seed is not None else ())]
+        self._log = log.open("wb")
+        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._log, cwd=ROOT,
+                                        env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        line = self.process.stdout.readline().decode().strip() if ready else ""
+        if not line.startswith("http://"):
+            self.stop()
+            raise RuntimeError(f"the simulator did not start: {log.read_text()[-2000:]}")
+        self.url = line
+        SimClient(self.url).configure(lists={str(k): v for k, v in settings.lists.items()})
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
 
 @dataclass
 class Account:
@@ -46,7 +93,7 @@ class Account:
 
     connection: str
     hostname: str
-    server: SimulatorServer
+    server: SimProcess
     client: SimClient
     rps: float  # the connection's budget (the simulator's, unless a test wants runs slower)
     bulk_per_minute: float
@@ -118,18 +165,17 @@ class Account:
         return sum(1 for r in self.requests() if r["status"] == 0)
 
 
-def open_account(tag: str, *, lists: int = 5, processing_delay: float = 0.5, seed: int = 7,
+def open_account(folder: Path, tag: str, *, lists: int = 5, processing_delay: float = 0.5, seed: int = 7,
                  rate_scale: float = RATE_SCALE, rps: float | None = None,
                  bulk_per_minute: float | None = None) -> Account:
     """A started simulator at ``rate_scale`` x AC's budget (caller stops ``account.server``), with lists
-    1..``lists``.
+    1..``lists``; its log goes to ``folder``.
 
     ``rps`` and ``bulk_per_minute`` are the connection's budget: the simulator's by default; lower makes
     runs slower without the simulator refusing anything."""
     settings = SimSettings(api_keys=(API_KEY,), rate_scale=rate_scale, processing_delay=processing_delay,
                            seed=seed, lists={i: f"List {i}" for i in range(1, lists + 1)})
-    server = SimulatorServer(settings)
-    server.start()
+    server = SimProcess(settings, folder / f"sim-{tag}.log")
     return Account(connection=f"acct_{tag}", hostname=f"acct-{tag}-{uuid.uuid4().hex[:10]}.api-us1.com",
                    server=server, client=SimClient(server.url), rps=rps or settings.effective_rps,
                    bulk_per_minute=bulk_per_minute or settings.effective_bulk_per_minute)
@@ -318,6 +364,7 @@ class AccountFigures:
     refused: int
     requests: int
     per_second: list[int]  # accepted bulk imports in each second of the busy span (ramp-up, gaps, tail)
+    longest_silence: float  # the longest time without any API request arriving, within the busy span
 
     @property
     def pace_share(self) -> float:
@@ -326,8 +373,8 @@ class AccountFigures:
     def line(self) -> str:
         return (f"{self.connection}: {self.posts} bulk imports in {self.span_seconds:.1f}s = {self.pace:.0f}/min of "
                 f"{self.ceiling:.0f}/min ({100 * self.pace_share:.1f}%); {self.refused} of {self.requests} "
-                f"requests refused ({100 * self.refused / max(1, self.requests):.2f}%); per second: "
-                f"{self.per_second}")
+                f"requests refused ({100 * self.refused / max(1, self.requests):.2f}%); longest silence "
+                f"{self.longest_silence:.2f}s; bulk imports per second: {self.per_second}")
 
 
 def figures(account: Account) -> AccountFigures:
@@ -337,8 +384,10 @@ def figures(account: Account) -> AccountFigures:
     per_second = [0] * (int(span) + 1)
     for t in times:
         per_second[int(t - times[0])] += 1
+    arrivals = [r["at"] for r in account.requests() if times and times[0] <= r["at"] <= times[-1]]
+    silence = max((b - a for a, b in pairwise(arrivals)), default=0.0)
     return AccountFigures(account.connection, len(times), span, pace(times), account.ceiling, refused, total,
-                          per_second)
+                          per_second, silence)
 
 
 # ------------------------------------------------------------------------------------------ waiting
