@@ -20,16 +20,17 @@ import shutil
 import struct
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from worker.state import StateStore
-from worker.syncstate.index import FLAG_CODE, SKIPPED, SUBSCRIBED, UNSUBSCRIBED
-from worker.syncstate.keys import email_key, find, split_keys
+from worker.syncstate.index import FLAG_CODE, SKIPPED, SUBSCRIBED, U8, UNSUBSCRIBED
+from worker.syncstate.keys import U64, email_keys, find
 from worker.syncstate.manifest import Committed, Manifest, ShardRef
-from worker.syncstate.shard import Block, encode_shard
+from worker.syncstate.shard import U32, Block, encode_shard
 from worker.syncstate.source import Source
 
 #: Entries per shard the state aims at: a shard is a few MB, and one key range is what a merge holds.
@@ -37,11 +38,10 @@ SHARD_TARGET = 1 << 17
 MAX_BITS = 12
 #: Changes held in memory before they are spilled to the temporary folder.
 MEMORY_LIMIT = 32 << 20
-DELETE = 3
-_REC = struct.Struct(">16sQBIH")  # key, fingerprint, flag code (or DELETE), since, email length; then the email
-
-#: One change: (key, email, flag code or DELETE, fingerprint, since).
-Change = tuple[bytes, str, int, int, int]
+#: Changes gathered before they are split by key range (one sort per this many, not one per batch).
+_PENDING = 1 << 16
+DELETE = 3  # the flag code of a change that forgets the email
+_CHUNK = struct.Struct("<QQ")  # a spilled chunk: entries, bytes of its emails; then its columns and emails
 
 
 def bits_for(entries: int) -> int:
@@ -52,8 +52,66 @@ def bits_for(entries: int) -> int:
     return bits
 
 
+@dataclass
+class ChangeBlock:
+    """Changes as columns: key, fingerprint, flag code (or DELETE), since, email; in arrival order or,
+    from ``Changes.partition``, sorted by (key, email) with one change per email."""
+
+    hi: U64
+    lo: U64
+    fp: U64
+    code: U8
+    since: U32
+    emails: list[str]
+
+    def __len__(self) -> int:
+        return len(self.hi)
+
+    def take(self, rows: npt.NDArray[np.int64]) -> ChangeBlock:
+        picked = rows.tolist()
+        return ChangeBlock(self.hi[rows], self.lo[rows], self.fp[rows], self.code[rows], self.since[rows],
+                           [self.emails[i] for i in picked])
+
+    @classmethod
+    def concat(cls, blocks: list[ChangeBlock]) -> ChangeBlock:
+        if len(blocks) == 1:
+            return blocks[0]
+        return cls(np.concatenate([b.hi for b in blocks]) if blocks else np.empty(0, np.uint64),
+                   np.concatenate([b.lo for b in blocks]) if blocks else np.empty(0, np.uint64),
+                   np.concatenate([b.fp for b in blocks]) if blocks else np.empty(0, np.uint64),
+                   np.concatenate([b.code for b in blocks]) if blocks else np.empty(0, np.uint8),
+                   np.concatenate([b.since for b in blocks]) if blocks else np.empty(0, np.uint32),
+                   [e for b in blocks for e in b.emails])
+
+    def encode(self) -> bytes:
+        emails = "\n".join(self.emails).encode()
+        return b"".join((_CHUNK.pack(len(self), len(emails)), self.hi.astype("<u8").tobytes(),
+                         self.lo.astype("<u8").tobytes(), self.fp.astype("<u8").tobytes(),
+                         self.code.astype(np.uint8).tobytes(), self.since.astype("<u4").tobytes(), emails))
+
+    @classmethod
+    def decode_all(cls, data: bytes) -> list[ChangeBlock]:
+        blocks, at = [], 0
+        while at < len(data):
+            n, size = _CHUNK.unpack_from(data, at)
+            at += _CHUNK.size
+            cols = []
+            for dtype, width in (("<u8", 8), ("<u8", 8), ("<u8", 8), ("u1", 1), ("<u4", 4)):
+                cols.append(np.frombuffer(data, dtype=dtype, count=n, offset=at))
+                at += width * n
+            emails = data[at:at + size].decode().split("\n") if n else []
+            at += size
+            blocks.append(cls(cols[0].astype(np.uint64), cols[1].astype(np.uint64), cols[2].astype(np.uint64),
+                              cols[3].astype(np.uint8), cols[4].astype(np.uint32), emails))
+        return blocks
+
+
 class Changes:
-    """A commit's changes to the stored entries, partitioned by the top ``bits`` bits of their key."""
+    """A commit's changes to the stored entries, partitioned by the top ``bits`` bits of their key.
+
+    Changes arrive a batch at a time (``add``: columns, hashed here), are split by key range every
+    ``_PENDING`` changes, and spilled to a temporary folder (one file per range) past ``MEMORY_LIMIT``.
+    """
 
     def __init__(self, bits: int, *, memory_limit: int | None = None) -> None:
         if not 0 <= bits <= MAX_BITS:
@@ -61,8 +119,10 @@ class Changes:
         self.bits = bits
         self.count = 0
         self._limit = MEMORY_LIMIT if memory_limit is None else memory_limit
+        self._pending: list[ChangeBlock] = []
+        self._pending_count = 0
+        self._parts: dict[int, list[ChangeBlock]] = {}
         self._held = 0
-        self._buffers: dict[int, bytearray] = {}
         self._folder: str | None = None
 
     def __enter__(self) -> Changes:
@@ -73,23 +133,40 @@ class Changes:
 
     def set(self, email: str, fp: int, flag: str, since: int = 0) -> None:
         """The entry of ``email`` becomes (fp, flag, since)."""
-        self._add(email, FLAG_CODE[flag], fp, since)
+        self.add([email], [fp], [FLAG_CODE[flag]], [since])
 
     def delete(self, email: str) -> None:
         """``email`` is forgotten (no entry)."""
-        self._add(email, DELETE, 0, 0)
+        self.add([email], [0], [DELETE], [0])
 
-    def _add(self, email: str, code: int, fp: int, since: int) -> None:
-        key = email_key(email)
-        raw = email.encode()
-        part = (key[0] << 8 | key[1]) >> (16 - self.bits) if self.bits else 0
-        buf = self._buffers.get(part)
-        if buf is None:
-            buf = self._buffers[part] = bytearray()
-        buf += _REC.pack(key, fp, code, since, len(raw))
-        buf += raw
-        self._held += _REC.size + len(raw)
-        self.count += 1
+    def add(self, emails: list[str], fps: Sequence[int] | U64, codes: Sequence[int] | U8,
+            sinces: Sequence[int] | U32) -> None:
+        """Changes for ``emails``: flag code (``FLAG_CODE`` values, or DELETE), fingerprint and since each."""
+        if not emails:
+            return
+        hi, lo = email_keys(emails)
+        self._pending.append(ChangeBlock(hi, lo, np.asarray(fps, dtype=np.uint64), np.asarray(codes, dtype=np.uint8),
+                                         np.asarray(sinces, dtype=np.uint32), list(emails)))
+        self._pending_count += len(emails)
+        self.count += len(emails)
+        if self._pending_count >= _PENDING:
+            self._split()
+
+    def _split(self) -> None:
+        """Move the pending changes into their key ranges (arrival order kept within each)."""
+        if not self._pending:
+            return
+        block = ChangeBlock.concat(self._pending)
+        self._pending, self._pending_count = [], 0
+        part = block.hi >> np.uint64(64 - self.bits) if self.bits else np.zeros(len(block), np.uint64)
+        order = np.argsort(part, kind="stable")
+        bounds = np.searchsorted(part[order], np.arange(1 << self.bits, dtype=np.uint64), side="right")
+        start = 0
+        for p, end in enumerate(bounds.tolist()):
+            if end > start:
+                self._parts.setdefault(p, []).append(block.take(order[start:end]))
+            start = end
+        self._held += len(block) * 40 + sum(len(e) for e in block.emails)
         if self._held > self._limit:
             self._spill()
 
@@ -99,37 +176,43 @@ class Changes:
         return os.path.join(self._folder, f"{part:05d}")
 
     def _spill(self) -> None:
-        for part, buf in self._buffers.items():
+        for part, blocks in self._parts.items():
             with open(self._path(part), "ab") as file:
-                file.write(buf)
-        self._buffers.clear()
+                for b in blocks:
+                    file.write(b.encode())
+        self._parts.clear()
         self._held = 0
 
-    def partition(self, part: int) -> list[Change]:
+    def partition(self, part: int) -> ChangeBlock:
         """The changes of one key range, sorted by (key, email), the last one of each email only."""
-        data = b""
+        self._split()
+        blocks: list[ChangeBlock] = []
         if self._folder is not None:
             with contextlib.suppress(FileNotFoundError), open(self._path(part), "rb") as file:
-                data = file.read()
-        data += bytes(self._buffers.pop(part, b""))
-        changes: list[Change] = []
-        at, size, unpack = 0, _REC.size, _REC.unpack_from
-        while at < len(data):
-            key, fp, code, since, length = unpack(data, at)
-            at += size
-            changes.append((key, data[at:at + length].decode(), code, fp, since))
-            at += length
-        changes.sort(key=lambda c: (c[0], c[1]))  # stable: for one email, arrival order is kept
-        last: list[Change] = []
-        for c in changes:
-            if last and last[-1][0] == c[0] and last[-1][1] == c[1]:
-                last[-1] = c
-            else:
-                last.append(c)
-        return last
+                blocks = ChangeBlock.decode_all(file.read())
+        blocks.extend(self._parts.pop(part, []))
+        if not blocks:
+            return ChangeBlock.concat([])
+        block = ChangeBlock.concat(blocks)
+        order = np.lexsort((np.arange(len(block)), block.lo, block.hi))  # by key, then arrival
+        block = block.take(order)
+        same = (block.hi[1:] == block.hi[:-1]) & (block.lo[1:] == block.lo[:-1])
+        if not same.any():
+            return block
+        # a key met more than once: one email changed twice (the last wins), or emails sharing a key
+        order = np.arange(len(block))
+        starts = [*np.flatnonzero(np.concatenate(([True], ~same))).tolist(), len(block)]
+        for a, b in itertools.pairwise(starts):
+            if b - a > 1:
+                last = {block.emails[r]: r for r in range(a, b)}  # rows are in arrival order here
+                chosen = sorted(last.values(), key=lambda r: block.emails[r])
+                order[a:b] = -1
+                order[a:a + len(chosen)] = chosen
+        return block.take(order[order >= 0])
 
     def close(self) -> None:
-        self._buffers.clear()
+        self._pending.clear()
+        self._parts.clear()
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None
@@ -159,53 +242,51 @@ class _Cursor:
                 return Block.concat(parts)
 
 
-def apply(old: Block, changes: list[Change]) -> Block:
-    """The entries of one key range after ``changes`` (sorted by key and email, one per email)."""
-    if not changes:
+def apply(old: Block, changes: ChangeBlock) -> Block:
+    """The entries of one key range after ``changes`` (from ``Changes.partition``): matched by key and email."""
+    if not len(changes):
         return old
-    ch_hi, ch_lo = split_keys(b"".join(c[0] for c in changes))
-    found = find(old.hi, old.lo, ch_hi, ch_lo).tolist()
+    found = find(old.hi, old.lo, changes.hi, changes.lo)
+    for j in np.flatnonzero(found >= 0).tolist():  # the key is stored: is it this email's entry?
+        p = int(found[j])
+        if old.emails[p] != changes.emails[j]:
+            found[j] = _same_email(old, p, changes.emails[j])
+    deleting = changes.code == DELETE
+    hit = found >= 0
+    setting = hit & ~deleting
     fp, flag, since = old.fp.copy(), old.flag.copy(), old.since.copy()
-    keep = np.ones(len(old), dtype=np.bool_)
-    inserts: list[int] = []
-    for j, (_, email, code, c_fp, c_since) in enumerate(changes):
-        p = found[j]
-        if p >= 0 and old.emails[p] != email:
-            p = _same_email(old, p, email)
-        if p < 0:
-            if code != DELETE:
-                inserts.append(j)
-        elif code == DELETE:
-            keep[p] = False
-        else:
-            fp[p], flag[p], since[p] = c_fp, code, c_since
-    if keep.all():
-        base = Block(old.hi, old.lo, fp, flag, since, old.emails)
-    else:
+    at = found[setting]
+    fp[at], flag[at], since[at] = changes.fp[setting], changes.code[setting], changes.since[setting]
+    gone = found[hit & deleting]
+    if len(gone):
+        keep = np.ones(len(old), dtype=np.bool_)
+        keep[gone] = False
         base = Block(old.hi[keep], old.lo[keep], fp[keep], flag[keep], since[keep],
                      list(itertools.compress(old.emails, keep.tolist())))
-    if not inserts:
+    else:
+        base = Block(old.hi, old.lo, fp, flag, since, old.emails)
+    new = np.flatnonzero(~hit & ~deleting)
+    if not len(new):
         return base
-    ins = [changes[j] for j in inserts]
-    ihi, ilo = ch_hi[inserts], ch_lo[inserts]
-    at = np.searchsorted(base.hi, ihi).tolist()
+    ins = changes.take(new)  # sorted by (key, email), as the changes are
+    if not len(base):
+        return Block(ins.hi, ins.lo, ins.fp, ins.code, ins.since, ins.emails)
+    pos = np.searchsorted(base.hi, ins.hi)
     n = len(base)
-    for k, c in enumerate(ins):  # a shared key (or hi) in the old entries: place the email in (key, email) order
-        a, h, lw = at[k], int(ihi[k]), int(ilo[k])
-        while a < n and (int(base.hi[a]), int(base.lo[a]), base.emails[a]) < (h, lw, c[1]):
+    for k in np.flatnonzero((pos < n) & (base.hi[np.minimum(pos, n - 1)] == ins.hi)).tolist():
+        a, h, lw, email = int(pos[k]), int(ins.hi[k]), int(ins.lo[k]), ins.emails[k]  # a shared hi: place by
+        while a < n and (int(base.hi[a]), int(base.lo[a]), base.emails[a]) < (h, lw, email):  # (key, email)
             a += 1
-        at[k] = a
+        pos[k] = a
     emails: list[str] = []
     prev = 0
-    for a, c in zip(at, ins, strict=True):
+    for a, email in zip(pos.tolist(), ins.emails, strict=True):
         emails.extend(base.emails[prev:a])
-        emails.append(c[1])
+        emails.append(email)
         prev = a
     emails.extend(base.emails[prev:])
-    return Block(np.insert(base.hi, at, ihi), np.insert(base.lo, at, ilo),
-                 np.insert(base.fp, at, np.array([c[3] for c in ins], dtype=np.uint64)),
-                 np.insert(base.flag, at, np.array([c[2] for c in ins], dtype=np.uint8)),
-                 np.insert(base.since, at, np.array([c[4] for c in ins], dtype=np.uint32)), emails)
+    return Block(np.insert(base.hi, pos, ins.hi), np.insert(base.lo, pos, ins.lo), np.insert(base.fp, pos, ins.fp),
+                 np.insert(base.flag, pos, ins.code), np.insert(base.since, pos, ins.since), emails)
 
 
 def _same_email(old: Block, p: int, email: str) -> int:
