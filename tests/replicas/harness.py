@@ -320,14 +320,16 @@ def _toml_value(v: Any) -> str:
 
 # ------------------------------------------------------------------------------------------ events
 
-def refreshed(export: ExportDef, refresh_id: str | None = None) -> dict[str, Any]:
-    """A segment.refreshed for the export's own segment."""
+def refreshed(export: ExportDef, refresh_id: str | None = None, *, snapshot: Path | None = None,
+              occurred_at: str | None = None) -> dict[str, Any]:
+    """A segment.refreshed for the export's own segment (its snapshot unless another is named)."""
     from worker.event_schemas import validate_event
     from worker.events import now_iso
 
-    event = {"type": "segment.refreshed", "version": 1, "id": str(uuid.uuid4()), "occurred_at": now_iso(),
-             "segment": {"id": export.segment_id}, "refresh_id": refresh_id or f"r-{uuid.uuid4().hex[:12]}",
-             "snapshot": {"uri": f"file://{export.snapshot}", "format": "jsonl"}}
+    event = {"type": "segment.refreshed", "version": 1, "id": str(uuid.uuid4()),
+             "occurred_at": occurred_at or now_iso(), "segment": {"id": export.segment_id},
+             "refresh_id": refresh_id or f"r-{uuid.uuid4().hex[:12]}",
+             "snapshot": {"uri": f"file://{snapshot or export.snapshot}", "format": "jsonl"}}
     validate_event(event)
     return event
 
