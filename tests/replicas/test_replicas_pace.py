@@ -22,7 +22,8 @@ from tests.replicas.pace import REPLICAS, run_pace_scenario
 #: imports per account, about 15 s of budget each.
 PEOPLE = 20_000
 #: A floor that catches a schedule that wastes the budget (e.g. replicas taking turns instead of sharing),
-#: not a slow machine: 63-84% was measured here at load averages of 8 to 14 on 2 cores.
+#: not a slow machine: 96% was measured here at a load average of 3 on 2 cores, 63-84% at 8 to 14 (before
+#: the simulators had processes of their own).
 PACE_FLOOR = 0.5
 REFUSAL_CEILING = 0.005
 
