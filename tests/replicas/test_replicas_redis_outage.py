@@ -23,6 +23,7 @@ from tests.replicas.harness import (
     all_alive,
     make_export,
     refreshed,
+    runs_started,
     unique_name,
     wait_until,
     write_configs,
@@ -103,6 +104,9 @@ def test_redis_stopped_mid_run_and_started_again(tmp_path: Path, rabbit_delays, 
         assert events[0]["counts"]["added"] == PEOPLE and events[0]["counts"]["failed"] == 0, events[0]["counts"]
         account.assert_list_exact(e.list_id, e.segment.expected)
     assert len(account.accepted_posts()) == sum(e.batches for e in exports)
+    # The runs lived through it: none lost its lease (Redis came back empty; renewal took each one again).
+    assert all(sum(runs_started(replicas, e.name).values()) == 1 for e in exports)
+    assert sum(r.metric("segment_export_leases_lost_total") for r in replicas) == 0
     assert during <= STRAY_REFUSALS, "the replicas' local shares overran the budget while Redis was down"
     assert settled <= STRAY_REFUSALS, "once back on the shared budget, the replicas still overran it"
     assert refused < REFUSAL_CEILING * total
