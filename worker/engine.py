@@ -379,6 +379,11 @@ class Engine:
             self.hooks.run_started(spec)
             run_stop, watcher = _stop_on_loss(stop, lease)
             counts, failures_uri = await self._execute(spec, book, run_stop)
+            # Still under the lease: a duplicate delivery waiting for it must find the run completed.
+            status = "partial" if counts["failed"] else "succeeded"
+            event, ours = await asyncio.to_thread(
+                book.complete, self._event(spec, status, counts, started_at, t0, failures_uri, None))
+            await asyncio.to_thread(tidy, self.store, book, self.config.worker.retention_days)
         except RunInterrupted:
             lost = lease is not None and lease.lost.is_set()
             if lost:
@@ -398,9 +403,6 @@ class Engine:
                 watcher.cancel()
             if lease is not None:
                 await lease.release()
-        status = "partial" if counts["failed"] else "succeeded"
-        event, ours = await asyncio.to_thread(
-            book.complete, self._event(spec, status, counts, started_at, t0, failures_uri, None))
         if not ours:  # another worker finished the same run first: its event is the one of record
             return self._ended(spec, RunResult(event, exit_code_for(event["status"]), replayed=True), t0)
         log.info("run finished", extra={**ctx, "counts": counts, "status": status})
@@ -540,8 +542,8 @@ class Engine:
     # ------------------------------------------------------------------------------------ commit
     def _commit(self, spec: RunSpec, book: Runbook, synced: SyncedState, version: str | None,
                 merged: Any) -> tuple[dict[str, int], str]:
-        """Write the failure report, install the new synced state (compare-and-swap), note the refresh; then
-        delete the run's plan and batch records and prune runs past retention (``worker.commit.tidy``)."""
+        """Write the failure report, install the new synced state (compare-and-swap), note the refresh. The
+        run's records are deleted (``worker.commit.tidy``) once its completion is recorded, in ``run``."""
         try:
             failures_uri = merged.report.write(self.store, book.keys, spec.export.name)
             installed = install(self.store, book.keys, synced, version, merged.changes, spec.run_id,
@@ -555,7 +557,6 @@ class Engine:
                                                     f"state while this one ran; it is retried to diff afresh",
                                transient=True)
         book.record_refresh(spec.refresh_id, spec.occurred_at or now_iso(), spec.snapshot_uri)
-        tidy(self.store, book, self.config.worker.retention_days)
         return merged.counts, failures_uri
 
     def _stored_outcome(self, book: Runbook, n: int) -> BatchOutcome:

@@ -305,7 +305,7 @@ class RabbitBroker(Broker):
             self.conn.release()
         problems = []
         with Connection(self.url) as conn:
-            for q in (self.requests_queue, self.dlq, self.tap):
+            for q in (self.requests_queue, self.dlq, self.tap, *self.topology().delay_queues()):
                 try:
                     conn.channel().queue_delete(queue=q)
                 except Exception as exc:

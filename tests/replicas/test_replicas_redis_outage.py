@@ -44,9 +44,6 @@ DEGRADED = "segment_export_limiter_degraded"
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="SharedLimiter bug: waiters queued in the local fallback while Redis was "
-                   "down keep being granted by it after Redis is back, on top of the shared budget (429s for "
-                   "~15 s); remove this marker with the fix")
 def test_redis_stopped_mid_run_and_started_again(tmp_path: Path, rabbit_delays, private_redis: PrivateRedis,
                                                  accounts, workers) -> None:
     broker = rabbit_delays

@@ -87,6 +87,8 @@ class SharedLimiter:
         self._sleepers: dict[object, asyncio.Future[None]] = {}
         self._blocked_until = float("-inf")  # local copy of a pause this process asked for (loop clock)
         self._degraded = False
+        #: Set when Redis answers again: waiters queued for the local share go back to the shared budget.
+        self._returned = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
@@ -113,8 +115,9 @@ class SharedLimiter:
             raise ValueError(f"unknown request kind {kind!r}; expected 'bulk' or 'other'")
         loop = asyncio.get_running_loop()
         start = loop.time()
-        if self._degraded or not await self._take_shared(kind, loop):
-            await self._fallback.acquire(kind)
+        while self._degraded or not await self._take_shared(kind, loop):
+            if await self._take_local(kind):
+                break
         waited = max(0.0, loop.time() - start)
         self.waited_seconds += waited
         return waited
@@ -166,6 +169,28 @@ class SharedLimiter:
                 queue.remove(ticket)
                 self._notify()
 
+    async def _take_local(self, kind: RequestKind) -> bool:
+        """A slot of this replica's share; False if Redis answered again first (then the caller asks the
+        shared budget: a waiter left in the local schedule would be granted on top of it)."""
+        if not self._degraded:
+            return False
+        local = asyncio.ensure_future(self._fallback.acquire(kind))
+        returned = asyncio.ensure_future(self._returned.wait())
+        try:
+            await asyncio.wait({local, returned}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            local.cancel()
+            raise
+        finally:
+            returned.cancel()
+        if local.done():
+            local.result()
+            return True
+        local.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await local
+        return False
+
     async def _decide(self, kind: RequestKind) -> Decision | None:
         """The script's answer, or None after switching to the local share because Redis failed."""
         try:
@@ -193,6 +218,7 @@ class SharedLimiter:
         if self._degraded:
             return
         self._degraded = True
+        self._returned = asyncio.Event()
         log.warning(
             "rate limiter for connection %s: Redis at %s failed (%s); pacing to this replica's share "
             "(1/%d of the budget) until it answers again",
@@ -210,6 +236,7 @@ class SharedLimiter:
             with contextlib.suppress(*failures):
                 await self._client().ping()
                 self._degraded = False
+        self._returned.set()
         log.info(
             "rate limiter for connection %s: Redis at %s answers again; back to the shared budget",
             self.connection_name, redact_url(self._url),
