@@ -248,7 +248,7 @@ class Engine:
 
     async def aclose(self) -> None:
         """Release what the limiters hold (Redis probes and connections); the engine is done."""
-        from worker.activecampaign.redis_clients import close_redis_clients
+        from worker.redis_clients import close_redis_clients
 
         for limiter in self._limiters.values():
             closer = getattr(limiter, "aclose", None)

@@ -8,8 +8,8 @@ assumed alone (the in-process `AccountLimiter`); with it every replica draws fro
 from __future__ import annotations
 
 from worker.activecampaign.limiter import AccountLimiter, RateLimiter
-from worker.activecampaign.redis_clients import check_redis_url
 from worker.activecampaign.shared_limiter import DEFAULT_KEY_PREFIX, OnDegraded, SharedLimiter
+from worker.redis_clients import check_redis_url
 
 __all__ = ["make_limiter"]
 

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from worker.activecampaign.limiter import AccountLimiter
 from worker.activecampaign.pacing import RequestKind, SlotSchedule
-from worker.activecampaign.redis_clients import redact_url, redis_client, redis_failures
 from worker.activecampaign.shared_budget import BudgetScript, Decision
+from worker.redis_clients import redact_url, redis_client, redis_failures
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

@@ -62,8 +62,8 @@ def open_leases(
     if not owner:
         raise ValueError("lease owner must be a non-empty name for this replica (e.g. its host name and pid)")
     if redis_url:
-        from worker.activecampaign.redis_clients import check_redis_url
         from worker.leases.redis_backend import DEFAULT_KEY_PREFIX, RedisLeases
+        from worker.redis_clients import check_redis_url
 
         backend: Backend = RedisLeases(check_redis_url(redis_url), owner, key_prefix=key_prefix or DEFAULT_KEY_PREFIX)
     else:
