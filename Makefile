@@ -27,7 +27,7 @@ test: $(STAMP)
 	$(BIN)/mypy
 	scripts/with-services $(BIN)/python -m pytest -n $(or $(TEST_JOBS),4) --dist loadgroup $(PYTEST_ARGS)
 
-# `make bench` runs the suite of bench/README.md (about an hour: 200k at the real budget, 1M at 10x, 10M for
+# `make bench` runs the suite of bench/README.md (about 45 min: 200k at the real budget, 1M at 10x, 10M for
 # memory, 30 days of 1M refreshes), writes bench/results/*.json and redraws bench/*.png.
 # `make bench PROFILES=N [RATE_SCALE=S]` runs one size and prints its figures.
 BENCH_STAMP := $(VENV)/.bench-installed
