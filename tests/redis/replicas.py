@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from worker.activecampaign.pacing import RequestKind
-from worker.activecampaign.redis_clients import close_redis_clients
 from worker.activecampaign.shared_limiter import SharedLimiter
+from worker.redis_clients import close_redis_clients
 
 HOSTNAME = "acct.api-us1.com"
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from worker.activecampaign import ActiveCampaignClient, Batch, BatchOutcome, BulkAccepted, BulkImporter
 from worker.activecampaign.limiter_factory import make_limiter
-from worker.activecampaign.redis_clients import close_redis_clients
+from worker.redis_clients import close_redis_clients
 from worker.secret import Secret
 
 LIST_ID = 3
