@@ -165,7 +165,7 @@ bulk_requests_per_minute = {100 * scale}
 segment = "bench"
 connection = "sim"
 list_id = 3
-mapping = {json.dumps(MAPPING).replace('": "', '" = "').replace('{"', '{ "').replace('"}', '" }')}
+mapping = {{ {", ".join(f'{key} = "{column}"' for key, column in MAPPING.items())} }}
 """)
     return path
 
