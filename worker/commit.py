@@ -55,7 +55,7 @@ def merge(book: Runbook, list_id: int, synced: SyncedState, plan: Counts,
 
     The caller closes ``Merged.changes`` (it may hold a temporary folder) once the state is installed.
     """
-    since = int(time.time() if now is None else now)
+    fallback = int(time.time() if now is None else now)
     changes = Changes(bits_for(len(synced) + plan.to_add))
     counts = {"profiles": plan.profiles, "invalid": plan.invalid, "duplicates": plan.duplicates,
               "added": 0, "updated": 0, "unchanged": plan.unchanged, "removed": 0, "failed": 0,
@@ -63,6 +63,9 @@ def merge(book: Runbook, list_id: int, synced: SyncedState, plan: Counts,
     report = FailureReport()
     try:
         for header in book.part_headers():
+            # A leaver's "unsubscribed by us since" is when its part was planned, before its request left:
+            # re-entry compares it with AC's record, so it must not be later than AC's own timestamp.
+            since = int(header.get("planned_at") or fallback) if now is None else fallback
             for source, line, email, reason in header["invalid"]:
                 report.add({"email": email, "stage": "invalid", "reason": reason, "source": source, "line": line})
             for email in header["dropped"]:

@@ -479,7 +479,7 @@ class Engine:
             self._tick(progress)
 
         feed = PlanFeed(planner.plan(self._pages(spec)), on_part=on_part, on_batch=on_batch, skip=resume.skip,
-                        stop=stop, prepare={READMIT: self._readmitter(client, export)})
+                        stop=stop, prepare={READMIT: self._readmitter(client, export, planner.left_at)})
         try:
             async with feed:
                 withdrawn = await BulkImporter(client, export.list_id).run(
@@ -505,7 +505,8 @@ class Engine:
             self.hooks.guard_tripped(spec.export.name)
             raise RunError(GUARD_CODE, message)
 
-    def _readmitter(self, client: ActiveCampaignClient, export: Export) -> Callable[[Batch], Any]:
+    def _readmitter(self, client: ActiveCampaignClient, export: Export,
+                    left_at: dict[str, int]) -> Callable[[Batch], Any]:
         """The ``prepare`` step of re-entry batches: re-subscribe what this export unsubscribed, and only
         when the person did not unsubscribe themselves; returns the emails that stay out, with why."""
         slots = asyncio.Semaphore(READMIT_CONCURRENCY)
@@ -515,7 +516,8 @@ class Engine:
 
             async def one(email: str) -> None:
                 async with slots:
-                    decision = await readmit(client, email, export.list_id)
+                    decision = await readmit(client, email, export.list_id,
+                                             unsubscribed_at=left_at.get(email) or None)
                 if decision.result == "kept_out":
                     kept_out[email] = decision.reason
                 self.hooks.readmission(export.name, "kept_out" if decision.result == "kept_out" else "readmitted")

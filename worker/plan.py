@@ -138,6 +138,9 @@ class Planner:
         self._seen = np.zeros(len(self._index), dtype=np.bool_)  # stored entries met in the snapshot
         self._new = SeenKeys()  # keys met that the state does not hold
         self.totals = Counts()
+        #: Re-entering contacts -> when this export unsubscribed them (unix seconds): re-entry checks that
+        #: AC's unsubscription is not older than that (then it was someone else's, not ours to undo).
+        self.left_at: dict[str, int] = {}
         self._next_batch = 0
         self._open = self._new_batch()
         self._open_readmit: PlannedBatch | None = None  # re-entries travel in batches of their own
@@ -234,6 +237,8 @@ class Planner:
         if self.readmit:
             counts.to_readmit += int(np.count_nonzero(returning))
             op[returning] = _OP_READMIT
+            for i in np.flatnonzero(returning).tolist():
+                self.left_at[emails[i]] = int(index.since[pos[i]])
         else:  # re-entering, unsubscribed by us, readmit is off: stays out
             counts.skipped += int(np.count_nonzero(returning))
             kept_out.extend(emails[i] for i in np.flatnonzero(returning).tolist())

@@ -6,7 +6,9 @@ snapshot) and ``state prune`` (which removes old ones). Spelling them once keeps
 
 Layout under ``exports/<export>/``::
 
-    synced                        the committed state (see worker.synced)
+    synced                        the committed state's manifest (see worker.synced, worker.syncstate)
+    shards/<generation>/NNNNN     its shards: key ranges of entries (one generation is current)
+    lease                         the export's lease, when leases live in the state store
     last_snapshot                 the segment's newest known snapshot, for export.requested without one
     last_refresh                  the newest refresh synced (stale detection)
     runs/<run_id>/plan/part-NNNNN the diff of one snapshot page, written once
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
@@ -98,6 +101,9 @@ def encode_part(part: PlanPart) -> bytes:
     """
     header = {
         "part": part.number,
+        # When this part was planned, before any of its requests: a leaver's "unsubscribed by us since".
+        # Written once (put-if-absent), so a resumed run keeps the first attempt's time.
+        "planned_at": int(time.time()),
         "counts": part.counts.as_dict(),
         "invalid": part.invalid,
         "dropped": part.dropped,

@@ -50,7 +50,7 @@ RULES: dict[str, tuple[str, ...]] = {
     "worker.broker": (),
     "worker.snapshot": ("worker.aws",),
     "worker.state": ("worker.aws",),
-    "worker.activecampaign": ("worker.secret", "worker.redis_clients"),
+    "worker.activecampaign": ("worker.secret", "worker.redis_clients", "worker.instants"),
     "worker.leases": ("worker.state", "worker.redis_clients"),
     "worker.syncstate": ("worker.state",),
     "worker.settings": ("worker.secret",),

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from worker.activecampaign.client import ActiveCampaignClient
+from worker.instants import try_instant
 
 #: The record fields AC sets when the person's own action unsubscribed them.
 OWN_UNSUBSCRIBE_FIELDS = ("campaign", "message", "unsubreason", "unsubscribeAutomation")
@@ -38,8 +39,17 @@ def _set(value: Any) -> bool:
     return value not in (None, "", "0", 0, False)
 
 
-async def readmit(client: ActiveCampaignClient, email: str, list_id: int) -> Readmission:
-    """Decide and, when it is ours to undo, undo this export's unsubscription of ``email`` (<= 3 requests)."""
+#: Seconds of clock difference allowed between AC's record time and ours.
+CLOCK_SKEW = 60
+
+
+async def readmit(client: ActiveCampaignClient, email: str, list_id: int, *,
+                  unsubscribed_at: int | None = None) -> Readmission:
+    """Decide and, when it is ours to undo, undo this export's unsubscription of ``email`` (<= 3 requests).
+
+    ``unsubscribed_at`` (unix seconds) is when this export sent the unsubscription. A list record last
+    changed before that was unsubscribed by somebody else (our request then changed nothing): kept out.
+    """
     contact = await client.find_contact(email)
     if contact is None:
         return Readmission("send")  # deleted in AC since: bulk import creates and subscribes it
@@ -55,6 +65,10 @@ async def readmit(client: ActiveCampaignClient, email: str, list_id: int) -> Rea
     own = [name for name in OWN_UNSUBSCRIBE_FIELDS if _set(record.get(name))]
     if own:
         return Readmission("kept_out", f"unsubscribed_themselves ({', '.join(own)} set on the list record)")
+    changed = try_instant(record.get("udate"))
+    if unsubscribed_at and changed is not None and changed.timestamp() < unsubscribed_at - CLOCK_SKEW:
+        return Readmission("kept_out", "unsubscribed_before_this_export_did (another client unsubscribed it; "
+                                       "not ours to undo)")
     done, why = await client.subscribe(str(contact["id"]), list_id, sourceid=4)
     if not done:
         return Readmission("kept_out", f"ActiveCampaign refused to re-subscribe it: {why}")

@@ -17,6 +17,7 @@ import numpy.typing as npt
 from worker.syncstate.keys import I64, U64, find
 
 U8 = npt.NDArray[np.uint8]
+U32 = npt.NDArray[np.uint32]
 Mask = npt.NDArray[np.bool_]
 
 #: Flag codes in the columns (the stored state's flags "", "s" and "u", see worker.synced).
@@ -37,13 +38,15 @@ class KeyIndex:
     lo: U64
     fp: U64
     flag: U8
+    since: U32  # when this export unsubscribed the entry (flag UNSUBSCRIBED), unix seconds; else 0
     shared: dict[str, int] = field(default_factory=dict)
     _shared_firsts: set[int] = field(default_factory=set, repr=False)
 
     @classmethod
     def allocate(cls, n: int) -> KeyIndex:
         """Columns for ``n`` entries, filled in place by the loader (one allocation, no concatenation)."""
-        return cls(np.empty(n, np.uint64), np.empty(n, np.uint64), np.empty(n, np.uint64), np.empty(n, np.uint8))
+        return cls(np.empty(n, np.uint64), np.empty(n, np.uint64), np.empty(n, np.uint64), np.empty(n, np.uint8),
+                   np.empty(n, np.uint32))
 
     def __len__(self) -> int:
         return len(self.hi)

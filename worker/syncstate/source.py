@@ -34,7 +34,7 @@ class Source(ABC):
 
     @abstractmethod
     def fill(self, index: KeyIndex) -> None:
-        """Copy the key, fingerprint and flag columns into ``index`` (allocated for len(self) entries)."""
+        """Copy the key, fingerprint, flag and since columns into ``index`` (allocated for len(self) entries)."""
 
     @abstractmethod
     def emails_at(self, positions: I64) -> Iterator[tuple[int, str]]:
@@ -56,7 +56,7 @@ class MemorySource(Source):
 
     def fill(self, index: KeyIndex) -> None:
         b = self.block
-        index.hi[:], index.lo[:], index.fp[:], index.flag[:] = b.hi, b.lo, b.fp, b.flag
+        index.hi[:], index.lo[:], index.fp[:], index.flag[:], index.since[:] = b.hi, b.lo, b.fp, b.flag, b.since
 
     def emails_at(self, positions: I64) -> Iterator[tuple[int, str]]:
         emails = self.block.emails
@@ -95,9 +95,10 @@ class StoreSource(Source):
 
     def fill(self, index: KeyIndex) -> None:
         for key, start, end in self._ranges:
-            hi, lo, fp, flag, _ = decode_columns(self._get(key), self.store.uri(key))
+            hi, lo, fp, flag, since = decode_columns(self._get(key), self.store.uri(key))
             _check_count(key, len(hi), end - start)
             index.hi[start:end], index.lo[start:end], index.fp[start:end], index.flag[start:end] = hi, lo, fp, flag
+            index.since[start:end] = since
 
     def emails_at(self, positions: I64) -> Iterator[tuple[int, str]]:
         wanted = positions.tolist()
