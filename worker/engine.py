@@ -23,28 +23,39 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
+from worker import checks
 from worker.activecampaign.client import ActiveCampaignClient, ActiveCampaignError, BulkAccepted
 from worker.activecampaign.importer import Batch, BatchOutcome, BulkImporter
 from worker.activecampaign.limiter import RateLimiter
 from worker.activecampaign.limiter_factory import make_limiter
-from worker.activecampaign.readmission import readmit
-from worker.commit import OPERATIONS, install, merge, tidy
+from worker.activecampaign.readmission import readmitter
+from worker.commit import install, merge, tidy
 from worker.config import Config, ConfigError, Connection, Export
 from worker.events import CompletionEvent, completion_event, now_iso
 from worker.fields import resolve_fields
 from worker.guard import CODE as GUARD_CODE
-from worker.guard import Removals, count_removals, verdict
 from worker.hooks import HookBus, Hooks
 from worker.leases import Lease, Leases, LeaseUnavailable
 from worker.mapping import Mapper
 from worker.pipeline import PlanFeed
 from worker.plan import READMIT, Planner, PlanPart, tune_gc
 from worker.runbook import Runbook
+from worker.runs import (
+    EXIT_FAILED,
+    EXIT_OK,
+    Progress,
+    RunError,
+    RunInterrupted,
+    RunResult,
+    RunSpec,
+    error_code,
+    exit_code_for,
+    is_transient,
+)
 from worker.snapshot import Page, SnapshotError, read_pages
 from worker.state import StateError, StateStore
 from worker.synced import SyncedState
@@ -52,109 +63,7 @@ from worker.syncstate.manifest import Committed
 
 log = logging.getLogger("segment_export.engine")
 
-EXIT_OK, EXIT_FAILED, EXIT_PARTIAL = 0, 1, 3
-SAMPLE_ROWS = 20
 MILESTONE_SECONDS = 5.0
-#: Re-entering contacts looked up at once (each lookup is up to three "other" requests).
-READMIT_CONCURRENCY = 4
-
-
-class RunError(Exception):
-    """A run-level failure with a stable code for the ``export.failed`` event."""
-
-    def __init__(self, code: str, message: str, *, transient: bool = False) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.transient = transient
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """What to run: one export applied to one snapshot."""
-
-    export: Export
-    snapshot_uri: str
-    refresh_id: str
-    run_id: str
-    full: bool = False
-    snapshot_format: str | None = None
-    snapshot_compression: str | None = None
-    occurred_at: str | None = None  # when upstream refreshed the segment: orders refreshes for staleness
-    allow_mass_removal: bool = False  # this run only: the removal guard does not stop it
-    attempt: int = 1  # which attempt of a run retried after transient failures (events and logs carry it)
-
-
-@dataclass
-class Progress:
-    """Live counters for a TTY progress line, a log milestone or a gauge."""
-
-    export: str = ""
-    run_id: str = ""
-    profiles_read: int = 0
-    batches_planned: int = 0
-    batches_sent: int = 0
-    batches_confirmed: int = 0
-    contacts_sent: int = 0
-    in_flight: int = 0  # accepted by AC, not yet final (resumed ones included)
-    started: float = field(default_factory=time.monotonic)
-    logged: float = 0.0  # when the last milestone was logged
-
-
-@dataclass
-class RunResult:
-    """How a run ended. ``event`` is None when there is nothing to publish (interrupted, stale)."""
-
-    event: CompletionEvent | None
-    exit_code: int
-    replayed: bool = False  # the run had completed before; this is its recorded event
-    interrupted: bool = False  # stopped at a checkpoint on request; run it again (same run id) to go on
-    stale: bool = False  # a newer refresh of the segment has already been synced for this export
-    transient: bool = False  # failed for a reason a later attempt may not meet (the event is export.failed)
-    busy: bool = False  # another run of the export holds its lease: nothing was done, run it again later
-    lease_lost: bool = False  # interrupted because the lease was lost (another replica may have taken over)
-
-    @property
-    def outcome(self) -> str:
-        if self.busy:
-            return "lease_busy"
-        if self.interrupted:
-            return "interrupted"
-        if self.stale:
-            return "stale"
-        if self.replayed:
-            return "duplicate"
-        return self.event["status"] if self.event else "unknown"
-
-
-class RunInterrupted(Exception):
-    """Raised inside a run when its stop event was set; the run's records let it resume."""
-
-
-def error_code(exc: BaseException) -> str:
-    """A stable, low-cardinality code for ``export.failed``'s ``error.code``."""
-    if isinstance(exc, ActiveCampaignError):
-        return f"activecampaign_{exc.code}"
-    if isinstance(exc, RunError):
-        return exc.code
-    if isinstance(exc, SnapshotError):
-        return "snapshot_unreadable"
-    if isinstance(exc, StateError):
-        return "state_store"
-    if isinstance(exc, ConfigError):
-        return "config"
-    return "internal"
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Worth retrying later: AC or storage unreachable, overloaded or slow; never a refusal or bad input."""
-    if isinstance(exc, ActiveCampaignError | RunError | SnapshotError):
-        return exc.transient
-    return isinstance(exc, StateError | OSError)
-
-
-def exit_code_for(status: str) -> int:
-    return {"succeeded": EXIT_OK, "partial": EXIT_PARTIAL}.get(status, EXIT_FAILED)
 
 
 class _CallbackHooks(Hooks):
@@ -213,7 +122,7 @@ class Engine:
         return ActiveCampaignClient(conn.api_url, conn.api_key(), self.limiter_for(conn),
                                     on_request=self.hooks.request_answered)
 
-    async def _mapper(self, client: ActiveCampaignClient, export: Export) -> Mapper:
+    async def mapper_for(self, client: ActiveCampaignClient, export: Export) -> Mapper:
         """Resolve custom fields (by personalization tag or title, every page) before anything is sent.
 
         Any name that matches no field, or several, fails the run here, naming the field: a mapping
@@ -227,22 +136,16 @@ class Engine:
             raise RunError(code, f"export {export.name}: " + "; ".join(problems))
         return Mapper(export, resolved=resolved)
 
-    async def _check_list(self, client: ActiveCampaignClient, export: Export) -> None:
-        """The list exists and the key works (401/403, or AC's HTML login page, fail the run here)."""
-        if await client.get_list(export.list_id) is None:
-            raise RunError("list_not_found", f"export {export.name}: ActiveCampaign has no list with id "
-                                             f"{export.list_id}; fix exports.{export.name}.list_id")
-
-    def _pages(self, spec: RunSpec) -> Iterator[Page]:
+    def pages(self, spec: RunSpec) -> Iterator[Page]:
         return read_pages(spec.snapshot_uri, format=spec.snapshot_format, compression=spec.snapshot_compression,
                           page_size=self.page_size)
 
-    def _planner(self, spec: RunSpec, mapper: Mapper, synced: SyncedState) -> Planner:
+    def planner_for(self, spec: RunSpec, mapper: Mapper, synced: SyncedState) -> Planner:
         export = spec.export
         return Planner(mapper, synced, full=spec.full, unsubscribe_leavers=export.on_leave == "unsubscribe",
                        readmit=export.readmit)
 
-    def _load_synced(self, book: Runbook) -> tuple[SyncedState, str | None]:
+    def load_synced(self, book: Runbook) -> tuple[SyncedState, str | None]:
         """The committed state's key columns (read shard by shard; a v1 state is migrated at the commit)."""
         return SyncedState.load(self.store, book.keys.synced)
 
@@ -256,92 +159,11 @@ class Engine:
                 await closer()
         await close_redis_clients()
 
-    # ------------------------------------------------------------------------------------ preflight
-    def count_profiles(self, spec: RunSpec) -> int:
-        """Profiles in the snapshot (rows plus unreadable lines, as a run counts them); reads it once."""
-        return sum(len(page.rows) + len(page.errors) for page in self._pages(spec))
-
-    def _check_max_profiles(self, spec: RunSpec) -> None:
-        """Fail before anything is sent when the snapshot holds more than the export's ``max_profiles``.
-
-        Why a counting pass rather than a check while planning: planning and sending overlap (the first
-        batch leaves after the first page), so a check during planning would fail a run half-synced. One
-        extra read of the snapshot is cheap next to sending it, and it only happens when the cap is set.
-        """
-        cap = spec.export.max_profiles
-        if not cap:
-            return
-        count = self.count_profiles(spec)
-        if count > cap:
-            raise RunError("too_many_profiles",
-                           f"the snapshot holds {count:,} profiles, more than max_profiles = {cap:,} "
-                           f"(exports.{spec.export.name}.max_profiles); nothing was sent. Check the segment, "
-                           f"or raise the cap if it is right")
-
-    def _check_removals(self, spec: RunSpec, synced: SyncedState) -> None:
-        """The removal guard, before any request: refuse a run that would unsubscribe too much of the list."""
-        export = spec.export
-        if spec.allow_mass_removal or export.on_leave != "unsubscribe" or not synced.subscribed():
-            return
-        message = verdict(export, count_removals(export, synced, self._pages(spec)))
-        if message:
-            self.hooks.guard_tripped(export.name)
-            raise RunError(GUARD_CODE, message)
-
-    # ------------------------------------------------------------------------------------ dry run
     async def dry_run(self, spec: RunSpec) -> dict[str, Any]:
-        """What a run would change: counts per outcome and up to 20 sample rows per outcome.
+        """What a run would change, sending and writing nothing (``worker.dryrun``)."""
+        from worker.dryrun import dry_run
 
-        Sends no write request (its only calls to ActiveCampaign are the custom field lookup) and
-        writes nothing to the state store. A run that would be refused (``max_profiles``, the removal
-        guard) is reported in ``would_fail`` next to the counts (a person deciding whether to override
-        wants both); a mapping that cannot be resolved raises RunError, as the run would. Sample emails
-        are full here; the command line masks them unless asked not to.
-        """
-        book = Runbook(self.store, spec.export.name, spec.run_id)
-        synced, _ = await asyncio.to_thread(self._load_synced, book)
-        async with self.client_for(spec.export) as client:
-            mapper = await self._mapper(client, spec.export)
-        planner = self._planner(spec, mapper, synced)
-        samples: dict[str, list[dict[str, Any]]] = {name: [] for name in (*OPERATIONS.values(), "invalid", "skipped")}
-
-        def walk() -> None:
-            for part in planner.plan(self._pages(spec)):
-                for source, line, email, reason in part.invalid:
-                    if len(samples["invalid"]) < SAMPLE_ROWS:
-                        samples["invalid"].append({"email": email, "source": source, "line": line, "reason": reason})
-                for email in part.skipped:
-                    if len(samples["skipped"]) < SAMPLE_ROWS:
-                        samples["skipped"].append({"email": email, "reason": "unsubscribed_in_activecampaign"})
-                for b in part.batches:
-                    for op, contact in zip(b.ops, b.contacts, strict=True):
-                        rows = samples[OPERATIONS[op]]
-                        if len(rows) < SAMPLE_ROWS:
-                            rows.append(_sample_row(mapper, contact))
-
-        try:
-            await asyncio.to_thread(walk)
-        except SnapshotError as exc:
-            raise RunError("snapshot_unreadable", str(exc)) from None
-        t = planner.totals
-        counts = {"profiles": t.profiles, "invalid": t.invalid, "duplicates": t.duplicates,
-                  "added": t.to_add + t.to_readmit, "updated": t.to_update, "unchanged": t.unchanged,
-                  "removed": t.to_remove, "failed": 0, "skipped": t.skipped}
-        result: dict[str, Any] = {"export": spec.export.name, "dry_run": True, "counts": counts,
-                                  "readmit": t.to_readmit, "samples": samples}
-        cap = spec.export.max_profiles
-        if cap and t.profiles > cap:
-            result["would_fail"] = {"code": "too_many_profiles",
-                                    "message": f"the snapshot holds {t.profiles:,} profiles, more than "
-                                               f"max_profiles = {cap:,} (exports.{spec.export.name}.max_profiles); "
-                                               f"a run would send nothing"}
-        elif not spec.allow_mass_removal:
-            valid = t.profiles - t.invalid
-            message = verdict(spec.export, Removals(t.to_remove, synced.subscribed(), valid))
-            if message:
-                result["would_fail"] = {"code": GUARD_CODE, "message": message.replace("Nothing was sent",
-                                                                                       "A run would send nothing")}
-        return result
+        return await dry_run(self, spec)
 
     # ------------------------------------------------------------------------------------ run
     async def run(self, spec: RunSpec, stop: asyncio.Event | None = None) -> RunResult:
@@ -423,17 +245,21 @@ class Engine:
     async def _execute(self, spec: RunSpec, book: Runbook, stop: asyncio.Event | None) -> tuple[dict[str, int], str]:
         """The four steps: plan (streamed), send and confirm (overlapping), commit."""
         export = spec.export
-        synced, version = await asyncio.to_thread(self._load_synced, book)
+        synced, version = await asyncio.to_thread(self.load_synced, book)
         if synced.run_id == spec.run_id and synced.committed is not None:  # committed, then stopped before
             return synced.committed.counts, synced.committed.failures_uri  # recording completion: same end
         resume = await asyncio.to_thread(book.progress)
+
+        def pages() -> Iterator[Page]:
+            return self.pages(spec)
+
         async with self.client_for(export) as client:
-            mapper = await self._mapper(client, export)
+            mapper = await self.mapper_for(client, export)
             if not resume.started:  # with batch records, an earlier attempt passed these checks
-                await self._check_list(client, export)
-                await asyncio.to_thread(self._check_max_profiles, spec)
-                await asyncio.to_thread(self._check_removals, spec, synced)
-            planner = self._planner(spec, mapper, synced)
+                await self._refusable(spec, checks.check_list(client, export))
+                await self._refusable(spec, asyncio.to_thread(checks.check_max_profiles, export, pages))
+                await self._refusable(spec, asyncio.to_thread(checks.check_removals, spec, synced, pages))
+            planner = self.planner_for(spec, mapper, synced)
             outcomes = await self._send(spec, book, client, planner, resume, stop)
         merged = await asyncio.to_thread(merge, book, export.list_id, synced, planner.totals,
                                          lambda n: outcomes.get(n) or self._stored_outcome(book, n))
@@ -452,8 +278,8 @@ class Engine:
                                f"the snapshot grew past max_profiles = {export.max_profiles} profiles "
                                f"(exports.{export.name}.max_profiles) while the run read it; nothing more is sent. "
                                f"Check the segment, then run again")
-            if part.counts.to_remove and not spec.allow_mass_removal:
-                self._guard_leavers(spec, planner)
+            if part.counts.to_remove:
+                self._tripped(spec, checks.check_leavers, spec, planner.totals, planner.synced)
             if part.batches or part.invalid or part.dropped or part.skipped or part.kept_out or part.number == 0:
                 book.put_part(part)
             progress.profiles_read = planner.totals.profiles
@@ -478,8 +304,10 @@ class Engine:
             progress.in_flight = max(0, progress.in_flight - 1)
             self._tick(progress)
 
-        feed = PlanFeed(planner.plan(self._pages(spec)), on_part=on_part, on_batch=on_batch, skip=resume.skip,
-                        stop=stop, prepare={READMIT: self._readmitter(client, export, planner.left_at)})
+        feed = PlanFeed(planner.plan(self.pages(spec)), on_part=on_part, on_batch=on_batch, skip=resume.skip,
+                        stop=stop, prepare={READMIT: readmitter(
+                            client, export.list_id, planner.left_at,
+                            on_decision=lambda result: self.hooks.readmission(export.name, result))})
         try:
             async with feed:
                 withdrawn = await BulkImporter(client, export.list_id).run(
@@ -496,38 +324,23 @@ class Engine:
         self._tick(progress, force=True)
         return outcomes
 
-    def _guard_leavers(self, spec: RunSpec, planner: Planner) -> None:
-        """Backstop in the planner thread: the leavers found at the end of the snapshot, before they are
-        handed over, are checked again (the snapshot may have changed since the guard's own pass)."""
-        t = planner.totals
-        message = verdict(spec.export, Removals(t.to_remove, planner.synced.subscribed(), t.profiles - t.invalid))
-        if message:
-            self.hooks.guard_tripped(spec.export.name)
-            raise RunError(GUARD_CODE, message)
+    async def _refusable(self, spec: RunSpec, check: Awaitable[None]) -> None:
+        """Await a check; a removal guard refusal is announced to the hooks (metric, alert)."""
+        try:
+            await check
+        except RunError as exc:
+            if exc.code == GUARD_CODE:
+                self.hooks.guard_tripped(spec.export.name)
+            raise
 
-    def _readmitter(self, client: ActiveCampaignClient, export: Export,
-                    left_at: dict[str, int]) -> Callable[[Batch], Any]:
-        """The ``prepare`` step of re-entry batches: re-subscribe what this export unsubscribed, and only
-        when the person did not unsubscribe themselves; returns the emails that stay out, with why."""
-        slots = asyncio.Semaphore(READMIT_CONCURRENCY)
-
-        async def prepare(batch: Batch) -> dict[str, str]:
-            kept_out: dict[str, str] = {}
-
-            async def one(email: str) -> None:
-                async with slots:
-                    decision = await readmit(client, email, export.list_id,
-                                             unsubscribed_at=left_at.get(email) or None)
-                if decision.result == "kept_out":
-                    kept_out[email] = decision.reason
-                self.hooks.readmission(export.name, "kept_out" if decision.result == "kept_out" else "readmitted")
-
-            async with asyncio.TaskGroup() as group:
-                for email in batch.emails:
-                    group.create_task(one(email))
-            return kept_out
-
-        return prepare
+    def _tripped(self, spec: RunSpec, check: Callable[..., None], *args: Any) -> None:
+        """``_refusable`` for a check run in the planner thread."""
+        try:
+            check(*args)
+        except RunError as exc:
+            if exc.code == GUARD_CODE:
+                self.hooks.guard_tripped(spec.export.name)
+            raise
 
     def _tick(self, progress: Progress, force: bool = False) -> None:
         """Report progress to the hooks, and log a milestone at most every MILESTONE_SECONDS."""
@@ -604,11 +417,3 @@ def _stop_on_loss(stop: asyncio.Event | None,
                 w.cancel()
 
     return merged, asyncio.ensure_future(watch())
-
-
-def _sample_row(mapper: Mapper, contact: dict[str, Any]) -> dict[str, Any]:
-    """A dry-run sample: the contact as it would be sent, custom fields by the export's names for them."""
-    row = dict(contact)
-    if "fields" in row:
-        row["fields"] = {mapper.field_names.get(f["id"], str(f["id"])): f["value"] for f in row["fields"]}
-    return row

@@ -13,10 +13,13 @@ Callers only ask about contacts the export's synced state records as unsubscribe
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from worker.activecampaign.client import ActiveCampaignClient
+from worker.activecampaign.importer import Batch, Prepare
 from worker.instants import try_instant
 
 #: The record fields AC sets when the person's own action unsubscribed them.
@@ -73,3 +76,33 @@ async def readmit(client: ActiveCampaignClient, email: str, list_id: int, *,
     if not done:
         return Readmission("kept_out", f"ActiveCampaign refused to re-subscribe it: {why}")
     return Readmission("readmitted")
+
+
+def readmitter(client: ActiveCampaignClient, list_id: int, left_at: dict[str, int], *,
+               on_decision: Callable[[str], None] | None = None, concurrency: int = 4) -> Prepare:
+    """The ``prepare`` step of a batch of re-entries (run before its bulk POST): each contact is
+    re-subscribed when it is ours to undo; returns the emails that stay out, with why.
+
+    ``left_at``: email -> when this export unsubscribed it. ``on_decision("readmitted" | "kept_out")``
+    per contact (metrics). At most ``concurrency`` contacts are looked up at once (up to three "other"
+    requests each, within the account's budget like every request).
+    """
+    slots = asyncio.Semaphore(concurrency)
+
+    async def prepare(batch: Batch) -> dict[str, str]:
+        kept_out: dict[str, str] = {}
+
+        async def one(email: str) -> None:
+            async with slots:
+                decision = await readmit(client, email, list_id, unsubscribed_at=left_at.get(email) or None)
+            if decision.result == "kept_out":
+                kept_out[email] = decision.reason
+            if on_decision is not None:
+                on_decision("kept_out" if decision.result == "kept_out" else "readmitted")
+
+        async with asyncio.TaskGroup() as group:
+            for email in batch.emails:
+                group.create_task(one(email))
+        return kept_out
+
+    return prepare
