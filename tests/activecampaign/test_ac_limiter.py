@@ -121,7 +121,7 @@ async def test_a_cancelled_waiter_leaves_the_queue_and_the_next_moves_up() -> No
         await second
     assert first.cancelled()
     assert [k for k, _ in schedule.slots] == ["bulk"]
-    assert not limiter._queues["bulk"] and not limiter._sleepers
+    assert not limiter._lines.queues["bulk"] and not limiter._lines._sleepers
 
 
 async def test_unknown_kind_is_refused() -> None:

@@ -199,21 +199,7 @@ class ActiveCampaignClient:
 
         Used to tell "skipped because they unsubscribed" (never re-subscribe them) from other failures.
         """
-        label = "contacts"
-        status, data = await self._call(
-            "GET",
-            "contacts",
-            label=label,
-            kind="other",
-            params={"email": email, "listid": str(int(list_id)), "status": "2"},
-        )
-        if status != 200:
-            raise self._error(status, data, "GET", label)
-        contacts = data.get("contacts") if isinstance(data, dict) else None
-        if not isinstance(contacts, list):
-            raise ActiveCampaignError(
-                "bad_response", f"GET {label} answered without contacts", status=status, endpoint=label
-            )
+        contacts = await self._contacts({"email": email, "listid": str(int(list_id)), "status": "2"})
         wanted = email.strip().lower()
         # The email filter is documented as a match, but guard against a "contains" reading on AC's side.
         with_email = [c for c in contacts if isinstance(c, dict) and "email" in c]
@@ -223,8 +209,17 @@ class ActiveCampaignClient:
 
     async def find_contact(self, email: str) -> dict[str, Any] | None:
         """The contact with exactly this email (AC's record), or None (one "other" request)."""
+        contacts = await self._contacts({"email": email})
+        wanted = email.strip().lower()
+        for c in contacts:
+            if isinstance(c, dict) and str(c.get("email", "")).strip().lower() == wanted and c.get("id"):
+                return c
+        return None
+
+    async def _contacts(self, params: dict[str, str]) -> list[Any]:
+        """One page of GET contacts with these filters (one "other" request)."""
         label = "contacts"
-        status, data = await self._call("GET", "contacts", label=label, kind="other", params={"email": email})
+        status, data = await self._call("GET", "contacts", label=label, kind="other", params=params)
         if status != 200:
             raise self._error(status, data, "GET", label)
         contacts = data.get("contacts") if isinstance(data, dict) else None
@@ -232,11 +227,7 @@ class ActiveCampaignClient:
             raise ActiveCampaignError(
                 "bad_response", f"GET {label} answered without contacts", status=status, endpoint=label
             )
-        wanted = email.strip().lower()
-        for c in contacts:
-            if isinstance(c, dict) and str(c.get("email", "")).strip().lower() == wanted and c.get("id"):
-                return c
-        return None
+        return contacts
 
     async def contact_lists(self, contact_id: str) -> list[dict[str, Any]]:
         """The contact's list memberships (GET contacts/{id}/contactLists); [] for an unknown contact."""

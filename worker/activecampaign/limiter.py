@@ -12,11 +12,11 @@ one account) can replace `AccountLimiter` without touching the client.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from contextlib import suppress
 from typing import Protocol
 
 from worker.activecampaign.pacing import RequestKind, SlotSchedule
+from worker.activecampaign.waiting import WaitLines
 
 __all__ = ["AccountLimiter", "RateLimiter", "RequestKind"]
 
@@ -54,8 +54,7 @@ class AccountLimiter:
         #: The slot arithmetic; public so tests and diagnostics can read (or record) the slot times.
         self.schedule = SlotSchedule(self.requests_per_second, self.bulk_per_minute, safety=safety)
         self.waited_seconds = 0.0
-        self._queues: dict[RequestKind, deque[object]] = {"bulk": deque(), "other": deque()}
-        self._sleepers: dict[object, asyncio.Future[None]] = {}  # ticket -> its wake-up
+        self._lines = WaitLines()
 
     def __repr__(self) -> str:
         return (
@@ -65,33 +64,33 @@ class AccountLimiter:
 
     async def acquire(self, kind: RequestKind) -> float:
         """Wait for the next slot of `kind`; returns the seconds waited."""
-        if kind not in self._queues:
+        if kind not in self._lines.queues:
             raise ValueError(f"unknown request kind {kind!r}; expected 'bulk' or 'other'")
         loop = asyncio.get_running_loop()
         start = loop.time()
-        queue = self._queues[kind]
+        queue = self._lines.queues[kind]
         ticket = object()
         queue.append(ticket)
         if kind == "bulk":
-            self._notify()  # "other" heads must make room for this POST
+            self._lines.notify()  # "other" heads must make room for this POST
         try:
             while True:
                 now = loop.time()
                 delay: float | None = None
                 if queue[0] is ticket:
-                    bulk_waiting = kind == "other" and bool(self._queues["bulk"])
+                    bulk_waiting = kind == "other" and bool(self._lines.queues["bulk"])
                     if self.schedule.grant(kind, now, bulk_waiting=bulk_waiting) is not None:
                         queue.popleft()
                         break
                     delay = self.schedule.earliest(kind, now, bulk_waiting=bulk_waiting) - now
-                await self._sleep(loop, ticket, delay)
+                await self._lines.sleep(loop, ticket, delay)
         except BaseException:
             # Cancelled while queued: step out of line so the ones behind move up.
             with suppress(ValueError):
                 queue.remove(ticket)
-            self._notify()
+            self._lines.notify()
             raise
-        self._notify()
+        self._lines.notify()
         waited = max(0.0, loop.time() - start)
         self.waited_seconds += waited
         return waited
@@ -105,31 +104,4 @@ class AccountLimiter:
         except RuntimeError:  # called outside a loop: nobody is waiting, so nothing to schedule
             return
         self.schedule.block(now + seconds)
-        self._notify()
-
-    async def _sleep(self, loop: asyncio.AbstractEventLoop, ticket: object, delay: float | None) -> None:
-        """Sleep until `delay` passes (None: until woken) or `_notify` wakes this ticket."""
-        waker: asyncio.Future[None] = loop.create_future()
-        self._sleepers[ticket] = waker
-        timer = None if delay is None else loop.call_later(max(0.0, delay), _wake, waker)
-        try:
-            await waker
-        finally:
-            self._sleepers.pop(ticket, None)
-            if timer is not None:
-                timer.cancel()
-
-    def _notify(self) -> None:
-        """Something changed (a slot was taken, a pause began, a POST queued): the heads re-evaluate.
-
-        Only the first waiter of each kind can be granted, so only they are woken; the one behind is
-        woken when it becomes the head (its predecessor's grant or cancellation notifies again).
-        """
-        for queue in self._queues.values():
-            if queue and (waker := self._sleepers.get(queue[0])) is not None:
-                _wake(waker)
-
-
-def _wake(waker: asyncio.Future[None]) -> None:
-    if not waker.done():
-        waker.set_result(None)
+        self._lines.notify()

@@ -21,13 +21,13 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from worker.activecampaign.limiter import AccountLimiter
 from worker.activecampaign.pacing import RequestKind, SlotSchedule
 from worker.activecampaign.shared_budget import BudgetScript, Decision
+from worker.activecampaign.waiting import WaitLines
 from worker.redis_clients import redact_url, redis_client, redis_failures
 
 if TYPE_CHECKING:
@@ -83,8 +83,7 @@ class SharedLimiter:
         self._fallback = AccountLimiter(
             self.requests_per_second / expected_replicas, self.bulk_per_minute / expected_replicas, safety=safety
         )
-        self._queues: dict[RequestKind, deque[object]] = {"bulk": deque(), "other": deque()}
-        self._sleepers: dict[object, asyncio.Future[None]] = {}
+        self._lines = WaitLines()
         self._blocked_until = float("-inf")  # local copy of a pause this process asked for (loop clock)
         self._degraded = False
         #: Set when Redis answers again: waiters queued for the local share go back to the shared budget.
@@ -111,7 +110,7 @@ class SharedLimiter:
 
     async def acquire(self, kind: RequestKind) -> float:
         """Wait for the account's next slot of ``kind`` (shared, or the local share while degraded)."""
-        if kind not in self._queues:
+        if kind not in self._lines.queues:
             raise ValueError(f"unknown request kind {kind!r}; expected 'bulk' or 'other'")
         loop = asyncio.get_running_loop()
         start = loop.time()
@@ -132,7 +131,7 @@ class SharedLimiter:
         except RuntimeError:  # outside a loop nobody here is waiting; nothing to tell Redis from here
             return
         self._blocked_until = max(self._blocked_until, loop.time() + seconds)
-        self._notify()
+        self._lines.notify()
         if not self._degraded:
             self._spawn(self._push_block(seconds))
 
@@ -140,11 +139,11 @@ class SharedLimiter:
 
     async def _take_shared(self, kind: RequestKind, loop: asyncio.AbstractEventLoop) -> bool:
         """Queue for a shared slot; True once granted, False if Redis failed (the caller falls back)."""
-        queue = self._queues[kind]
+        queue = self._lines.queues[kind]
         ticket = object()
         queue.append(ticket)
         if kind == "bulk":
-            self._notify()  # a poll at the head must re-ask, now knowing a POST waits here
+            self._lines.notify()  # a poll at the head must re-ask, now knowing a POST waits here
         try:
             while not self._degraded:
                 delay: float | None = None
@@ -156,18 +155,18 @@ class SharedLimiter:
                             return False
                         if decision.granted:
                             queue.popleft()
-                            self._notify()
+                            self._lines.notify()
                             self._granted(kind, decision.slot_us)
                             if decision.wait > 0:
                                 await asyncio.sleep(decision.wait)
                             return True
                         delay = min(decision.wait, MAX_REFUSED_SLEEP)
-                await self._sleep(loop, ticket, delay)
+                await self._lines.sleep(loop, ticket, delay)
             return False
         finally:
             if ticket in queue:  # cancelled, or leaving for the fallback: the ones behind move up
                 queue.remove(ticket)
-                self._notify()
+                self._lines.notify()
 
     async def _take_local(self, kind: RequestKind) -> bool:
         """A slot of this replica's share; False if Redis answered again first (then the caller asks the
@@ -195,7 +194,7 @@ class SharedLimiter:
         """The script's answer, or None after switching to the local share because Redis failed."""
         try:
             client = self._client()
-            return await self._script.decide(client, kind, bulk_waiting_here=bool(self._queues["bulk"]))
+            return await self._script.decide(client, kind, bulk_waiting_here=bool(self._lines.queues["bulk"]))
         except redis_failures() as exc:
             self._degrade(exc)
             return None
@@ -225,7 +224,7 @@ class SharedLimiter:
             self.connection_name, redact_url(self._url), type(exc).__name__, self.expected_replicas,
         )
         self._report(True)
-        self._wake_all()
+        self._lines.wake_all()
         self._spawn(self._probe())
 
     async def _probe(self) -> None:
@@ -264,31 +263,3 @@ class SharedLimiter:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-    # Local waiting (as in AccountLimiter) -----------------------------------------------------------------
-
-    async def _sleep(self, loop: asyncio.AbstractEventLoop, ticket: object, delay: float | None) -> None:
-        waker: asyncio.Future[None] = loop.create_future()
-        self._sleepers[ticket] = waker
-        timer = None if delay is None else loop.call_later(max(0.0, delay), _wake, waker)
-        try:
-            await waker
-        finally:
-            self._sleepers.pop(ticket, None)
-            if timer is not None:
-                timer.cancel()
-
-    def _notify(self) -> None:
-        """The heads re-evaluate (a slot was taken, a pause began, a POST queued)."""
-        for queue in self._queues.values():
-            if queue and (waker := self._sleepers.get(queue[0])) is not None:
-                _wake(waker)
-
-    def _wake_all(self) -> None:
-        for waker in list(self._sleepers.values()):
-            _wake(waker)
-
-
-def _wake(waker: asyncio.Future[None]) -> None:
-    if not waker.done():
-        waker.set_result(None)
