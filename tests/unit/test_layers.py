@@ -57,8 +57,9 @@ RULES: dict[str, tuple[str, ...]] = {
     "worker.sim": (),
 }
 #: modules that make up the run (the engine and what it delegates to): never a broker, the worker or the CLI
-CORE = ("worker.engine", "worker.runs", "worker.checks", "worker.dryrun", "worker.plan", "worker.pipeline", "worker.commit", "worker.runbook", "worker.report",
-        "worker.guard", "worker.synced", "worker.mapping", "worker.fields", "worker.hooks")
+CORE = ("worker.engine", "worker.runs", "worker.checks", "worker.dryrun", "worker.plan", "worker.pipeline",
+        "worker.commit", "worker.runbook", "worker.report", "worker.guard", "worker.synced", "worker.mapping",
+        "worker.fields", "worker.hooks")
 
 
 @pytest.mark.parametrize("layer", sorted(RULES))
