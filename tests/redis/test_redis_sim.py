@@ -54,15 +54,13 @@ def test_three_replicas_share_one_account_budget(tmp_path: Path, redis_url: str,
         results = [r.finish() for r in replicas]
         members = sim.members(LIST_ID)
         refused, total = refusals(sim)
-        measured = report("3 replicas, shared Redis", sim, server, results)
+        report("3 replicas, shared Redis", sim, server, results)
     assert all(r["accepted"] == batches and r["completed"] == batches for r in results)
     assert all(r.seen("degraded") == [] for r in replicas)
     assert len(members) == 3 * batches * SIZE
     assert all(m["status"] == "subscribed" for m in members.values())
     assert refused < 0.005 * total
-    # A loose floor only (the figure is printed; 87-98% measured here, the lower figures at a load average
-    # of 10 on 2 cores): it catches a schedule that wastes the budget, not a slow machine.
-    assert measured >= 0.6 * server.settings.effective_bulk_per_minute
+    # The pace is printed by report(), not asserted: speed lives in bench/replicas_bench.py.
 
 
 def test_redis_stopped_mid_way_and_started_again(
