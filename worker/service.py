@@ -41,7 +41,7 @@ from worker.broker import BrokerBridge, Delivery, Topology, transport_options_fo
 from worker.config import Config, Export
 from worker.engine import Engine, RunResult, RunSpec
 from worker.event_schemas import InvalidEvent, load_validators, parse_event, validate_event
-from worker.events import new_id, now_iso
+from worker.events import ExportRequested, new_id, now_iso, snapshot_ref
 from worker.health import HealthServer
 from worker.hooks import HookBus, Hooks
 from worker.leases import open_leases
@@ -409,20 +409,18 @@ class Worker:
     async def _continue(self, job: Job, *, delay: float = 0.0, attempt: int | None = None) -> None:
         """Hand the run on: a request naming the run id, so the next worker resumes from its records."""
         spec = job.spec
-        msg: dict[str, Any] = {
+        snapshot = snapshot_ref(spec.snapshot_uri, spec.snapshot_format, spec.snapshot_compression)
+        msg: ExportRequested = {
             "type": "export.requested", "version": 1, "id": new_id(), "occurred_at": now_iso(),
             "export": spec.export.name, "full": spec.full, "run_id": spec.run_id, "refresh_id": spec.refresh_id,
-            "segment": {"id": spec.export.segment}, "continuation": job.continuation + 1,
-            "snapshot": {"uri": spec.snapshot_uri, "format": spec.snapshot_format or _guess_format(spec)}}
-        if spec.snapshot_compression:
-            msg["snapshot"]["compression"] = spec.snapshot_compression
+            "segment": {"id": spec.export.segment}, "continuation": job.continuation + 1, "snapshot": snapshot}
         if spec.occurred_at:
             msg["refreshed_at"] = spec.occurred_at
         if spec.allow_mass_removal:
             msg["allow_mass_removal"] = True
         if (attempt or spec.attempt) > 1:
             msg["attempt"] = attempt or spec.attempt
-        validate_event(msg)
+        validate_event(dict(msg))
         await self.bridge.publish_request(orjson.dumps(msg), delay_seconds=delay)
         self.hooks.run_continued(spec.export.name)
         log.info("run handed on through a continuation", extra={
@@ -438,6 +436,3 @@ def _event_type(body: bytes) -> str:
             return str(etype)
     return "unknown"
 
-
-def _guess_format(spec: RunSpec) -> str:
-    return "csv" if ".csv" in spec.snapshot_uri.rsplit("/", 1)[-1] else "jsonl"
