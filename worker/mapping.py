@@ -82,13 +82,11 @@ class Mapper:
     """Maps profiles for one export. Build it once per run, with the custom fields resolved beforehand.
 
     ``resolved`` (from ``worker.fields.resolve_fields``) gives each field's id and type, so values are
-    converted to what the type takes; ``field_ids`` is the older form (id only: every field is text).
-    A configured field that is in neither is a bug in the caller, not something to skip: nothing is
-    ever dropped silently.
+    converted to what the type takes. A configured field that is not resolved is a bug in the caller,
+    not something to skip: nothing is ever dropped silently.
     """
 
     export: Export
-    field_ids: dict[str, int] = field(default_factory=dict)  # personalization tag/title -> AC field id
     resolved: dict[str, ResolvedField] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -99,13 +97,10 @@ class Mapper:
         self._fields: list[tuple[int, str, Converter | None, str]] = []
         self.field_names: dict[int, str] = {}  # AC field id -> the export's name for it (dry-run samples)
         for key, source in self.export.fields.items():
-            if key in self.resolved:
-                rf = self.resolved[key]
-                field_id, convert = rf.id, make_converter(rf, source)
-            elif key in self.field_ids:
-                field_id, convert = self.field_ids[key], None
-            else:
+            if key not in self.resolved:
                 raise ValueError(f"custom field {key!r} of export {self.export.name} was not resolved to an id")
+            rf = self.resolved[key]
+            field_id, convert = rf.id, make_converter(rf, source)
             self._fields.append((field_id, source.source, convert, key))
             self.field_names[field_id] = key
         self._subscribe = [{"listid": self.export.list_id}]
