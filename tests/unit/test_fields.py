@@ -244,9 +244,6 @@ def test_a_bad_value_makes_only_that_contact_invalid_with_the_field_named():
 def test_unresolved_field_is_an_error_not_a_silent_drop():
     with pytest.raises(ValueError, match="not resolved"):
         Mapper(export(fields={"TIER": "Tier"}))
-    legacy = Mapper(export(fields={"TIER": "Tier"}), {"TIER": 9})  # the older form: id only, text
-    got = legacy.map({"E": "a@b.co", "Tier": "x"})
-    assert isinstance(got, Mapped) and got.contact["fields"] == [{"id": 9, "value": "x"}]
 
 
 # ------------------------------------------------------------------------------------------ tags
