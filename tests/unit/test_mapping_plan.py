@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from worker.config import parse_config
+from worker.fields import ResolvedField
 from worker.mapping import Mapped, Mapper, mask_email, valid_email
 from worker.plan import ADD, MAX_BODY_BYTES, REMOVE, UPDATE, Planner
 from worker.snapshot import Page
@@ -102,7 +103,7 @@ def test_full_resends_everything_and_keep_mode_drops_leavers():
 
 
 def test_batches_respect_count_and_byte_limits():
-    m = Mapper(export(fields={"BIG": "Big"}), {"BIG": 7})
+    m = Mapper(export(fields={"BIG": "Big"}), resolved={"BIG": ResolvedField("BIG", 7, "Big", "BIG", "text")})
     rows = [{"E": f"user{i}@example.com", "Big": "x" * (200 if i % 3 else 5000)} for i in range(3000)]
     planner = Planner(m, {})
     batches = [b for p in planner.plan([page(rows[:1234]), page(rows[1234:])]) for b in p.batches]
