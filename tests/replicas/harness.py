@@ -18,7 +18,6 @@ import os
 import select
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -31,7 +30,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from tests.e2e.conftest import API_KEY, KEY_ENV, ROOT, Broker, WorkerProc, free_port
+from tests.e2e.conftest import API_KEY, KEY_ENV, ROOT, Broker, WorkerProc, free_port, wait_for
 from tests.observability.support import parse, value
 from worker.samples import Segment, email_of, make_segment, write_jsonl
 from worker.sim import SimClient, SimSettings
@@ -394,19 +393,9 @@ def figures(account: Account) -> AccountFigures:
 
 # ------------------------------------------------------------------------------------------ waiting
 
-def wait_until(predicate: Any, timeout: float, what: str, *, interval: float = 0.2,
-               check: Any = None) -> Any:
-    """Poll ``predicate`` until truthy (returned); fail naming ``what`` at the deadline. ``check`` may raise."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = predicate()
-        if got:
-            return got
-        if check is not None:
-            check()
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
+def wait_until(predicate: Any, timeout: float, what: str, *, interval: float = 0.2, check: Any = None) -> Any:
+    """The e2e harness's ``wait_for`` (a condition with a deadline), polling a little less often."""
+    return wait_for(predicate, timeout, what, interval=interval, check=check)
 
 
 def all_alive(replicas: list[Replica]) -> Any:
