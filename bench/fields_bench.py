@@ -21,12 +21,12 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from worker.config import parse_config  # noqa: E402
-from worker.fields import resolve_fields  # noqa: E402
-from worker.mapping import Mapper  # noqa: E402
-from worker.plan import Planner, tune_gc  # noqa: E402
-from worker.runbook import encode_part  # noqa: E402
-from worker.samples import person, write_jsonl  # noqa: E402
+from worker.contacts.fields import resolve_fields  # noqa: E402
+from worker.contacts.mapping import Mapper  # noqa: E402
+from worker.contacts.plan import Planner, tune_gc  # noqa: E402
+from worker.contacts.samples import person, write_jsonl  # noqa: E402
+from worker.run.runbook import encode_part  # noqa: E402
+from worker.settings import parse_config  # noqa: E402
 from worker.snapshot import read_pages  # noqa: E402
 
 ACCOUNT = [

@@ -30,7 +30,7 @@ sys.path.insert(0, str(HERE))
 
 from sync_bench import KEY, free_port, run_sync, state_bytes, write_config  # noqa: E402
 
-from worker.samples import person, write_jsonl  # noqa: E402
+from worker.contacts.samples import person, write_jsonl  # noqa: E402
 
 DAY = 86_400
 

@@ -39,7 +39,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from worker.samples import person, write_jsonl  # noqa: E402
+from worker.contacts.samples import person, write_jsonl  # noqa: E402
 
 KEY = "bench-key"
 MAPPING = {"email": "EmailAddress", "first_name": "FirstName", "last_name": "LastName", "phone": "Phone"}
@@ -81,15 +81,15 @@ def pipeline_child(snapshot: str, state: str, export: str) -> None:
     """In a child process: plan ``snapshot`` against the state in folder ``state`` (the removal guard's
     pass first when it holds anything), then commit an all-succeeded run there; print figures as JSON."""
     from worker.activecampaign.importer import BatchOutcome
-    from worker.commit import install, merge
-    from worker.config import parse_config
-    from worker.guard import count_removals
-    from worker.mapping import Mapper
-    from worker.plan import Planner, tune_gc
-    from worker.runbook import Runbook, encode_part
+    from worker.contacts.mapping import Mapper
+    from worker.contacts.plan import Planner, tune_gc
+    from worker.contacts.synced import SyncedState
+    from worker.run.commit import install, merge
+    from worker.run.guard import count_removals
+    from worker.run.runbook import Runbook, encode_part
+    from worker.settings import parse_config
     from worker.snapshot import read_pages
     from worker.state import open_store
-    from worker.synced import SyncedState
     from worker.syncstate.manifest import Committed
 
     cfg = parse_config({"connections": {"c": {"hostname": "a.api-us1.com", "api_key_env": "X",

@@ -42,7 +42,7 @@ from tests.e2e.conftest import (
     validate,
     wait_for,
 )
-from worker.runbook import decode_part_header
+from worker.run.runbook import decode_part_header
 from worker.sim import SimClient, SimSettings, SimulatorServer
 
 #: Distinctive S3 credentials (moto accepts any): searched for in every log, event and metric.
@@ -248,7 +248,7 @@ bulk_requests_per_minute = {100 * scale}
         return f"s3://{self.bucket}/{key}"
 
     def refreshed(self, uri: str, refresh_id: str, segment: str = SEGMENT) -> dict:
-        from worker.events import now_iso
+        from worker.events.envelopes import now_iso
 
         return validate({"type": "segment.refreshed", "version": 1, "id": str(uuid.uuid4()),
                          "occurred_at": now_iso(), "segment": {"id": segment}, "refresh_id": refresh_id,

@@ -7,5 +7,5 @@ carries the JSON as package data and ``importlib.resources.files("worker.schemas
 package (this ``__init__``) rather than a namespace package, because setuptools' editable-install finder
 only maps sub-packages that have an ``__init__.py``.
 
-Do not import this folder as ``schemas``; use ``worker.event_schemas``.
+Do not import this folder as ``schemas``; use ``worker.events.schemas``.
 """

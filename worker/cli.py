@@ -55,8 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = chosen_command(argv)
     args = build_parser(command).parse_args(argv)
-    from worker import logs
-    from worker.config import ConfigError
+    from worker.privacy import logs
+    from worker.settings import ConfigError
 
     # JSON lines for the worker (``run``), plain text for the other commands, unless --log-format says
     # otherwise; emails masked either way.

@@ -10,7 +10,7 @@ continuation (``run_retry_base_seconds = 1``) until ActiveCampaign is back; only
 from __future__ import annotations
 
 from chaos.stage import Stage
-from worker.samples import make_segment
+from worker.contacts.samples import make_segment
 
 
 def _segment(stage: Stage, seed: int) -> str:

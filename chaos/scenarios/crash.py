@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from chaos.stage import BATCH, Stage
 from tests.e2e.conftest import API_KEY
-from worker.samples import make_segment
+from worker.contacts.samples import make_segment
 
 PAGE = 5000  # profiles per plan part
 

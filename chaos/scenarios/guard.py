@@ -9,7 +9,7 @@ that changes ActiveCampaign, and the list must still be the first sync's.
 from __future__ import annotations
 
 from chaos.stage import Stage
-from worker.samples import make_segment
+from worker.contacts.samples import make_segment
 
 
 def _writes(stage: Stage, since: int) -> list[dict]:

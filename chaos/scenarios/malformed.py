@@ -18,8 +18,8 @@ import orjson
 from chaos.stage import Stage
 from tests.e2e.conftest import ExportSpec, validate
 from worker.broker import ERROR_CLASS_HEADER
-from worker.events import now_iso
-from worker.samples import make_segment
+from worker.contacts.samples import make_segment
+from worker.events.envelopes import now_iso
 
 SEGMENTS = 5
 
@@ -72,7 +72,7 @@ def malformed_events(stage: Stage) -> None:
 
 
 def _run_id(export: str, refresh_id: str) -> str:
-    from worker.runbook import run_id_for
+    from worker.run.runbook import run_id_for
 
     return run_id_for(export, refresh_id)
 

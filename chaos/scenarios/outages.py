@@ -8,7 +8,7 @@ address. For the worker that is a broker restart, or an S3 outage, in the middle
 from __future__ import annotations
 
 from chaos.stage import BATCH, Stage
-from worker.samples import make_segment
+from worker.contacts.samples import make_segment
 
 
 def _start_sending(stage: Stage, refresh_id: str) -> tuple[str, int]:

@@ -12,7 +12,7 @@ the 1% must stay out (their record shows their own campaign unsubscription); no 
 from __future__ import annotations
 
 from chaos.stage import Stage
-from worker.samples import email_of, make_segment
+from worker.contacts.samples import email_of, make_segment
 
 
 def leavers_return(stage: Stage) -> None:

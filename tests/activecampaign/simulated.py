@@ -10,7 +10,7 @@ from typing import Any
 
 from worker.activecampaign import AccountLimiter, ActiveCampaignClient, Batch, BatchOutcome, BulkAccepted
 from worker.activecampaign.importer import BulkImporter
-from worker.secret import Secret
+from worker.privacy.secret import Secret
 from worker.sim import SimClient, SimSettings, SimulatorServer
 
 LIST_ID = 3

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from worker.activecampaign.client import ActiveCampaignClient, ActiveCampaignError
-from worker.secret import Secret
+from worker.privacy.secret import Secret
 
 from .scripted import FakeLimiter, Reply, ScriptedAC
 

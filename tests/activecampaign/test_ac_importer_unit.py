@@ -10,7 +10,7 @@ import pytest
 
 from worker.activecampaign import ActiveCampaignClient, ActiveCampaignError, Batch, BulkImporter
 from worker.activecampaign.importer import FAILED_NOT_IMPORTED
-from worker.secret import Secret
+from worker.privacy.secret import Secret
 
 from .scripted import FakeLimiter, Reply, ScriptedAC
 from .simulated import Recorder, feed, make_batches, other_tasks, run_all

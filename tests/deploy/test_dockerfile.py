@@ -121,6 +121,6 @@ def test_package_builds_from_the_build_context(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     [info] = meta.glob("segment_export.egg-info")  # the runtime stage installs segment_export-*.whl
     assert "segment-export = worker.cli:main" in (info / "entry_points.txt").read_text()
-    assert (lib / "worker" / "service.py").is_file() and (lib / "worker" / "py.typed").is_file()
+    assert (lib / "worker" / "service" / "worker.py").is_file() and (lib / "worker" / "py.typed").is_file()
     schemas = {p.name for p in (lib / "worker" / "schemas").glob("*.json")}
     assert schemas == {p.name for p in (ROOT / "schemas").glob("*.json")} and schemas

@@ -23,7 +23,7 @@ from tests.deploy.manifests import (
     worker_container,
     worker_deployment,
 )
-from worker.config import parse_config
+from worker.settings import parse_config
 
 K8S_VERSION = "1.30"
 SHUTDOWN_CANCEL_WAIT = 5  # seconds the worker waits for cancelled runs after shutdown_grace_seconds

@@ -120,7 +120,7 @@ def _api_key_env(monkeypatch: pytest.MonkeyPatch) -> None:
 # ------------------------------------------------------------------------------------------ brokers
 
 def validate(event: dict) -> dict:
-    from worker.event_schemas import validate_event
+    from worker.events.schemas import validate_event
 
     validate_event(event)
     return event
@@ -484,7 +484,7 @@ bulk_requests_per_minute = {100 * scale}
 def refreshed(snapshot: Path, *, refresh_id: str | None = None, occurred_at: str | None = None,
               segment: str = SEGMENT, event_id: str | None = None) -> dict:
     """A valid segment.refreshed event for a local JSON Lines snapshot."""
-    from worker.events import now_iso
+    from worker.events.envelopes import now_iso
 
     return validate({"type": "segment.refreshed", "version": 1, "id": event_id or str(uuid.uuid4()),
                      "occurred_at": occurred_at or now_iso(), "segment": {"id": segment},
@@ -493,7 +493,7 @@ def refreshed(snapshot: Path, *, refresh_id: str | None = None, occurred_at: str
 
 
 def run_id_for(export: str, refresh_id: str) -> str:
-    from worker.runbook import run_id_for as rid
+    from worker.run.runbook import run_id_for as rid
 
     return rid(export, refresh_id)
 

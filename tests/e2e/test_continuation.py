@@ -11,7 +11,7 @@ import boto3
 import orjson
 
 from tests.e2e.conftest import records, refreshed, run_id_for, wait_for, write_config
-from worker.samples import make_segment, write_jsonl
+from worker.contacts.samples import make_segment, write_jsonl
 
 HANDED_ON = "run handed on through a continuation"
 

@@ -25,8 +25,8 @@ from tests.e2e.conftest import (
     wait_for,
     write_config,
 )
-from worker.runbook import decode_part_header
-from worker.samples import make_segment, write_jsonl
+from worker.contacts.samples import make_segment, write_jsonl
+from worker.run.runbook import decode_part_header
 
 
 def simulator_caught_up(sim: Sim) -> None:

@@ -19,7 +19,7 @@ from tests.e2e.conftest import (
     wait_for,
     write_config,
 )
-from worker.samples import make_segment, write_jsonl
+from worker.contacts.samples import make_segment, write_jsonl
 
 GRACE = 8
 

@@ -17,7 +17,7 @@ from tests.e2e.conftest import (
     run_id_for,
     write_config,
 )
-from worker.samples import make_segment, write_jsonl
+from worker.contacts.samples import make_segment, write_jsonl
 
 
 def test_refresh_to_completion_two_exports(tmp_path, sim, broker, workers):

@@ -9,7 +9,7 @@ the list keeps the newer refresh's contents.
 from __future__ import annotations
 
 from tests.e2e.conftest import refreshed, run_id_for, write_config
-from worker.samples import evolve, make_segment, write_jsonl
+from worker.contacts.samples import evolve, make_segment, write_jsonl
 
 
 def _segments(tmp_path):

@@ -20,8 +20,8 @@ import pytest
 from tests.e2e.conftest import ExportSpec, refreshed, validate, wait_for, write_config
 from tests.events.strategies import sample_malformed
 from worker.broker import ERROR_CLASS_HEADER, ERROR_HEADER
-from worker.events import now_iso
-from worker.samples import make_segment, write_jsonl
+from worker.contacts.samples import make_segment, write_jsonl
+from worker.events.envelopes import now_iso
 
 SEGMENTS = 5  # one export per segment (lists 1..5), so the valid refreshes never make each other stale
 

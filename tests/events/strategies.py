@@ -3,7 +3,7 @@
 Why shared: the schema tests here and the worker's end-to-end tests (which throw hundreds of malformed
 messages at a running worker and expect every one dead-lettered with a reason, and the worker still
 consuming) must agree on what "malformed" means. Each malformed body comes with the ``reason_class`` that
-``worker.event_schemas.parse_event`` must give it, so a suite can also check the dead-letter reason.
+``worker.events.schemas.parse_event`` must give it, so a suite can also check the dead-letter reason.
 
 Import as ``from events.strategies import malformed_messages, valid_refreshed`` (``tests/`` is on
 ``sys.path`` through its rootdir conftest; this folder is a package).
@@ -20,8 +20,8 @@ import orjson
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from worker.event_schemas import EVENT_TYPES, MAX_EVENT_BYTES, SUPPORTED_VERSION, load_schema
-from worker.events import COUNT_KEYS, completion_event
+from worker.events.envelopes import COUNT_KEYS, completion_event
+from worker.events.schemas import EVENT_TYPES, MAX_EVENT_BYTES, SUPPORTED_VERSION, load_schema
 
 WHEN = "2026-11-28T14:00:00.000Z"
 
@@ -88,7 +88,7 @@ def valid_continuation(export: str = "vip-newsletter", run_id: str = "run-7f3c9a
 
 
 def valid_completion(status: str = "succeeded", **overrides: Any) -> dict[str, Any]:
-    """A completion event exactly as ``worker.events.completion_event`` builds it."""
+    """A completion event exactly as ``worker.events.envelopes.completion_event`` builds it."""
     kw: dict[str, Any] = {
         "run_id": "run-7f3c9a1e2b4d6f80a1c3", "export": "vip-newsletter", "segment": "vip-customers",
         "refresh_id": "refresh-0001", "connection": "marketing", "list_id": 3, "status": status,

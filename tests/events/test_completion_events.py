@@ -1,4 +1,4 @@
-"""Completion events as worker.events.completion_event builds them satisfy their schemas.
+"""Completion events as worker.events.envelopes.completion_event builds them satisfy their schemas.
 
 Why: downstream consumers validate what we publish against these same files; a field the engine adds or
 renames must fail here first.
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from worker.event_schemas import InvalidEvent, parse_event, validate_event
-from worker.events import COUNT_KEYS, completion_event, now_iso
+from worker.events.envelopes import COUNT_KEYS, completion_event, now_iso
+from worker.events.schemas import InvalidEvent, parse_event, validate_event
 
 from .strategies import encode
 

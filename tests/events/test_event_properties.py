@@ -12,7 +12,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from worker.event_schemas import (
+from worker.events.schemas import (
     EVENT_TYPES,
     MAX_REASON_CHARS,
     REASON_CLASSES,

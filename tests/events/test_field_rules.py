@@ -15,7 +15,7 @@ import fastjsonschema
 import orjson
 import pytest
 
-from worker.event_schemas import (
+from worker.events.schemas import (
     EVENT_TYPES,
     MAX_EVENT_BYTES,
     MAX_REASON_CHARS,

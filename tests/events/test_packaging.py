@@ -14,7 +14,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
-from worker.event_schemas import EVENT_TYPES
+from worker.events.schemas import EVENT_TYPES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,6 +57,6 @@ def test_installed_package_serves_the_top_level_files() -> None:
 
 def test_the_worker_never_reads_a_schemas_path_of_its_own() -> None:
     """Loading goes through the package, never through a path next to the source (or /work/shared)."""
-    text = (ROOT / "worker" / "event_schemas.py").read_text()
+    text = (ROOT / "worker" / "events" / "schemas.py").read_text()
     assert 'resources.files("worker.schemas")' in text
     assert "__file__" not in text and "shared" not in text

@@ -16,7 +16,7 @@ from typing import Any, get_type_hints
 import jsonschema
 import pytest
 
-from worker.event_schemas import EVENT_TYPES, InvalidEvent, load_schema, parse_event, validate_event
+from worker.events.schemas import EVENT_TYPES, InvalidEvent, load_schema, parse_event, validate_event
 
 from .strategies import encode, valid_refreshed, valid_requested
 
@@ -102,7 +102,7 @@ def test_shared_definitions_are_identical_across_files() -> None:
 
 
 def test_counts_and_error_are_closed_and_list_exactly_the_published_keys() -> None:
-    from worker.events import COUNT_KEYS
+    from worker.events.envelopes import COUNT_KEYS
 
     for name in ("export.completed", "export.failed"):
         defs = load_schema(name)["$defs"]
@@ -136,8 +136,8 @@ def _allowed(name: str) -> set[str]:
 
 
 def test_the_typed_events_have_the_fields_of_their_schemas() -> None:
-    """worker/events.py's TypedDicts are what mypy checks producers against: they must not drift."""
-    from worker.events import CompletionEvent, ExportRequested, SegmentRefreshed
+    """worker/events/envelopes.py's TypedDicts are what mypy checks producers against: they must not drift."""
+    from worker.events.envelopes import CompletionEvent, ExportRequested, SegmentRefreshed
 
     for cls, name in ((SegmentRefreshed, "segment.refreshed"), (ExportRequested, "export.requested")):
         keys, required = _typed(cls)
@@ -177,7 +177,7 @@ def test_export_requested_carries_allow_mass_removal_and_attempt() -> None:
 
 
 def test_the_builders_make_valid_events() -> None:
-    from worker.events import refreshed_event, requested_event, snapshot_ref
+    from worker.events.envelopes import refreshed_event, requested_event, snapshot_ref
 
     snap = snapshot_ref("s3://cdp-exports/vip/part-0001.csv.gz")
     assert snap == {"uri": "s3://cdp-exports/vip/part-0001.csv.gz", "format": "csv", "compression": "gzip"}

@@ -11,8 +11,8 @@ import asyncio
 import json
 import sys
 
+from worker.clients.redis import close_redis_clients
 from worker.leases import open_leases
-from worker.redis_clients import close_redis_clients
 from worker.state import open_store
 
 

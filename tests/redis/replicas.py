@@ -14,7 +14,7 @@ from typing import Any
 
 from worker.activecampaign.pacing import RequestKind
 from worker.activecampaign.shared_limiter import SharedLimiter
-from worker.redis_clients import close_redis_clients
+from worker.clients.redis import close_redis_clients
 
 HOSTNAME = "acct.api-us1.com"
 

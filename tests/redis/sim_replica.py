@@ -17,8 +17,8 @@ from typing import Any
 
 from worker.activecampaign import ActiveCampaignClient, Batch, BatchOutcome, BulkAccepted, BulkImporter
 from worker.activecampaign.limiter_factory import make_limiter
-from worker.redis_clients import close_redis_clients
-from worker.secret import Secret
+from worker.clients.redis import close_redis_clients
+from worker.privacy.secret import Secret
 
 LIST_ID = 3
 

@@ -13,7 +13,7 @@ import redis
 from tests.activecampaign.windows import max_in_window
 from tests.redis.replicas import Slots, in_threads, lanes, limiter
 from worker.activecampaign.pacing import RequestKind, SlotSchedule
-from worker.redis_clients import close_redis_clients
+from worker.clients.redis import close_redis_clients
 
 RPS, BPM = 50.0, 600.0  # AC's proportions (a third of the requests may be bulk), scaled to run fast
 US = 1_000_000

@@ -14,7 +14,7 @@ from tests.redis.conftest import PrivateRedis
 from worker.activecampaign.limiter import AccountLimiter
 from worker.activecampaign.limiter_factory import make_limiter
 from worker.activecampaign.shared_limiter import SharedLimiter
-from worker.redis_clients import close_redis_clients
+from worker.clients.redis import close_redis_clients
 
 
 def shared(url: str, seen: list[bool], **kwargs: object) -> SharedLimiter:

@@ -17,8 +17,8 @@ import pytest
 
 from tests.redis.conftest import PrivateRedis
 from tests.redis.processes import ScriptProcess, wait_until
+from worker.clients.redis import close_redis_clients
 from worker.leases import Lease, Leases, LeaseUnavailable, open_leases
-from worker.redis_clients import close_redis_clients
 from worker.state import StateStore, open_store
 
 HOLDER = Path(__file__).with_name("lease_holder.py")

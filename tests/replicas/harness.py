@@ -31,8 +31,8 @@ from urllib.parse import urlsplit
 import orjson
 
 from tests.e2e.conftest import API_KEY, KEY_ENV, ROOT, Broker, WorkerProc, free_port, wait_for
-from tests.observability.support import parse, value
-from worker.samples import Segment, email_of, make_segment, write_jsonl
+from tests.service.support import parse, value
+from worker.contacts.samples import Segment, email_of, make_segment, write_jsonl
 from worker.sim import SimClient, SimSettings
 
 RATE_SCALE = 20.0  # the simulators' budgets: 20x AC's (100 requests/s, 2000 bulk imports/min)
@@ -322,8 +322,8 @@ def _toml_value(v: Any) -> str:
 def refreshed(export: ExportDef, refresh_id: str | None = None, *, snapshot: Path | None = None,
               occurred_at: str | None = None) -> dict[str, Any]:
     """A segment.refreshed for the export's own segment (its snapshot unless another is named)."""
-    from worker.event_schemas import validate_event
-    from worker.events import now_iso
+    from worker.events.envelopes import now_iso
+    from worker.events.schemas import validate_event
 
     event = {"type": "segment.refreshed", "version": 1, "id": str(uuid.uuid4()),
              "occurred_at": occurred_at or now_iso(), "segment": {"id": export.segment_id},
@@ -335,8 +335,8 @@ def refreshed(export: ExportDef, refresh_id: str | None = None, *, snapshot: Pat
 
 def requested(export: ExportDef, snapshot_uri: str | None = None) -> dict[str, Any]:
     """An export.requested (a run on demand) naming the snapshot."""
-    from worker.event_schemas import validate_event
-    from worker.events import now_iso
+    from worker.events.envelopes import now_iso
+    from worker.events.schemas import validate_event
 
     event = {"type": "export.requested", "version": 1, "id": str(uuid.uuid4()), "occurred_at": now_iso(),
              "export": export.name,
@@ -455,7 +455,7 @@ def chunks(start: int, sizes: list[int]) -> Iterator[range]:
 
 def batch_records(state_url: str, export: str, run_id: str) -> tuple[int, int]:
     """(batches AC accepted, batches with a final outcome) recorded for a run, on any state store."""
-    from worker.runbook import RunKeys
+    from worker.run.runbook import RunKeys
     from worker.state import open_store
 
     keys = open_store(state_url).list(RunKeys(export, run_id).batches)

@@ -6,7 +6,7 @@ burst; its per-second window then refuses requests that reached it within the bu
 shows a silence followed by more bulk imports in a second than any schedule granted (measured: longest
 silence 1.3-2.2 s, 2% refused; with this launcher 0.2 s, none). That measures the simulator, not the
 replicas. So what is alive is frozen out of the collector's reach every second (and its thresholds are
-raised, as the planner's are: ``worker.plan.tune_gc``); the few cycles a request leaves are then never
+raised, as the planner's are: ``worker.contacts.plan.tune_gc``); the few cycles a request leaves are then never
 collected, which a simulator that lives for a test's minutes can afford.
 
 Usage: python tests/replicas/sim_launcher.py [simulate options]

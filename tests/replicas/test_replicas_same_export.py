@@ -32,8 +32,8 @@ from tests.replicas.harness import (
     wait_until,
     write_configs,
 )
-from worker.instants import parse_instant
-from worker.samples import email_of, evolve, make_segment, person, write_jsonl
+from worker.contacts.samples import email_of, evolve, make_segment, person, write_jsonl
+from worker.events.instants import parse_instant
 
 LEASE_SECONDS = 6  # a busy request comes back after half of it
 BULK_PER_MINUTE = 300.0  # the connection's budget, below the simulator's: the first run sends for seconds

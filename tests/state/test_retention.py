@@ -1,4 +1,4 @@
-"""Retention (``worker.retention.prune``): old runs go, whole; live runs, the kept run and markers stay.
+"""Retention (``worker.run.retention.prune``): old runs go, whole; live runs, the kept run and markers stay.
 
 On a folder, record times are set with ``os.utime`` (a run of 40 days ago is a file of 40 days ago);
 on S3, where LastModified cannot be set, the clock is moved instead (``now``).
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.retention import DAY, prune
+from worker.run.retention import DAY, prune
 from worker.state import FileStore, StateError, StateStore
 
 NOW = time.time()

@@ -1,6 +1,6 @@
 """``list_modified``: the keys of ``list`` with their modification times, on a folder and on S3 alike.
 
-Why a contract of its own: retention (``worker.retention``) decides what to delete from these times, so
+Why a contract of its own: retention (``worker.run.retention``) decides what to delete from these times, so
 both backends must report the same keys as ``list`` and times that move when a value is written.
 """
 

@@ -38,7 +38,7 @@ from worker.activecampaign.responses import (
     parse_import_info,
 )
 from worker.activecampaign.retry import bulk_rate_limit_pause, jittered_backoff, retry_after_seconds
-from worker.secret import Secret
+from worker.privacy.secret import Secret
 
 __all__ = [
     "MAX_BULK_BODY_BYTES",
@@ -82,7 +82,7 @@ class ActiveCampaignClient:
         """`max_rate_limited` bounds "slow down" answers per request (they are not failures, so they do
         not count against `max_retries`); `retry_base`/`retry_cap` shape the jittered backoff."""
         if not isinstance(api_key, Secret):
-            raise TypeError("api_key must be a worker.secret.Secret")
+            raise TypeError("api_key must be a worker.privacy.secret.Secret")
         self._api_url = _api_url(base_url)
         self._api_key = api_key
         self._limiter = limiter

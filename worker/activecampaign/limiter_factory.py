@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from worker.activecampaign.limiter import AccountLimiter, RateLimiter
 from worker.activecampaign.shared_limiter import DEFAULT_KEY_PREFIX, OnDegraded, SharedLimiter
-from worker.redis_clients import check_redis_url
+from worker.clients.redis import check_redis_url
 
 __all__ = ["make_limiter"]
 

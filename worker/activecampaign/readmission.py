@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from worker.activecampaign.client import ActiveCampaignClient
 from worker.activecampaign.importer import Batch, Prepare
-from worker.instants import try_instant
+from worker.events.instants import try_instant
 
 #: The record fields AC sets when the person's own action unsubscribed them.
 OWN_UNSUBSCRIBE_FIELDS = ("campaign", "message", "unsubreason", "unsubscribeAutomation")

@@ -28,7 +28,7 @@ from worker.activecampaign.limiter import AccountLimiter
 from worker.activecampaign.pacing import RequestKind, SlotSchedule
 from worker.activecampaign.shared_budget import BudgetScript, Decision
 from worker.activecampaign.waiting import WaitLines
-from worker.redis_clients import redact_url, redis_client, redis_failures
+from worker.clients.redis import redact_url, redis_client, redis_failures
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

@@ -2,6 +2,8 @@
 
 It knows nothing of events or exports. The service talks to :class:`BrokerBridge` from asyncio; the CLI
 uses :func:`publish_once`.
+
+May import: nothing of ``worker`` (raw bytes in, raw bytes out).
 """
 
 from worker.broker.bridge import BrokerBridge

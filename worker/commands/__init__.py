@@ -10,6 +10,8 @@ simulator. Each command module is small and has the same two functions:
   2 bad usage or config).
 
 Adding a command: one module here, one line below, and a line in README.md's command list.
+
+May import: anything (a command is the top of the stack), but each command module stays thin.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 if TYPE_CHECKING:
-    from worker.config import Config
+    from worker.settings import Config
     from worker.state import StateStore
 
 EXIT_OK = 0
@@ -38,7 +38,7 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
 
 def load(args: argparse.Namespace) -> Config:
     """The config ``--config`` names; a ConfigError propagates (the entry point turns it into exit 2)."""
-    from worker.config import load_config
+    from worker.settings import load_config
 
     return load_config(args.config)
 
@@ -55,7 +55,7 @@ def check_keys(config: Config, exports: list[str] | None = None) -> None:
 
 def open_state(config: Config) -> StateStore:
     """The config's state store; a ``state_url`` it cannot use is a config error (exit 2)."""
-    from worker.config import ConfigError
+    from worker.settings import ConfigError
     from worker.state import StateError, open_store
 
     try:

@@ -1,6 +1,6 @@
 """``segment-export config check [--online]``: validate the config (and every key it needs can be read).
 
-``--online`` also asks ActiveCampaign (``worker.preflight``): the key, every list id, every custom
+``--online`` also asks ActiveCampaign (``worker.commands.preflight``): the key, every list id, every custom
 field; a table on stdout. Exit 2 when anything is wrong: the same problem would fail a run.
 """
 
@@ -22,7 +22,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from worker import preflight
+    from worker.commands import preflight
 
     config = common.load(args)
     if args.online:

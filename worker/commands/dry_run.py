@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING
 from worker.commands import common
 
 if TYPE_CHECKING:
-    from worker.engine import Engine, RunSpec
+    from worker.run.engine import Engine
+    from worker.run.types import RunSpec
 
 
 def show_preview(engine: Engine, spec: RunSpec, show_emails: bool) -> int:
     """Exit 1 when the preview cannot be made or a real run would fail (the reason also on stderr), else 0."""
-    from worker.preview import PreviewError, preview, would_fail
+    from worker.run.preview import PreviewError, preview, would_fail
 
     try:
         result = asyncio.run(preview(engine, spec, show_emails=show_emails))

@@ -18,8 +18,8 @@ def add_options(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from worker.events import refreshed_event, snapshot_ref
-    from worker.publishing import PublishError, publish_event
+    from worker.events.envelopes import refreshed_event, snapshot_ref
+    from worker.service.publishing import PublishError, publish_event
 
     config = common.load(args)
     event = refreshed_event(args.segment, snapshot_ref(args.snapshot, args.format, args.compression),

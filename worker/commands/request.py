@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 from worker.commands import common
 
 if TYPE_CHECKING:
-    from worker.config import Config, Export
-    from worker.events import SnapshotRef
+    from worker.events.envelopes import SnapshotRef
+    from worker.settings import Config, Export
 
 
 def add_options(p: argparse.ArgumentParser) -> None:
@@ -34,14 +34,14 @@ def add_options(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from worker.events import requested_event, snapshot_ref
+    from worker.events.envelopes import requested_event, snapshot_ref
 
     config = common.load(args)
     export = config.export(args.export)
     snapshot = snapshot_ref(args.snapshot, args.format, args.compression) if args.snapshot else None
     if args.dry_run:
         return _dry_run(args, config, export, snapshot)
-    from worker.publishing import PublishError, publish_event
+    from worker.service.publishing import PublishError, publish_event
 
     event = requested_event(export.name, full=args.full, snapshot=snapshot,
                             allow_mass_removal=args.allow_mass_removal)
@@ -57,8 +57,8 @@ def _dry_run(args: argparse.Namespace, config: Config, export: Export, snapshot:
     import asyncio
 
     from worker.commands.dry_run import show_preview
-    from worker.engine import Engine
-    from worker.preview import NoSnapshot, requested_spec
+    from worker.run.engine import Engine
+    from worker.run.preview import NoSnapshot, requested_spec
     from worker.state import StateError
 
     common.check_keys(config, [export.name])

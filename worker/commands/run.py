@@ -16,7 +16,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from worker.service import Worker
+    from worker.service.worker import Worker
 
     config = common.load(args)
     if args.metrics_port is not None:

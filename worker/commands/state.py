@@ -1,6 +1,6 @@
 """``segment-export state prune``: remove run records and failure reports older than ``retention_days``.
 
-A thin call to ``worker.retention.prune`` for the configured exports (or one, ``--export``); prints the
+A thin call to ``worker.run.retention.prune`` for the configured exports (or one, ``--export``); prints the
 summary as JSON. ``--dry-run`` lists what would go and removes nothing. Exit 1 when the state store
 fails (what was removed before stays removed; run it again), 2 for a bad config.
 """
@@ -22,7 +22,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from worker.retention import prune
+    from worker.run.retention import prune
     from worker.state import StateError
 
     config = common.load(args)

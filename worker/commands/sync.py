@@ -1,7 +1,7 @@
 """``segment-export sync``: run one export to the end in this process; print the completion event.
 
 Exit 0 succeeded, 3 partial, 1 failed, 2 bad usage or config. With ``--dry-run``: print what would
-change (``worker.preview``), exit 1 if a real run would fail (``would_fail``), else 0.
+change (``worker.run.preview``), exit 1 if a real run would fail (``would_fail``), else 0.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from worker.commands import common
 from worker.commands.progress import TtyProgress
 
 if TYPE_CHECKING:
-    from worker.config import Config
-    from worker.engine import Engine, RunResult, RunSpec
+    from worker.run.engine import Engine
+    from worker.run.types import RunResult, RunSpec
+    from worker.settings import Config
     from worker.state import StateStore
 
 
@@ -38,9 +39,9 @@ def add_options(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from worker import metrics
-    from worker.direct import direct_spec
-    from worker.engine import Engine
+    from worker.run.direct import direct_spec
+    from worker.run.engine import Engine
+    from worker.service import metrics
     from worker.state import StateError
 
     config = common.load(args)
@@ -71,9 +72,9 @@ def run(args: argparse.Namespace) -> int:
 
 async def _run(config: Config, store: StateStore, spec: RunSpec, progress: TtyProgress) -> tuple[RunResult, Engine]:
     """The run, holding the export's lease like a worker replica would (no batch is sent twice)."""
-    from worker import metrics
-    from worker.engine import Engine
     from worker.leases import open_leases
+    from worker.run.engine import Engine
+    from worker.service import metrics
 
     w = config.worker
     leases = open_leases(w.redis_url, store, ttl=w.lease_seconds, owner=f"sync-{socket.gethostname()}-{os.getpid()}")

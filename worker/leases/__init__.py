@@ -11,6 +11,8 @@ Usage::
 With a ``redis_url`` leases live in Redis (`redis_backend`); without, in the state store as
 ``exports/<export>/lease`` (`store_backend`). `acquire` raises `LeaseUnavailable` when the backend cannot
 be asked: it never grants a lease it could not record.
+
+May import: ``worker.state``, ``worker.clients``.
 """
 
 from __future__ import annotations
@@ -62,8 +64,8 @@ def open_leases(
     if not owner:
         raise ValueError("lease owner must be a non-empty name for this replica (e.g. its host name and pid)")
     if redis_url:
+        from worker.clients.redis import check_redis_url
         from worker.leases.redis_backend import DEFAULT_KEY_PREFIX, RedisLeases
-        from worker.redis_clients import check_redis_url
 
         backend: Backend = RedisLeases(check_redis_url(redis_url), owner, key_prefix=key_prefix or DEFAULT_KEY_PREFIX)
     else:

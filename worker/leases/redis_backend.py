@@ -20,8 +20,8 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from worker.clients.redis import redis_client, redis_failures
 from worker.leases.lease import Grant, LeaseUnavailable, Renewal
-from worker.redis_clients import redis_client, redis_failures
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

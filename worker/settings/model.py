@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from worker.secret import Secret
+from worker.privacy.secret import Secret
 from worker.settings.rules import (
     DATE_FORMAT_PATTERN,
     HOSTNAME_PATTERN,

@@ -1,6 +1,6 @@
 """Value rules that the config check and the value converters share: date formats, tag length, URL shapes.
 
-Why a module of its own: ``worker.fields`` reads profile dates with the ``date_format`` an export's
+Why a module of its own: ``worker.contacts.fields`` reads profile dates with the ``date_format`` an export's
 config names, and the config check must refuse a format that the converter could not read. Both import
 the rule from here, so neither imports the other to get it (``fields`` may import ``config``; ``config``
 never imports ``fields``). The patterns are written once and serve twice: the loader checks with them

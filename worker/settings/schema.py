@@ -3,7 +3,7 @@
 Why generated: editors validate with the schema and the worker with the models; written by hand they
 drifted. Descriptions, defaults and bounds come from the ``key(...)`` declarations, rules between keys
 from the models' ``SCHEMA_RULES``. The committed file is checked against this output by
-``tests/config/test_schema_generated.py``; after changing a model, regenerate it with ``COMMAND``.
+``tests/settings/test_config_schema_generated.py``; after changing a model, regenerate it with ``COMMAND``.
 
 Only keywords that draft-07 (fastjsonschema) and 2020-12 read alike are used, and ``$ref`` stands alone.
 """

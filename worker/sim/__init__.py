@@ -162,6 +162,9 @@ Inspection
 - Custom fields and lists are settings (kept by reset); contacts, tags, exclusions, batches, the log,
   counters and windows are cleared by reset.
 - The request log keeps the newest 500,000 entries; an entry's status is 0 while the request is in flight.
+
+May import: nothing of ``worker``: it stands in for ActiveCampaign and shares no product code, so a
+bug of ours cannot hide in both.
 """
 
 from __future__ import annotations

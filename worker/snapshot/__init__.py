@@ -7,6 +7,8 @@ Usage::
         for line, reason in page.errors: ...
 
 Memory stays at about one parsed 256 KiB chunk plus one page, whatever the snapshot's size.
+
+May import: ``worker.clients``.
 """
 
 from worker.snapshot.errors import SnapshotError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.aws import s3_client
+from worker.clients.s3 import s3_client
 from worker.snapshot.errors import SnapshotError
 from worker.snapshot.formats import is_part_name
 from worker.snapshot.local_parts import empty_folder_message

@@ -7,6 +7,8 @@ Usage::
 
 Two backends with one contract (get, put, put-if-absent, compare-and-swap, list, list with
 modification times (retention), delete): a folder for one host, S3 for many.
+
+May import: ``worker.clients``.
 """
 
 from worker.state.errors import StateError

@@ -12,7 +12,7 @@ import builtins
 import time
 from typing import Any
 
-from worker.aws import s3_client
+from worker.clients.s3 import s3_client
 from worker.state.errors import StateError
 from worker.state.keys import check_key, check_prefix
 from worker.state.store import StateStore

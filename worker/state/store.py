@@ -53,7 +53,7 @@ class StateStore(ABC):
     def list_modified(self, prefix: str) -> builtins.list[tuple[str, float]]:
         """Like ``list``, with each key's last modification as unix time: ``[(key, mtime), ...]``, sorted.
 
-        For retention (``worker.retention``): the age of a run is the newest of its records' times. The
+        For retention (``worker.run.retention``): the age of a run is the newest of its records' times. The
         file store reports the file's mtime, S3 the object's LastModified (whole seconds on AWS).
         """
 

@@ -7,5 +7,7 @@
 - ``source``: reading entries back (from the store, or memory for v1 states and tests);
 - ``merge``: the commit's streaming merge of a run's changes into a new generation.
 
-``worker.synced.SyncedState`` is the face the rest of the worker uses.
+``worker.contacts.synced.SyncedState`` is the face the rest of the worker uses.
+
+May import: ``worker.state``.
 """

@@ -20,7 +20,7 @@ U8 = npt.NDArray[np.uint8]
 U32 = npt.NDArray[np.uint32]
 Mask = npt.NDArray[np.bool_]
 
-#: Flag codes in the columns (the stored state's flags "", "s" and "u", see worker.synced).
+#: Flag codes in the columns (the stored state's flags "", "s" and "u", see worker.contacts.synced).
 SUBSCRIBED, SKIPPED, UNSUBSCRIBED = 0, 1, 2
 FLAG_CODE = {"": SUBSCRIBED, "s": SKIPPED, "u": UNSUBSCRIBED}
 FLAG_TEXT = ("", "s", "u")

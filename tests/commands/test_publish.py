@@ -1,0 +1,43 @@
+"""``segment-export publish``: the printed ``segment.refreshed`` is exactly what the workers receive."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.commands.support import take_all
+from tests.conftest import free_port
+from tests.run.conftest import write_config
+from worker.cli import main
+
+
+def test_publish_puts_the_printed_event_on_the_requests_queue(rabbit_config: tuple[Path, str],
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    config, queue = rabbit_config
+    assert main(["publish", "--config", str(config), "--segment", "vip-customers", "--snapshot",
+                 "file:///data/segments/vip/2026-11-28/", "--refresh-id", "refresh-0042"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert main(["publish", "--config", str(config), "--segment", "vip-customers", "--snapshot",
+                 "s3://cdp-exports/vip/members.csv", "--compression", "none"]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert take_all(queue) == [printed, second]
+    assert printed["refresh_id"] == "refresh-0042" and printed["segment"] == {"id": "vip-customers"}
+    assert printed["snapshot"] == {"uri": "file:///data/segments/vip/2026-11-28/", "format": "jsonl"}
+    assert second["snapshot"] == {"uri": "s3://cdp-exports/vip/members.csv", "format": "csv", "compression": "none"}
+    assert second["refresh_id"].startswith("refresh-") and second["id"] != printed["id"]
+
+
+def test_an_unreachable_broker_is_exit_1_with_the_url_and_never_its_password(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_port()  # nothing listens there
+    config = write_config(tmp_path, "http://127.0.0.1:9",
+                          worker=f'broker_url = "amqp://guest:s3cr3t-pw@127.0.0.1:{port}//"')
+    for argv in (["publish", "--segment", "s", "--snapshot", "/data/s.jsonl"], ["request", "--export", "vip"]):
+        assert main([argv[0], "--config", str(config), *argv[1:]]) == 1
+        captured = capsys.readouterr()
+        assert captured.out == ""  # nothing printed as if published
+        assert f"cannot publish {'segment.refreshed' if argv[0] == 'publish' else 'export.requested'} to " \
+               f"amqp://guest:***@127.0.0.1:{port}//" in captured.err and "refused" in captured.err.lower()
+        assert "s3cr3t-pw" not in captured.err

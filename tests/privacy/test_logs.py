@@ -1,0 +1,80 @@
+"""Structured logs: one JSON object per line, context from ``extra``, emails masked, no API key."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+from worker.privacy import logs
+from worker.privacy.secret import Secret
+
+KEY = "k3y-abcdef0123456789-secret"
+
+
+@pytest.fixture
+def capture() -> io.StringIO:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.JsonFormatter())
+    handler.addFilter(logs.MaskEmails())
+    logger = logging.getLogger("segment_export.test_logs")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    yield stream
+    logger.removeHandler(handler)
+
+
+def lines(stream: io.StringIO) -> list[dict]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_json_line_with_context_and_masked_emails(capture):
+    log = logging.getLogger("segment_export.test_logs")
+    log.info("contact %s failed: %s", "jane.doe@example.com", "bad phone",
+             extra={"run_id": "r-1", "export": "vip", "segment": "vip-customers", "event_id": "e-1",
+                    "failures": [{"email": "bob@example.org", "error": "x"}], "key": Secret(KEY)})
+    try:
+        raise ValueError("rejected: carol@example.net")
+    except ValueError:
+        log.exception("batch failed", extra={"run_id": "r-1"})
+    out = capture.getvalue()
+    assert "jane.doe@example.com" not in out and "bob@example.org" not in out and "carol@example.net" not in out
+    assert KEY not in out
+    first, second = lines(capture)
+    assert first["msg"] == "contact j***@example.com failed: bad phone"
+    assert (first["run_id"], first["export"], first["segment"], first["event_id"]) == ("r-1", "vip", "vip-customers",
+                                                                                        "e-1")
+    assert first["failures"] == [{"email": "b***@example.org", "error": "x"}]
+    assert first["level"] == "info" and first["logger"] == "segment_export.test_logs" and first["ts"]
+    assert second["level"] == "error" and "c***@example.net" in second["exc"]
+
+
+def test_text_format_and_setup_keeps_foreign_handlers():
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = list(root.handlers), root.level
+    try:
+        for h in list(root.handlers):
+            root.removeHandler(h)
+        logs.setup("DEBUG", "text", stream)
+        handler = logs.setup("DEBUG", "text", stream)  # replaces its own handler: no double lines
+        assert len(root.handlers) == 1
+        logging.getLogger("segment_export.x").warning("to %s", "a.b@example.com", extra={"export": "vip"})
+        text = stream.getvalue()
+        assert "a***@example.com" in text and "a.b@example.com" not in text and "export=vip" in text
+        root.removeHandler(handler)
+        foreign = logging.StreamHandler(io.StringIO())
+        root.addHandler(foreign)
+        assert logs.setup("INFO", "json", stream) is None and root.handlers == [foreign]
+        assert any(isinstance(f, logs.MaskEmails) for f in foreign.filters)
+        root.removeHandler(foreign)
+    finally:
+        for h in list(root.handlers):
+            root.removeHandler(h)
+        for h in saved[0]:
+            root.addHandler(h)
+        root.setLevel(saved[1])

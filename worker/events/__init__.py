@@ -1,0 +1,9 @@
+"""Events: the JSON on the wire between upstream, the workers and downstream.
+
+- ``envelopes``: building and reading our events (``segment.refreshed``, ``export.requested``,
+  ``export.completed``/``failed``);
+- ``schemas``: validation against the JSON Schemas of ``schemas/`` (shipped as ``worker.schemas``);
+- ``instants``: RFC 3339 time stamps parsed, so order is decided on instants, never on text.
+
+May import: nothing of ``worker``; every other part may import this.
+"""

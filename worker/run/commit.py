@@ -1,0 +1,199 @@
+"""Step 4 of a run, commit: merge every batch's final outcome into the export's new synced state.
+
+Why only at the end: the synced state is what the next run diffs against, so it may only say "AC has
+this" once AC confirmed it. Contacts AC failed keep their old entry (the next run retries them);
+contacts it skipped are flagged so they are not resent; leavers this export unsubscribed are kept
+with the time, so a re-entry can be told apart from a person's own unsubscription.
+
+How: ``merge`` walks the plan's part headers and turns each outcome into a change (``Changes``:
+partitioned by key range, spilled to a temporary folder when large); ``install`` streams the old
+shards and the changes into a new generation and swaps the manifest in with compare-and-swap
+(``worker.syncstate.merge``). Memory holds one key range, never the old and the new state.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from worker.activecampaign.importer import SKIPPED_UNSUBSCRIBED, BatchOutcome
+from worker.contacts.plan import ADD, READMIT, REMOVE, UPDATE, Counts
+from worker.contacts.synced import SyncedState
+from worker.run.report import FailureReport
+from worker.run.runbook import Runbook, RunKeys
+from worker.state import StateStore
+from worker.syncstate import index as codes
+from worker.syncstate.manifest import Committed, Manifest
+from worker.syncstate.merge import DELETE, Changes, bits_for, drop_generation, sweep_orphans, write_generation
+from worker.syncstate.source import fingerprint_value
+
+log = logging.getLogger("segment_export.commit")
+
+OPERATIONS = {ADD: "add", UPDATE: "update", REMOVE: "remove", READMIT: "readmit"}
+_NO_FP = "0" * 16  # a leaver's (it has none): replaced by 0 below
+KEPT_OUT_REASON = "left_and_returned_readmit_off"
+#: Generations other than the current one, untouched for this long, are debris of a crashed commit.
+ORPHAN_SECONDS = 3600.0
+
+
+@dataclass
+class Merged:
+    """The commit's result: the changes to the synced state, the event's counts and the failure report."""
+
+    changes: Changes
+    counts: dict[str, int]
+    report: FailureReport
+
+
+def merge(book: Runbook, list_id: int, synced: SyncedState, plan: Counts,
+          outcome_of: Callable[[int], BatchOutcome], *, now: float | None = None) -> Merged:
+    """Walk the plan's part headers (send order) and turn each batch's outcome into synced-state changes.
+
+    The caller closes ``Merged.changes`` (it may hold a temporary folder) once the state is installed.
+    """
+    fallback = int(time.time() if now is None else now)
+    changes = Changes(bits_for(len(synced) + plan.to_add))
+    counts = {"profiles": plan.profiles, "invalid": plan.invalid, "duplicates": plan.duplicates,
+              "added": 0, "updated": 0, "unchanged": plan.unchanged, "removed": 0, "failed": 0,
+              "skipped": plan.skipped}
+    report = FailureReport()
+    try:
+        for header in book.part_headers():
+            # A leaver's "unsubscribed by us since" is when its part was planned, before its request left:
+            # re-entry compares it with AC's record, so it must not be later than AC's own timestamp.
+            since = int(header.get("planned_at") or fallback) if now is None else fallback
+            for source, line, email, reason in header["invalid"]:
+                report.add({"email": email, "stage": "invalid", "reason": reason, "source": source, "line": line})
+            for email in header["dropped"]:
+                changes.delete(email)
+            for email in header["skipped"]:
+                report.add({"email": email, "stage": "skipped", "reason": SKIPPED_UNSUBSCRIBED,
+                            "detail": f"unsubscribed from list {list_id} in ActiveCampaign (seen by an earlier "
+                                      f"run); never re-subscribed, so not sent again"})
+            for email in header.get("kept_out", ()):
+                report.add({"email": email, "stage": "skipped", "reason": KEPT_OUT_REASON,
+                            "detail": f"left the segment earlier (this export unsubscribed it from list {list_id}) "
+                                      f"and is back; readmit is off for this export, so it stays unsubscribed"})
+            for b in header["batches"]:
+                outcome = outcome_of(b["n"])
+                if outcome.failed or outcome.skipped:
+                    _apply_each(b["emails"], b["fps"], b["ops"], outcome, changes, counts, report, list_id, since)
+                else:
+                    _apply_clean(b["emails"], b["fps"], b["ops"], changes, counts, report, since)
+    except BaseException:
+        changes.close()
+        raise
+    return Merged(changes, counts, report)
+
+
+def _apply_clean(emails: list[str], fps: list[str], ops: str, changes: Changes, counts: dict[str, int],
+                 report: FailureReport, since: int) -> None:
+    """A batch AC took whole (the common case), as columns: every contact synced, every leaver unsubscribed."""
+    removes = ops.count(REMOVE)
+    counts["removed"] += removes
+    counts["updated"] += ops.count(UPDATE)
+    counts["added"] += len(ops) - removes - ops.count(UPDATE)  # adds and re-entries
+    if ADD in ops:
+        report.new_contact(None)  # a contact was created: the run of failed new ones (if any) ends
+    leaving = np.frombuffer(ops.encode(), dtype=np.uint8) == ord(REMOVE)
+    try:
+        fp = np.frombuffer(bytes.fromhex("".join(f or _NO_FP for f in fps)), dtype=">u8").astype(np.uint64)
+    except ValueError:  # not the planner's fingerprints (hex digits): one by one
+        fp = np.array([fingerprint_value(f) for f in fps], dtype=np.uint64)
+    changes.add(emails, np.where(leaving, 0, fp), np.where(leaving, codes.UNSUBSCRIBED, codes.SUBSCRIBED),
+                np.where(leaving, since, 0))
+
+
+def _apply_each(emails: list[str], fps: list[str], ops: str, outcome: BatchOutcome, changes: Changes,
+                counts: dict[str, int], report: FailureReport, list_id: int, since: int) -> None:
+    """A batch with failed or skipped contacts: contact by contact."""
+    out: tuple[list[str], list[int], list[int], list[int]] = ([], [], [], [])
+    for email, fp, op in zip(emails, fps, ops, strict=True):
+        _apply(email, fp, op, outcome, out, counts, report, list_id, since)
+    changes.add(*out)
+
+
+def _apply(email: str, fp: str, op: str, outcome: BatchOutcome, out: tuple[list[str], list[int], list[int], list[int]],
+           counts: dict[str, int], report: FailureReport, list_id: int, since: int) -> None:
+    def change(fingerprint: int, code: int, when: int = 0) -> None:
+        out[0].append(email)
+        out[1].append(fingerprint)
+        out[2].append(code)
+        out[3].append(when)
+
+    if email in outcome.failed:
+        counts["failed"] += 1
+        record = {"email": email, "stage": "failed", "reason": outcome.failed[email], "operation": OPERATIONS[op]}
+        report.add(record)
+        if op == ADD:
+            report.new_contact(record)
+        return
+    if email in outcome.skipped:
+        counts["skipped"] += 1
+        if op == REMOVE:
+            detail = f"already unsubscribed from list {list_id} in ActiveCampaign"
+            change(0, DELETE)  # not ours to re-subscribe later: forget it
+        elif op == READMIT:
+            detail = (f"left the segment earlier and is back, but the person unsubscribed from list {list_id} "
+                      f"themselves (or is excluded or bounced); never re-subscribed")
+            change(fingerprint_value(fp), codes.SKIPPED)
+        else:
+            detail = (f"ActiveCampaign skipped it: the contact unsubscribed from list {list_id}; never "
+                      f"re-subscribed, not sent again")
+            change(fingerprint_value(fp), codes.SKIPPED)
+        report.add({"email": email, "stage": "skipped", "reason": outcome.skipped[email],
+                    "operation": OPERATIONS[op], "detail": detail})
+        return
+    if op == REMOVE:
+        counts["removed"] += 1
+        change(0, codes.UNSUBSCRIBED, since)
+        return
+    counts["updated" if op == UPDATE else "added"] += 1
+    change(fingerprint_value(fp), codes.SUBSCRIBED)
+    if op == ADD:
+        report.new_contact(None)
+
+
+def install(store: StateStore, keys: RunKeys, synced: SyncedState, version: str | None, changes: Changes,
+            run_id: str, committed: Committed) -> Manifest | None:
+    """Write the new generation and swap its manifest in; None when another commit got there first.
+
+    The old generation's shards are deleted once the swap succeeded (and the new ones when it failed);
+    generations orphaned by crashed commits are swept when they are an hour old.
+    """
+    written = write_generation(store, keys.export, synced.source, changes, run_id, committed)
+    new = written.manifest
+    if not store.replace_if_unchanged(keys.synced, new.encode(), version):
+        drop_generation(store, new)
+        return None
+    try:
+        if synced.manifest is not None:
+            drop_generation(store, synced.manifest)
+        sweep_orphans(store, keys.export, new.generation, older_than=time.time() - ORPHAN_SECONDS)
+    except Exception as exc:  # the state is committed; what is left is swept by a later commit
+        log.warning("old synced-state shards not deleted: %s", exc)
+    log.info("synced state committed: %d entries in %d shards, %d bytes", new.entries, len(new.shard_keys()),
+             written.bytes)
+    return new
+
+
+def tidy(store: StateStore, book: Runbook, retention_days: float) -> None:
+    """After a commit: delete the run's plan and batch records, and prune the export's runs past retention.
+
+    Housekeeping only (the state is committed): a failure is logged, never fails the run; what is left
+    is removed by the next commit or by ``segment-export state prune``.
+    """
+    from worker.run.retention import prune
+
+    try:
+        book.delete_records()
+    except Exception as exc:
+        log.warning("run %s: plan and batch records not deleted: %s", book.run_id, exc)
+    try:
+        prune(store, [book.export], retention_days, keep_run=book.run_id)
+    except Exception as exc:
+        log.warning("export %s: retention prune failed: %s", book.export, exc)

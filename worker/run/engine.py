@@ -1,0 +1,413 @@
+"""One export run, start to finish: plan -> send -> confirm -> commit, resumable at every step.
+
+The engine knows nothing of brokers: the command line and the queue worker both call ``Engine.run``
+with a ``RunSpec``. Every step leaves a record in the state store (``worker.run.runbook``), so any worker
+can pick the run up where it stopped:
+
+1. plan: read the snapshot page by page, map, validate, dedupe and diff against the synced state;
+   each page's plan part is written once (``worker.contacts.plan``, handed over by ``worker.run.pipeline``);
+2. send: each planned batch without an accepted record is sent, its batchId recorded at once;
+3. confirm: each accepted batch is polled until final, its outcome recorded (2 and 3 overlap:
+   ``BulkImporter``);
+4. commit: outcomes are merged into a new synced state (``worker.run.commit``), the failure report is
+   written (``worker.run.report``) and the completion event recorded.
+
+A restarted run re-plans (deterministically, against the same uncommitted synced state), sends only
+batches without an ``accepted`` record, polls those without a ``final`` one, and commits. So a crash
+re-sends at most the batches that were in flight. Before anything is sent, the removal guard
+(``worker.run.guard``) and ``max_profiles`` may refuse the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from worker.activecampaign.client import ActiveCampaignClient, ActiveCampaignError, BulkAccepted
+from worker.activecampaign.importer import Batch, BatchOutcome, BulkImporter
+from worker.activecampaign.limiter import RateLimiter
+from worker.activecampaign.limiter_factory import make_limiter
+from worker.activecampaign.readmission import readmitter
+from worker.contacts.fields import resolve_fields
+from worker.contacts.mapping import Mapper
+from worker.contacts.plan import READMIT, Planner, PlanPart, tune_gc
+from worker.contacts.synced import SyncedState
+from worker.events.envelopes import CompletionEvent, completion_event, now_iso
+from worker.leases import Lease, Leases, LeaseUnavailable
+from worker.run import checks
+from worker.run.commit import install, merge, tidy
+from worker.run.guard import CODE as GUARD_CODE
+from worker.run.hooks import HookBus, Hooks
+from worker.run.pipeline import PlanFeed
+from worker.run.runbook import Runbook
+from worker.run.types import (
+    EXIT_FAILED,
+    EXIT_OK,
+    Progress,
+    RunError,
+    RunInterrupted,
+    RunResult,
+    RunSpec,
+    error_code,
+    exit_code_for,
+    is_transient,
+)
+from worker.settings import Config, ConfigError, Connection, Export
+from worker.snapshot import Page, SnapshotError, read_pages
+from worker.state import StateError, StateStore
+from worker.syncstate.manifest import Committed
+
+log = logging.getLogger("segment_export.engine")
+
+MILESTONE_SECONDS = 5.0
+
+
+class _CallbackHooks(Hooks):
+    """The engine's older keyword callbacks (``on_progress``, ``on_request``) as a hook subscriber."""
+
+    def __init__(self, on_progress: Callable[[Progress], None] | None,
+                 on_request: Callable[[str, int, float], None] | None) -> None:
+        self._progress, self._request = on_progress, on_request
+
+    def run_progress(self, progress: Progress) -> None:
+        if self._progress:
+            self._progress(progress)
+
+    def request_answered(self, endpoint: str, status: int, seconds: float) -> None:
+        if self._request:
+            self._request(endpoint, status, seconds)
+
+
+class Engine:
+    """Runs exports. One engine per process; it keeps one rate limiter per ActiveCampaign account."""
+
+    def __init__(self, config: Config, store: StateStore, *, hooks: Hooks | None = None, page_size: int = 5000,
+                 leases: Leases | None = None,
+                 on_progress: Callable[[Progress], None] | None = None,
+                 on_request: Callable[[str, int, float], None] | None = None) -> None:
+        """``leases``: one run per export across processes (the worker passes them; ``sync`` too)."""
+        self.config = config
+        self.store = store
+        self.leases = leases
+        self.page_size = page_size
+        self.hooks = HookBus(*([hooks] if hooks else []))
+        if on_progress or on_request:
+            self.hooks.add(_CallbackHooks(on_progress, on_request))
+        self._limiters: dict[str, RateLimiter] = {}
+        tune_gc()
+
+    # ------------------------------------------------------------------------------------ accounts
+    def limiters(self) -> list[RateLimiter]:
+        """Every account limiter this engine made (for the rate-limit wait metric)."""
+        return list(self._limiters.values())
+
+    def limiter_for(self, conn: Connection) -> RateLimiter:
+        """One limiter per account (hostname), shared by every export and run in this process."""
+        # The account is its API host; a simulator (base_url) is an account of its own per host and port.
+        key = urlsplit(conn.base_url).netloc if conn.base_url else conn.hostname
+        if key not in self._limiters:
+            w = self.config.worker
+            self._limiters[key] = make_limiter(
+                connection_name=conn.name, hostname=key, requests_per_second=conn.requests_per_second,
+                bulk_per_minute=conn.bulk_requests_per_minute, redis_url=w.redis_url,
+                expected_replicas=w.expected_replicas, on_degraded=self.hooks.limiter_degraded)
+        return self._limiters[key]
+
+    def client_for(self, export: Export) -> ActiveCampaignClient:
+        conn = self.config.connections[export.connection]
+        return ActiveCampaignClient(conn.api_url, conn.api_key(), self.limiter_for(conn),
+                                    on_request=self.hooks.request_answered)
+
+    async def mapper_for(self, client: ActiveCampaignClient, export: Export) -> Mapper:
+        """Resolve custom fields (by personalization tag or title, every page) before anything is sent.
+
+        Any name that matches no field, or several, fails the run here, naming the field: a mapping
+        that cannot be honoured must stop the run rather than sync contacts without the value.
+        """
+        if not export.fields:
+            return Mapper(export)
+        resolved, problems = resolve_fields(export, await client.custom_fields())
+        if problems:
+            code = "unknown_field" if any("matches no field" in p for p in problems) else "ambiguous_field"
+            raise RunError(code, f"export {export.name}: " + "; ".join(problems))
+        return Mapper(export, resolved=resolved)
+
+    def pages(self, spec: RunSpec) -> Iterator[Page]:
+        return read_pages(spec.snapshot_uri, format=spec.snapshot_format, compression=spec.snapshot_compression,
+                          page_size=self.page_size)
+
+    def planner_for(self, spec: RunSpec, mapper: Mapper, synced: SyncedState) -> Planner:
+        export = spec.export
+        return Planner(mapper, synced, full=spec.full, unsubscribe_leavers=export.on_leave == "unsubscribe",
+                       readmit=export.readmit)
+
+    def load_synced(self, book: Runbook) -> tuple[SyncedState, str | None]:
+        """The committed state's key columns (read shard by shard; a v1 state is migrated at the commit)."""
+        return SyncedState.load(self.store, book.keys.synced)
+
+    async def aclose(self) -> None:
+        """Release what the limiters hold (Redis probes and connections); the engine is done."""
+        from worker.clients.redis import close_redis_clients
+
+        for limiter in self._limiters.values():
+            closer = getattr(limiter, "aclose", None)
+            if closer is not None:
+                await closer()
+        await close_redis_clients()
+
+    # ------------------------------------------------------------------------------------ run
+    async def run(self, spec: RunSpec, stop: asyncio.Event | None = None) -> RunResult:
+        """Run (or resume) one export to its end; never raises for run-level failures.
+
+        ``stop``, once set, makes the run stop taking new batches, wait for the ones in flight to be
+        final (a checkpoint) and return ``interrupted``; running the same spec again goes on from there.
+        """
+        started_at, t0 = now_iso(), time.monotonic()
+        book = Runbook(self.store, spec.export.name, spec.run_id)
+        ctx = {"run_id": spec.run_id, "export": spec.export.name, "segment": spec.export.segment,
+               "attempt": spec.attempt}
+        lease: Lease | None = None
+        watcher: asyncio.Future[None] | None = None
+        try:
+            done = await asyncio.to_thread(book.completed)
+            if done is not None:
+                return RunResult(done, exit_code_for(done["status"]), replayed=True)
+            if self.leases is not None:
+                try:
+                    lease = await self.leases.acquire(spec.export.name)
+                except LeaseUnavailable as exc:
+                    log.warning("export lease unavailable (%s); the run is put back", exc, extra=ctx)
+                    return RunResult(None, EXIT_FAILED, busy=True)
+                if lease is None:
+                    log.info("another run of this export holds its lease; the run is put back", extra=ctx)
+                    return RunResult(None, EXIT_FAILED, busy=True)
+                done = await asyncio.to_thread(book.completed)  # finished while we waited for the lease?
+                if done is not None:
+                    return RunResult(done, exit_code_for(done["status"]), replayed=True)
+            if await asyncio.to_thread(book.is_stale, spec.refresh_id, spec.occurred_at):
+                log.info("stale refresh skipped: a newer refresh was already synced", extra=ctx)
+                return RunResult(None, EXIT_OK, stale=True)
+            log.info("run starting", extra=ctx)
+            self.hooks.run_started(spec)
+            run_stop, watcher = _stop_on_loss(stop, lease)
+            counts, failures_uri = await self._execute(spec, book, run_stop)
+            # Still under the lease: a duplicate delivery waiting for it must find the run completed.
+            status = "partial" if counts["failed"] else "succeeded"
+            event, ours = await asyncio.to_thread(
+                book.complete, self._event(spec, status, counts, started_at, t0, failures_uri, None))
+            await asyncio.to_thread(tidy, self.store, book, self.config.worker.retention_days)
+        except RunInterrupted:
+            lost = lease is not None and lease.lost.is_set()
+            if lost:
+                log.warning("run stopped: its export lease was lost (another replica may take over)", extra=ctx)
+                self.hooks.lease_lost(spec.export.name)
+            else:
+                log.info("run interrupted at a checkpoint; it resumes from its records", extra=ctx)
+            return self._ended(spec, RunResult(None, EXIT_FAILED, interrupted=True, lease_lost=lost), t0)
+        except (RunError, SnapshotError, ActiveCampaignError, ConfigError, StateError) as exc:
+            transient = is_transient(exc)
+            log.error("run failed%s: %s", " (transient)" if transient else "", exc, extra=ctx)
+            event = self._event(spec, "failed", {}, started_at, t0, None,
+                                {"code": error_code(exc), "message": str(exc)[:2000]})
+            return self._ended(spec, RunResult(event, EXIT_FAILED, transient=transient), t0)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+            if lease is not None:
+                await lease.release()
+        if not ours:  # another worker finished the same run first: its event is the one of record
+            return self._ended(spec, RunResult(event, exit_code_for(event["status"]), replayed=True), t0)
+        log.info("run finished", extra={**ctx, "counts": counts, "status": status})
+        return self._ended(spec, RunResult(event, exit_code_for(status)), t0)
+
+    def _ended(self, spec: RunSpec, result: RunResult, t0: float) -> RunResult:
+        self.hooks.run_finished(spec, result, time.monotonic() - t0)
+        return result
+
+    def _event(self, spec: RunSpec, status: str, counts: dict[str, int], started_at: str, t0: float,
+               failures_uri: str | None, error: dict[str, str] | None) -> CompletionEvent:
+        return completion_event(
+            run_id=spec.run_id, export=spec.export.name, segment=spec.export.segment, refresh_id=spec.refresh_id,
+            connection=spec.export.connection, list_id=spec.export.list_id, status=status, counts=counts,
+            started_at=started_at, finished_at=now_iso(), duration_seconds=time.monotonic() - t0,
+            failures_uri=failures_uri, error=error, attempt=spec.attempt)
+
+    async def _execute(self, spec: RunSpec, book: Runbook, stop: asyncio.Event | None) -> tuple[dict[str, int], str]:
+        """The four steps: plan (streamed), send and confirm (overlapping), commit."""
+        export = spec.export
+        synced, version = await asyncio.to_thread(self.load_synced, book)
+        if synced.run_id == spec.run_id and synced.committed is not None:  # committed, then stopped before
+            return synced.committed.counts, synced.committed.failures_uri  # recording completion: same end
+        resume = await asyncio.to_thread(book.progress)
+
+        def pages() -> Iterator[Page]:
+            return self.pages(spec)
+
+        async with self.client_for(export) as client:
+            mapper = await self.mapper_for(client, export)
+            if not resume.started:  # with batch records, an earlier attempt passed these checks
+                await self._refusable(spec, checks.check_list(client, export))
+                await self._refusable(spec, asyncio.to_thread(checks.check_max_profiles, export, pages))
+                await self._refusable(spec, asyncio.to_thread(checks.check_removals, spec, synced, pages))
+            planner = self.planner_for(spec, mapper, synced)
+            outcomes = await self._send(spec, book, client, planner, resume, stop)
+        merged = await asyncio.to_thread(merge, book, export.list_id, synced, planner.totals,
+                                         lambda n: outcomes.get(n) or self._stored_outcome(book, n))
+        return await asyncio.to_thread(self._commit, spec, book, synced, version, merged)
+
+    async def _send(self, spec: RunSpec, book: Runbook, client: ActiveCampaignClient, planner: Planner,
+                    resume: Any, stop: asyncio.Event | None) -> dict[int, BatchOutcome]:
+        """Plan the snapshot in a thread while batches are sent and confirmed; returns each batch's outcome."""
+        export = spec.export
+        outcomes: dict[int, BatchOutcome] = {}
+        progress = Progress(export=export.name, run_id=spec.run_id, in_flight=len(resume.accepted))
+
+        def on_part(part: PlanPart) -> None:  # planner thread
+            if export.max_profiles and planner.totals.profiles > export.max_profiles:
+                raise RunError("too_many_profiles",
+                               f"the snapshot grew past max_profiles = {export.max_profiles} profiles "
+                               f"(exports.{export.name}.max_profiles) while the run read it; nothing more is sent. "
+                               f"Check the segment, then run again")
+            if part.counts.to_remove:
+                self._tripped(spec, checks.check_leavers, spec, planner.totals, planner.synced)
+            if part.batches or part.invalid or part.dropped or part.skipped or part.kept_out or part.number == 0:
+                book.put_part(part)
+            progress.profiles_read = planner.totals.profiles
+            self._tick(progress)
+
+        def on_batch() -> None:  # planner thread
+            progress.batches_planned += 1
+
+        async def on_accepted(batch: Batch, acc: BulkAccepted) -> None:
+            assert acc.batch_id is not None
+            await asyncio.to_thread(book.record_accepted, batch.number, acc.batch_id, batch.emails, acc.rejected,
+                                    batch.kept_out)
+            progress.batches_sent += 1
+            progress.in_flight += 1
+            progress.contacts_sent += len(batch.emails)
+            self._tick(progress)
+
+        async def on_final(outcome: BatchOutcome) -> None:
+            await asyncio.to_thread(book.record_final, outcome)
+            outcomes[outcome.number] = outcome
+            progress.batches_confirmed += 1
+            progress.in_flight = max(0, progress.in_flight - 1)
+            self._tick(progress)
+
+        feed = PlanFeed(planner.plan(self.pages(spec)), on_part=on_part, on_batch=on_batch, skip=resume.skip,
+                        stop=stop, prepare={READMIT: readmitter(
+                            client, export.list_id, planner.left_at,
+                            on_decision=lambda result: self.hooks.readmission(export.name, result))})
+        try:
+            async with feed:
+                withdrawn = await BulkImporter(client, export.list_id).run(
+                    feed.batches(), accepted=resume.accepted, on_accepted=on_accepted, on_final=on_final,
+                    stop=stop)
+                stopped = feed.stopped or withdrawn > 0
+                if not stopped:  # a stopped run leaves the planner mid-snapshot: leaving the feed ends it
+                    await feed.planned()
+        finally:
+            progress.in_flight = 0
+            self.hooks.run_progress(progress)
+        if stopped:
+            raise RunInterrupted
+        self._tick(progress, force=True)
+        return outcomes
+
+    async def _refusable(self, spec: RunSpec, check: Awaitable[None]) -> None:
+        """Await a check; a removal guard refusal is announced to the hooks (metric, alert)."""
+        try:
+            await check
+        except RunError as exc:
+            if exc.code == GUARD_CODE:
+                self.hooks.guard_tripped(spec.export.name)
+            raise
+
+    def _tripped(self, spec: RunSpec, check: Callable[..., None], *args: Any) -> None:
+        """``_refusable`` for a check run in the planner thread."""
+        try:
+            check(*args)
+        except RunError as exc:
+            if exc.code == GUARD_CODE:
+                self.hooks.guard_tripped(spec.export.name)
+            raise
+
+    def _tick(self, progress: Progress, force: bool = False) -> None:
+        """Report progress to the hooks, and log a milestone at most every MILESTONE_SECONDS."""
+        self.hooks.run_progress(progress)
+        now = time.monotonic()
+        if force or now - progress.logged >= MILESTONE_SECONDS:
+            progress.logged = now
+            log.info("run progress", extra={
+                "run_id": progress.run_id, "export": progress.export, "profiles_read": progress.profiles_read,
+                "batches_planned": progress.batches_planned, "batches_sent": progress.batches_sent,
+                "batches_confirmed": progress.batches_confirmed, "contacts_sent": progress.contacts_sent,
+                "elapsed_seconds": round(now - progress.started, 1)})
+
+    # ------------------------------------------------------------------------------------ commit
+    def _commit(self, spec: RunSpec, book: Runbook, synced: SyncedState, version: str | None,
+                merged: Any) -> tuple[dict[str, int], str]:
+        """Write the failure report, install the new synced state (compare-and-swap), note the refresh. The
+        run's records are deleted (``worker.run.commit.tidy``) once its completion is recorded, in ``run``."""
+        try:
+            failures_uri = merged.report.write(self.store, book.keys, spec.export.name)
+            installed = install(self.store, book.keys, synced, version, merged.changes, spec.run_id,
+                                Committed(merged.counts, failures_uri))
+        finally:
+            merged.changes.close()
+        if installed is None:
+            current = self.store.get(book.keys.synced)
+            if current is None or SyncedState.decode(current).run_id != spec.run_id:
+                raise RunError("concurrent_commit", f"export {spec.export.name}: another run committed the synced "
+                                                    f"state while this one ran; it is retried to diff afresh",
+                               transient=True)
+        book.record_refresh(spec.refresh_id, spec.occurred_at or now_iso(), spec.snapshot_uri)
+        return merged.counts, failures_uri
+
+    def _stored_outcome(self, book: Runbook, n: int) -> BatchOutcome:
+        outcome = book.final(n)
+        if outcome is None:
+            raise RunError("incomplete", f"batch {n} has no final outcome; the run cannot commit yet", transient=True)
+        return outcome
+
+    # ------------------------------------------------------------------------------------ markers
+    async def mark_published(self, spec: RunSpec) -> None:
+        """Record that the completion event was confirmed by the broker (a redelivery need not resend it)."""
+        await asyncio.to_thread(Runbook(self.store, spec.export.name, spec.run_id).mark_published)
+
+    async def was_published(self, spec: RunSpec) -> bool:
+        return await asyncio.to_thread(Runbook(self.store, spec.export.name, spec.run_id).was_published)
+
+    async def remember_snapshot(self, export: str, snapshot: dict[str, Any], refresh_id: str,
+                                occurred_at: str) -> None:
+        """Keep the segment's newest known snapshot per export, for ``export.requested`` without one."""
+        await asyncio.to_thread(Runbook(self.store, export, "-").remember_snapshot, snapshot, refresh_id, occurred_at)
+
+    async def last_snapshot(self, export: str) -> dict[str, Any] | None:
+        return await asyncio.to_thread(Runbook(self.store, export, "-").last_snapshot)
+
+
+def _stop_on_loss(stop: asyncio.Event | None,
+                  lease: Lease | None) -> tuple[asyncio.Event | None, asyncio.Future[None] | None]:
+    """One stop event for the run, set by the caller's ``stop`` or by losing the lease (stop sending at
+    once), and the task that watches both (the caller cancels it when the run ends)."""
+    if lease is None:
+        return stop, None
+    merged = asyncio.Event()
+
+    async def watch() -> None:
+        waits = [asyncio.ensure_future(lease.lost.wait())]
+        if stop is not None:
+            waits.append(asyncio.ensure_future(stop.wait()))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            merged.set()
+        finally:
+            for w in waits:
+                w.cancel()
+
+    return merged, asyncio.ensure_future(watch())

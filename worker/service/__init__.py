@@ -1,0 +1,12 @@
+"""The long-running worker: request messages in, export runs, completion events out.
+
+- ``worker``: ``segment-export run``, deliveries to runs (validation, leases, continuations, retries,
+  settlement);
+- ``health``: ``/metrics``, ``/healthz``, ``/readyz``; ``metrics``: the Prometheus side, fed by hooks;
+- ``publishing``: one confirmed publish for the command line (``publish``, ``request``).
+
+May import: ``worker.run``, ``worker.broker``, ``worker.activecampaign``, ``worker.contacts``,
+``worker.syncstate``, ``worker.snapshot``, ``worker.state``, ``worker.leases``, ``worker.settings``,
+``worker.events``, ``worker.privacy``, ``worker.clients``. Never the command line or the simulator; only
+``metrics`` and ``health`` import ``prometheus_client``.
+"""
