@@ -31,6 +31,7 @@ class Call:
     status: int
     faulted: bool
     message_ids: tuple[str, ...] = ()  # ReceiveMessage: the messages it handed out
+    receipts: tuple[str, ...] = ()  # ReceiveMessage: their receipt handles; ChangeMessageVisibility: the one used
 
 
 @dataclass
@@ -114,7 +115,7 @@ class SqsFaultProxy:
             payload = json.dumps({"__type": f"com.amazonaws.sqs#{fault.code}", "message": "injected by the test"})
             self._answer(req, fault.status, payload.encode(), {"Content-Type": "application/x-amz-json-1.0",
                                                                 "x-amzn-query-error": f"{fault.code};Sender"})
-            self._record(action, invocation, fault.status, True, b"")
+            self._record(action, invocation, fault.status, True, b"", body)
             return
         conn = http.client.HTTPConnection(*self._upstream, timeout=60)
         try:
@@ -123,7 +124,7 @@ class SqsFaultProxy:
             resp = conn.getresponse()
             data = resp.read()
             self._answer(req, resp.status, data, {k: v for k, v in resp.getheaders() if k.lower() not in _HOP})
-            self._record(action, invocation, resp.status, False, data if action == "ReceiveMessage" else b"")
+            self._record(action, invocation, resp.status, False, data if action == "ReceiveMessage" else b"", body)
         finally:
             conn.close()
 
@@ -136,15 +137,20 @@ class SqsFaultProxy:
         req.end_headers()
         req.wfile.write(data)
 
-    def _record(self, action: str, invocation: str, status: int, faulted: bool, data: bytes) -> None:
+    def _record(self, action: str, invocation: str, status: int, faulted: bool, data: bytes, sent: bytes) -> None:
         ids: tuple[str, ...] = ()
-        if data:
-            try:
-                ids = tuple(m["MessageId"] for m in json.loads(data).get("Messages", ()))
-            except ValueError:
-                ids = ()
+        receipts: tuple[str, ...] = ()
+        try:
+            if data:
+                messages = json.loads(data).get("Messages", ())
+                ids = tuple(m["MessageId"] for m in messages)
+                receipts = tuple(m["ReceiptHandle"] for m in messages)
+            elif action == "ChangeMessageVisibility":
+                receipts = (json.loads(sent).get("ReceiptHandle", ""),)
+        except ValueError:
+            pass
         with self._lock:
-            self.calls.append(Call(time.monotonic(), action, invocation, status, faulted, ids))
+            self.calls.append(Call(time.monotonic(), action, invocation, status, faulted, ids, receipts))
 
 
 def _query_action(body: bytes) -> str:

@@ -55,9 +55,11 @@ def test_one_throttled_visibility_extension_does_not_end_the_heartbeat(
     calls = proxy.seen(CMV)
     failed = [c for c in calls if c.faulted]
     assert failed and len({c.invocation for c in failed}) == 1, "the one throttled call did not happen"
-    later = {c.invocation for c in calls if c.at > failed[-1].at and c.status == 200}
-    assert len(later) >= 2, f"the heartbeat stopped after the throttled call ({len(later)} beats after it)"
     assert len(_received(proxy)) == 1, "the message became visible again and was received a second time"
+    [receipt] = [r for c in proxy.seen("ReceiveMessage") for r in c.receipts]
+    assert failed[0].receipts == (receipt,)
+    later = {c.invocation for c in calls if c.at > failed[-1].at and c.status == 200 and c.receipts == (receipt,)}
+    assert len(later) >= 2, f"the heartbeat stopped after the throttled call ({len(later)} beats after it)"
     assert "could not extend the delivery's visibility (ClientError" in worker.text()
     assert len(broker.completions()) == 1 and broker.read_dead() == []
     sim.assert_list_exact(3, seg.expected)

@@ -42,6 +42,14 @@ class _Chunks(io.RawIOBase):
     def __init__(self, data: bytes, size: int) -> None:
         self._data, self._size = data, size
 
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:  # what io.BufferedReader reads through
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
     def read(self, n: int = -1, /) -> bytes:
         take = self._size if n < 0 else min(n, self._size)
         out, self._data = self._data[:take], self._data[take:]
