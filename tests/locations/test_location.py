@@ -170,6 +170,7 @@ def _local_uris(draw: st.DrawFn, base: Path) -> str:
         + path
 
 
+@pytest.mark.fuzz
 @fuzz(300)
 @given(data=st.data())
 def test_no_accepted_local_location_resolves_outside_its_prefix(tree: Path, data: st.DataObject) -> None:
@@ -193,6 +194,7 @@ _NAME = st.text(st.characters(codec="utf-8", exclude_characters="/\x00", exclude
                 min_size=1, max_size=6).filter(lambda s: s.strip() == s)
 
 
+@pytest.mark.fuzz
 @fuzz(300)
 @given(data=st.data(), names=st.lists(st.sampled_from(["..", ".", "", "seg", "%", "a b", "?#"]) | _NAME,
                                      max_size=6))
@@ -226,6 +228,7 @@ _KEY_TOKENS = ["team-a", "team-ab", "team-b", "x.csv", "..", ".", "", "%2e%2e", 
                "%", "?", "#", "é", "%ff", "~", "team-a%2F..%2F..%2Fteam-b"]
 
 
+@pytest.mark.fuzz
 @fuzz(300)
 @given(bucket=st.just("cdp-exports") | st.sampled_from(_BUCKETS),
        tokens=st.lists(st.sampled_from(_KEY_TOKENS), max_size=8) | st.lists(

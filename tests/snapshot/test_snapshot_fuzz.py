@@ -25,6 +25,7 @@ import json
 import math
 from typing import Any
 
+import pytest
 from hypothesis import event, example, given
 from hypothesis import strategies as st
 
@@ -32,6 +33,8 @@ from tests.fuzzing import fuzz
 from worker.snapshot import SnapshotError
 from worker.snapshot.csv_pages import csv_pages
 from worker.snapshot.jsonl_pages import jsonl_pages
+
+pytestmark = pytest.mark.fuzz
 
 Rows = list[tuple[int, dict[str, Any]]]
 
