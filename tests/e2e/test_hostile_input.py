@@ -80,18 +80,22 @@ def test_an_event_cannot_make_the_worker_read_outside_its_prefixes(
         event = refreshed(outside / "unused.jsonl", refresh_id=f"hostile-{i}")
         event["snapshot"]["uri"] = uri
         rabbit.publish(event)
+    nowhere = refreshed(outside / "unused.jsonl", refresh_id="nowhere")
+    nowhere["snapshot"]["uri"] = f"file://otherhost{allowed}/x.jsonl"  # names no place this worker has
+    rabbit.publish(nowhere)
     rabbit.publish(refreshed(allowed / "vip" / "seg.jsonl", refresh_id="good"))
 
     rabbit.wait_completions(1, 90, check=worker.assert_alive, run_id=run_id_for("vip", "good"))
-    wait_for(lambda: len(rabbit.read_dead()) >= len(hostile), 60, f"{len(hostile)} dead-lettered events",
+    wait_for(lambda: len(rabbit.read_dead()) >= len(hostile) + 1, 60, f"{len(hostile) + 1} dead-lettered events",
              check=worker.assert_alive)
     rabbit.wait_idle(60, check=worker.assert_alive)
 
-    dead = rabbit.read_dead()
-    assert len(dead) == len(hostile)
-    for _, headers in dead:
-        assert _text(headers[REASON_CLASS]) == "forbidden_uri", headers
-        assert "is outside [worker] snapshot_prefixes" in _text(headers[REASON])
+    dead = {_text(headers[REASON]): _text(headers[REASON_CLASS]) for _, headers in rabbit.read_dead()}
+    assert len(rabbit.read_dead()) == len(hostile) + 1
+    assert sorted(dead.values()) == ["bad_uri"] + ["forbidden_uri"] * len(hostile)
+    for reason, reason_class in dead.items():
+        assert ("is outside [worker] snapshot_prefixes" if reason_class == "forbidden_uri"
+                else "names a remote host") in reason
     assert sorted(e["refresh_id"] for e in rabbit.read_events()) == ["good"], "a hostile event made a run"
     assert all(e["counts"]["added"] == len(good.expected) for e in rabbit.completions())
     sim.assert_list_exact(3, good.expected)  # nobody from outside the prefix
