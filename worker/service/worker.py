@@ -295,7 +295,7 @@ class Worker:
         broker took the delivery back), another consumer may hold the message and be running the same
         runs: ``stop`` is set, so they stop sending at a checkpoint and hand themselves on, as after
         ``max_unacked_seconds``, instead of finishing blind. Beating goes on until the delivery is
-        settled (the run still needs its checkpoint, and SQS may answer again).
+        settled (the run still needs its checkpoint, and SQS may answer again) or taken back.
         """
         if self.bridge.kind != "sqs":
             return
@@ -322,8 +322,10 @@ class Worker:
                           "another consumer may have taken the message; its runs stop sending at a checkpoint "
                           "and hand themselves on (%s)", time.monotonic() - extended, timeout, why)
                 stop.set()
-            else:
+            elif not taken:
                 log.warning("could not extend the delivery's visibility (%s); trying again in %.1f s", why, delay)
+            if taken:  # the broker took it back: no beat can extend it any more
+                return
 
     # ------------------------------------------------------------------------------------ dispatch
     def _admit(self, snap: dict[str, Any]) -> dict[str, Any]:
