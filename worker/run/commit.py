@@ -78,12 +78,15 @@ def merge(book: Runbook, list_id: int, synced: SyncedState, plan: Counts,
                 report.add({"email": email, "stage": "skipped", "reason": KEPT_OUT_REASON,
                             "detail": f"left the segment earlier (this export unsubscribed it from list {list_id}) "
                                       f"and is back; readmit is off for this export, so it stays unsubscribed"})
+            tagsets = header.get("tagsets")  # managed tags: each contact's tags are stored as sent
             for b in header["batches"]:
                 outcome = outcome_of(b["n"])
+                tags = [tagsets[t] for t in b["tg"]] if tagsets is not None else None
                 if outcome.failed or outcome.skipped:
-                    _apply_each(b["emails"], b["fps"], b["ops"], outcome, changes, counts, report, list_id, since)
+                    _apply_each(b["emails"], b["fps"], b["ops"], outcome, changes, counts, report, list_id, since,
+                                tags)
                 else:
-                    _apply_clean(b["emails"], b["fps"], b["ops"], changes, counts, report, since)
+                    _apply_clean(b["emails"], b["fps"], b["ops"], changes, counts, report, since, tags)
     except BaseException:
         changes.close()
         raise
@@ -91,8 +94,11 @@ def merge(book: Runbook, list_id: int, synced: SyncedState, plan: Counts,
 
 
 def _apply_clean(emails: list[str], fps: list[str], ops: str, changes: Changes, counts: dict[str, int],
-                 report: FailureReport, since: int) -> None:
-    """A batch AC took whole (the common case), as columns: every contact synced, every leaver unsubscribed."""
+                 report: FailureReport, since: int, tags: list[str] | None = None) -> None:
+    """A batch AC took whole (the common case), as columns: every contact synced, every leaver unsubscribed.
+
+    ``tags`` (managed tags): each contact's tags as sent; a leaver's are "" (it lost them).
+    """
     removes = ops.count(REMOVE)
     counts["removed"] += removes
     counts["updated"] += ops.count(UPDATE)
@@ -105,25 +111,31 @@ def _apply_clean(emails: list[str], fps: list[str], ops: str, changes: Changes, 
     except ValueError:  # not the planner's fingerprints (hex digits): one by one
         fp = np.array([fingerprint_value(f) for f in fps], dtype=np.uint64)
     changes.add(emails, np.where(leaving, 0, fp), np.where(leaving, codes.UNSUBSCRIBED, codes.SUBSCRIBED),
-                np.where(leaving, since, 0))
+                np.where(leaving, since, 0), tags)
 
 
 def _apply_each(emails: list[str], fps: list[str], ops: str, outcome: BatchOutcome, changes: Changes,
-                counts: dict[str, int], report: FailureReport, list_id: int, since: int) -> None:
+                counts: dict[str, int], report: FailureReport, list_id: int, since: int,
+                tags: list[str] | None = None) -> None:
     """A batch with failed or skipped contacts: contact by contact."""
-    out: tuple[list[str], list[int], list[int], list[int]] = ([], [], [], [])
-    for email, fp, op in zip(emails, fps, ops, strict=True):
-        _apply(email, fp, op, outcome, out, counts, report, list_id, since)
-    changes.add(*out)
+    out: _Out = ([], [], [], [], [])
+    for i, (email, fp, op) in enumerate(zip(emails, fps, ops, strict=True)):
+        _apply(email, fp, op, outcome, out, counts, report, list_id, since, None if tags is None else tags[i])
+    changes.add(*out[:4], out[4] if tags is not None else None)
 
 
-def _apply(email: str, fp: str, op: str, outcome: BatchOutcome, out: tuple[list[str], list[int], list[int], list[int]],
-           counts: dict[str, int], report: FailureReport, list_id: int, since: int) -> None:
-    def change(fingerprint: int, code: int, when: int = 0) -> None:
+#: Changes gathered contact by contact: emails, fingerprints, flag codes, sinces, tags (None: kept).
+_Out = tuple[list[str], list[int], list[int], list[int], list[str | None]]
+
+
+def _apply(email: str, fp: str, op: str, outcome: BatchOutcome, out: _Out, counts: dict[str, int],
+           report: FailureReport, list_id: int, since: int, tags: str | None) -> None:
+    def change(fingerprint: int, code: int, when: int = 0, stored: str | None = tags) -> None:
         out[0].append(email)
         out[1].append(fingerprint)
         out[2].append(code)
         out[3].append(when)
+        out[4].append(stored)
 
     if email in outcome.failed:
         counts["failed"] += 1
@@ -140,11 +152,11 @@ def _apply(email: str, fp: str, op: str, outcome: BatchOutcome, out: tuple[list[
         elif op == READMIT:
             detail = (f"left the segment earlier and is back, but the person unsubscribed from list {list_id} "
                       f"themselves (or is excluded or bounced); never re-subscribed")
-            change(fingerprint_value(fp), codes.SKIPPED)
+            change(fingerprint_value(fp), codes.SKIPPED, stored=None)  # AC left its tags as they were
         else:
             detail = (f"ActiveCampaign skipped it: the contact unsubscribed from list {list_id}; never "
                       f"re-subscribed, not sent again")
-            change(fingerprint_value(fp), codes.SKIPPED)
+            change(fingerprint_value(fp), codes.SKIPPED, stored=None)
         report.add({"email": email, "stage": "skipped", "reason": outcome.skipped[email],
                     "operation": OPERATIONS[op], "detail": detail})
         return

@@ -12,6 +12,9 @@ can pick the run up where it stopped:
 4. commit: outcomes are merged into a new synced state (``worker.run.commit``), the failure report is
    written (``worker.run.report``) and the completion event recorded.
 
+Between 3 and 4, tags this export added that no longer apply are removed (``worker.run.tags``); after 4
+one request compares the list's subscribed count with the synced state (``worker.run.drift``).
+
 A restarted run re-plans (deterministically, against the same uncommitted synced state), sends only
 batches without an ``accepted`` record, polls those without a ``final`` one, and commits. So a crash
 re-sends at most the batches that were in flight. Before anything is sent, the removal guard
@@ -40,10 +43,13 @@ from worker.events.envelopes import CompletionEvent, completion_event, now_iso
 from worker.leases import Lease, Leases, LeaseUnavailable
 from worker.run import checks
 from worker.run.commit import install, merge, tidy
+from worker.run.drift import check_drift
 from worker.run.guard import CODE as GUARD_CODE
+from worker.run.history import record_failure
 from worker.run.hooks import HookBus, Hooks
 from worker.run.pipeline import PlanFeed
 from worker.run.runbook import Runbook
+from worker.run.tags import TagRemover, Untagged, planned
 from worker.run.types import (
     EXIT_FAILED,
     EXIT_OK,
@@ -142,8 +148,9 @@ class Engine:
 
     def planner_for(self, spec: RunSpec, mapper: Mapper, synced: SyncedState) -> Planner:
         export = spec.export
+        manage_tags = export.remove_tags and (bool(export.tags or export.tag_field) or synced.index.tag is not None)
         return Planner(mapper, synced, full=spec.full, unsubscribe_leavers=export.on_leave == "unsubscribe",
-                       readmit=export.readmit)
+                       readmit=export.readmit, manage_tags=manage_tags)
 
     def load_synced(self, book: Runbook) -> tuple[SyncedState, str | None]:
         """The committed state's key columns (read shard by shard; a v1 state is migrated at the commit)."""
@@ -195,10 +202,15 @@ class Engine:
             self.hooks.run_started(spec)
             run_stop, watcher = _stop_on_loss(stop, lease)
             counts, failures_uri = await self._execute(spec, book, run_stop)
+            # Drift: one request comparing the list with the committed state (worker.run.drift).
+            drift = await check_drift(self.client_for(spec.export), self.store, book.keys.synced, spec.export)
+            if drift is not None:
+                self.hooks.list_drift(spec.export.name, drift.difference)
             # Still under the lease: a duplicate delivery waiting for it must find the run completed.
             status = "partial" if counts["failed"] else "succeeded"
             event, ours = await asyncio.to_thread(
-                book.complete, self._event(spec, status, counts, started_at, t0, failures_uri, None))
+                book.complete, self._event(spec, status, counts, started_at, t0, failures_uri, None,
+                                           drift.as_event() if drift is not None else None))
             await asyncio.to_thread(tidy, self.store, book, self.config.worker.retention_days)
         except RunInterrupted:
             lost = lease is not None and lease.lost.is_set()
@@ -213,6 +225,7 @@ class Engine:
             log.error("run failed%s: %s", " (transient)" if transient else "", exc, extra=ctx)
             event = self._event(spec, "failed", {}, started_at, t0, None,
                                 {"code": error_code(exc), "message": str(exc)[:2000]})
+            await asyncio.to_thread(record_failure, self.store, book.keys, event)  # for `runs` (worker.run.history)
             return self._ended(spec, RunResult(event, EXIT_FAILED, transient=transient), t0)
         finally:
             if watcher is not None:
@@ -229,12 +242,15 @@ class Engine:
         return result
 
     def _event(self, spec: RunSpec, status: str, counts: dict[str, int], started_at: str, t0: float,
-               failures_uri: str | None, error: dict[str, str] | None) -> CompletionEvent:
+               failures_uri: str | None, error: dict[str, str] | None,
+               drift: dict[str, Any] | None = None) -> CompletionEvent:
+        tags = ({"contacts": counts["tags_contacts"], "removed": counts["tags_removed"]}
+                if "tags_removed" in counts else None)  # managed tags (worker.run.tags)
         return completion_event(
             run_id=spec.run_id, export=spec.export.name, segment=spec.export.segment, refresh_id=spec.refresh_id,
             connection=spec.export.connection, list_id=spec.export.list_id, status=status, counts=counts,
             started_at=started_at, finished_at=now_iso(), duration_seconds=time.monotonic() - t0,
-            failures_uri=failures_uri, error=error, attempt=spec.attempt)
+            failures_uri=failures_uri, error=error, attempt=spec.attempt, drift=drift, tags=tags)
 
     async def _execute(self, spec: RunSpec, book: Runbook, stop: asyncio.Event | None) -> tuple[dict[str, int], str]:
         """The four steps: plan (streamed), send and confirm (overlapping), commit."""
@@ -255,9 +271,26 @@ class Engine:
                 await self._refusable(spec, asyncio.to_thread(checks.check_removals, spec, synced, pages))
             planner = self.planner_for(spec, mapper, synced)
             outcomes = await self._send(spec, book, client, planner, resume, stop)
-        merged = await asyncio.to_thread(merge, book, export.list_id, synced, planner.totals,
-                                         lambda n: outcomes.get(n) or self._stored_outcome(book, n))
+
+            def outcome_of(n: int) -> BatchOutcome:
+                return outcomes.get(n) or self._stored_outcome(book, n)
+
+            untagged = await self._untag(spec, book, client, planner, outcome_of, stop)
+        merged = await asyncio.to_thread(merge, book, export.list_id, synced, planner.totals, outcome_of)
+        if untagged is not None:
+            merged.counts.update(untagged.as_counts())
         return await asyncio.to_thread(self._commit, spec, book, synced, version, merged)
+
+    async def _untag(self, spec: RunSpec, book: Runbook, client: ActiveCampaignClient, planner: Planner,
+                     outcome_of: Callable[[int], BatchOutcome], stop: asyncio.Event | None) -> Untagged | None:
+        """Managed tags: remove what the plan says contacts lose, once every batch is final (``worker.run.tags``)."""
+        if not planner.manage_tags:
+            return None
+        items = await asyncio.to_thread(planned, book, outcome_of)
+        untagged = await TagRemover(client, book, spec.export.list_id, stop=stop).run(items)
+        if untagged.removed:
+            self.hooks.tags_removed(spec.export.name, untagged.removed)
+        return untagged
 
     async def _send(self, spec: RunSpec, book: Runbook, client: ActiveCampaignClient, planner: Planner,
                     resume: Any, stop: asyncio.Event | None) -> dict[int, BatchOutcome]:

@@ -13,6 +13,7 @@ Layout under ``exports/<export>/``::
     last_refresh                  the newest refresh synced (stale detection)
     runs/<run_id>/plan/part-NNNNN the diff of one snapshot page, written once
     runs/<run_id>/batches/NNNNN.accepted|.final
+    runs/<run_id>/tags/NNNNN      how far tag removal got in each chunk of contacts (worker.run.tags)
     runs/<run_id>/failures.jsonl|.csv   the failure report
     runs/<run_id>/completed       the completion event (put-if-absent)
     runs/<run_id>/published       the event was confirmed by the broker
@@ -74,6 +75,7 @@ class RunKeys:
         self.completed = f"{self.run}completed"
         self.plan = f"{self.run}plan/"
         self.batches = f"{self.run}batches/"
+        self.tags = f"{self.run}tags/"  # managed tags: how far tag removal got (worker.run.tags)
         self.published = f"{self.run}published"
         self.last_refresh = f"{self.export}last_refresh"
         self.last_snapshot = f"{self.export}last_snapshot"
@@ -95,10 +97,15 @@ def encode_part(part: PlanPart) -> bytes:
     """A plan part: one header line, all that a resume and the commit need.
 
     The header holds, per batch, its number, the operations and the emails and fingerprints in send
-    order, plus the page's invalid, dropped, skipped and kept-out emails. No contact payload (names,
+    order, plus the page's invalid, dropped, skipped and kept-out emails (and, for managed tags, the
+    tags sent and lost: ``worker.contacts.tagsets``). No contact payload (names,
     phones, field values): a resumed run re-plans the snapshot, which it must read anyway, so the
     payload would only be personal data kept in the store. Deleted once the run is committed.
     """
+    from worker.contacts.tagsets import header_fields
+
+    batches = [{"n": b.number, "ops": "".join(b.ops), "emails": b.emails, "fps": b.fingerprints}
+               for b in part.batches]
     header = {
         "part": part.number,
         # When this part was planned, before any of its requests: a leaver's "unsubscribed by us since".
@@ -109,8 +116,8 @@ def encode_part(part: PlanPart) -> bytes:
         "dropped": part.dropped,
         "skipped": part.skipped,
         "kept_out": part.kept_out,
-        "batches": [{"n": b.number, "ops": "".join(b.ops), "emails": b.emails, "fps": b.fingerprints}
-                    for b in part.batches],
+        "batches": batches,
+        **header_fields(part, batches),  # managed tags: the tags sent and lost (worker.contacts.tagsets)
     }
     return orjson.dumps(header) + b"\n"
 
@@ -202,7 +209,7 @@ class Runbook:
         A deletion cut short is harmless: the committed state names this run, so it is never resumed.
         Deletes run eight at a time: on S3 each one is a request.
         """
-        keys = self.store.list(self.keys.plan) + self.store.list(self.keys.batches)
+        keys = self.store.list(self.keys.plan) + self.store.list(self.keys.batches) + self.store.list(self.keys.tags)
         if len(keys) < 8:
             for key in keys:
                 self.store.delete(key)

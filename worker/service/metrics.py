@@ -51,6 +51,11 @@ LEASE_BUSY = Counter("segment_export_lease_busy_total",
                      "Requests put back with a delay because another replica holds the export's lease", ["export"])
 LEASES_LOST = Counter("segment_export_leases_lost_total", "Runs that lost their export lease and stopped sending",
                       ["export"])
+LIST_DRIFT = Gauge("segment_export_list_drift_contacts",
+                   "Contacts by which the list's subscribed count in ActiveCampaign differs from the export's synced "
+                   "state after its last run (missing ones; on an owned list also unexpected ones)", ["export"])
+TAGS_REMOVED = Counter("segment_export_tags_removed_total",
+                       "Tags this export had added and removed again (leavers, changed tag_field values)", ["export"])
 LIMITER_DEGRADED = Gauge("segment_export_limiter_degraded",
                          "1 while the connection's shared (Redis) rate limiter has fallen back to its local share",
                          ["connection"])
@@ -132,6 +137,12 @@ class MetricsHooks(Hooks):
 
     def lease_lost(self, export: str) -> None:
         LEASES_LOST.labels(export).inc()
+
+    def list_drift(self, export: str, contacts: int) -> None:
+        LIST_DRIFT.labels(export).set(contacts)
+
+    def tags_removed(self, export: str, count: int) -> None:
+        TAGS_REMOVED.labels(export).inc(count)
 
     def lease_busy(self, export: str) -> None:
         LEASE_BUSY.labels(export).inc()
