@@ -23,6 +23,7 @@ import numpy as np
 from worker.activecampaign.importer import SKIPPED_UNSUBSCRIBED, BatchOutcome
 from worker.contacts.plan import ADD, READMIT, REMOVE, UPDATE, Counts
 from worker.contacts.synced import SyncedState
+from worker.run.expiry import expired_emails
 from worker.run.report import FailureReport
 from worker.run.runbook import Runbook, RunKeys
 from worker.state import StateStore
@@ -50,13 +51,19 @@ class Merged:
 
 
 def merge(book: Runbook, list_id: int, synced: SyncedState, plan: Counts,
-          outcome_of: Callable[[int], BatchOutcome], *, now: float | None = None) -> Merged:
+          outcome_of: Callable[[int], BatchOutcome], *, now: float | None = None,
+          expire_before: int | None = None) -> Merged:
     """Walk the plan's part headers (send order) and turn each batch's outcome into synced-state changes.
 
-    The caller closes ``Merged.changes`` (it may hold a temporary folder) once the state is installed.
+    ``expire_before``: entries kept for re-entry that this export unsubscribed before then are forgotten
+    (``worker.run.expiry``). The caller closes ``Merged.changes`` (it may hold a temporary folder) once
+    the state is installed.
     """
     fallback = int(time.time() if now is None else now)
     changes = Changes(bits_for(len(synced) + plan.to_add))
+    if expire_before is not None:  # first: a change this run makes to the same email wins
+        for email in expired_emails(synced, expire_before):
+            changes.delete(email)
     counts = {"profiles": plan.profiles, "invalid": plan.invalid, "duplicates": plan.duplicates,
               "added": 0, "updated": 0, "unchanged": plan.unchanged, "removed": 0, "failed": 0,
               "skipped": plan.skipped}

@@ -44,6 +44,7 @@ from worker.leases import Lease, Leases, LeaseUnavailable
 from worker.run import checks
 from worker.run.commit import install, merge, tidy
 from worker.run.drift import check_drift
+from worker.run.expiry import cutoff as expiry_cutoff
 from worker.run.guard import CODE as GUARD_CODE
 from worker.run.history import record_failure
 from worker.run.hooks import HookBus, Hooks
@@ -276,7 +277,8 @@ class Engine:
                 return outcomes.get(n) or self._stored_outcome(book, n)
 
             untagged = await self._untag(spec, book, client, planner, outcome_of, stop)
-        merged = await asyncio.to_thread(merge, book, export.list_id, synced, planner.totals, outcome_of)
+        merged = await asyncio.to_thread(merge, book, export.list_id, synced, planner.totals, outcome_of,
+                                         expire_before=expiry_cutoff(export.readmit_days, time.time()))
         if untagged is not None:
             merged.counts.update(untagged.as_counts())
         return await asyncio.to_thread(self._commit, spec, book, synced, version, merged)
