@@ -5,8 +5,9 @@ it may outlive the retention period. The engine prunes an export after each comm
 ``segment-export state prune`` does it on demand (or from cron).
 
 What is removed: everything under ``exports/<export>/runs/<run_id>/`` of a run whose *newest* record is
-older than the cutoff. A run still in progress writes records as it goes, so it always has a recent one
-and is kept whole; so is ``keep_run`` (the run just committed). Nothing outside ``runs/`` is ever
+older than the cutoff, and likewise verify reports (``exports/<export>/verify/<id>/``: they list
+emails). A run still in progress writes records as it goes, so it always has a recent one and is kept
+whole; so is ``keep_run`` (the run just committed). Nothing outside ``runs/`` and ``verify/`` is ever
 touched: the export's ``synced``, ``last_snapshot``, ``last_refresh`` and ``lease`` stay.
 
 Within a run, ``completed`` is removed last: if pruning stops half-way, the run still reads as done
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from worker.run.runbook import runs_prefix
+from worker.run.runbook import export_prefix, runs_prefix
 from worker.state import StateStore
 
 DAY = 86_400.0
@@ -79,7 +80,8 @@ def prune(store: StateStore, exports: list[str], retention_days: float, *, now: 
     now = time.time() if now is None else now
     report = PruneReport(retention_days, now - retention_days * DAY, dry_run, list(exports))
     for export in exports:
-        for run_id, records in _runs(store, export).items():
+        folders = {**_runs(store, runs_prefix(export)), **_runs(store, f"{export_prefix(export)}verify/")}
+        for run_id, records in folders.items():
             newest = max(mtime for _, mtime in records)
             if run_id == keep_run or newest >= report.cutoff:
                 report.kept += 1
@@ -91,9 +93,8 @@ def prune(store: StateStore, exports: list[str], retention_days: float, *, now: 
     return report
 
 
-def _runs(store: StateStore, export: str) -> dict[str, list[tuple[str, float]]]:
-    """The export's run records, by run id (keys straight under ``runs/``, in no run folder, are left alone)."""
-    prefix = runs_prefix(export)
+def _runs(store: StateStore, prefix: str) -> dict[str, list[tuple[str, float]]]:
+    """The records under ``prefix`` by folder (run id; keys straight under it, in no folder, are left alone)."""
     runs: dict[str, list[tuple[str, float]]] = {}
     for key, mtime in store.list_modified(prefix):
         run_id, sep, _ = key[len(prefix):].partition("/")
