@@ -206,7 +206,7 @@ class Engine:
             # Drift: one request comparing the list with the committed state (worker.run.drift).
             drift = await check_drift(self.client_for(spec.export), self.store, book.keys.synced, spec.export)
             if drift is not None:
-                self.hooks.list_drift(spec.export.name, drift.difference)
+                self.hooks.list_drift(spec.export.name, drift.difference, drift.expected)
             # Still under the lease: a duplicate delivery waiting for it must find the run completed.
             status = "partial" if counts["failed"] else "succeeded"
             event, ours = await asyncio.to_thread(
