@@ -18,18 +18,19 @@ The request sequence, cheapest first (measured against the simulator; README "Ma
 So 2 requests a contact plus one per removed tag, with the ids from a scan, or 3 plus one a tag. Every
 request is an "other" one: the non-bulk share of the account's budget, never ahead of a bulk POST.
 
-Crash safety: the contacts are processed in a fixed order (the plan's), in chunks of ``CHUNK``; after
-each contact its chunk's record (``runs/<id>/tags/NNNNN``: how many are done and how many tags went) is
-rewritten. A resumed run skips what its records say is done; a contact cut off half-way is read again
-(step 2) and only what is still there is removed, so no tag is removed twice and none is skipped. The
-records hold counts, never emails.
+Crash safety: the contacts are processed in a fixed order (the plan's), in chunks of ``CHUNK``; each
+chunk has a record (``runs/<id>/tags/NNNNN``: how many of its contacts are done, how many tag links went,
+and the links of the contact in hand, written before they are deleted). A resumed run skips what its
+records say is done; the contact cut off half-way is read again (step 2) and only what is still there
+is removed, so no tag is removed twice and none is skipped, and the links it had decided on count as
+removed by this run whoever got there. The records hold counts and link ids, never emails.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import orjson
@@ -102,7 +103,7 @@ class TagRemover:
 
     async def run(self, items: list[Untag]) -> Untagged:
         chunks = [items[k:k + CHUNK] for k in range(0, len(items), CHUNK)]
-        progress = await asyncio.to_thread(self._progress, len(chunks))
+        progress, pendings = await asyncio.to_thread(self._progress, len(chunks))
         result = Untagged(contacts=len(items), removed=sum(removed for _, removed in progress))
         todo = [(n, chunk) for n, chunk in enumerate(chunks) if progress[n][0] < len(chunk)]
         if not todo:
@@ -114,10 +115,16 @@ class TagRemover:
         async def one_chunk(n: int, chunk: list[Untag]) -> None:
             async with slots:
                 done, removed = progress[n]
+                pending = pendings.get(n, set())
                 for item in chunk[done:]:
                     if self.stop is not None and self.stop.is_set():
                         raise RunInterrupted
-                    gone = await self._untag(item, ids.get(item.email))
+
+                    async def deciding(links: list[str], n: int = n, done: int = done, removed: int = removed) -> None:
+                        await asyncio.to_thread(self._record, n, done, removed, links)
+
+                    gone = await self._untag(item, ids.get(item.email), pending, deciding)
+                    pending = set()
                     done, removed = done + 1, removed + gone
                     result.removed += gone
                     await asyncio.to_thread(self._record, n, done, removed)
@@ -135,19 +142,26 @@ class TagRemover:
     def _key(self, n: int) -> str:
         return f"{self.book.keys.tags}{n:05d}"
 
-    def _progress(self, chunks: int) -> list[tuple[int, int]]:
-        """(contacts done, tags removed) per chunk, from the records an earlier attempt left."""
+    def _progress(self, chunks: int) -> tuple[list[tuple[int, int]], dict[int, set[str]]]:
+        """(contacts done, tags removed) per chunk, and the links the contact in hand was losing, from the
+        records an earlier attempt left."""
         got = [(0, 0)] * chunks
+        pending: dict[int, set[str]] = {}
         for key in self.book.store.list(self.book.keys.tags):
             n = int(key.rsplit("/", 1)[1])
             data = self.book.store.get(key)
             if data is not None and n < chunks:
                 rec = orjson.loads(data)
                 got[n] = (int(rec["done"]), int(rec["removed"]))
-        return got
+                if rec.get("pending"):
+                    pending[n] = {str(link) for link in rec["pending"]}
+        return got, pending
 
-    def _record(self, n: int, done: int, removed: int) -> None:
-        self.book.store.put(self._key(n), orjson.dumps({"done": done, "removed": removed}))
+    def _record(self, n: int, done: int, removed: int, pending: list[str] | None = None) -> None:
+        rec: dict[str, object] = {"done": done, "removed": removed}
+        if pending:
+            rec["pending"] = pending
+        self.book.store.put(self._key(n), orjson.dumps(rec))
 
     # ------------------------------------------------------------------------------------ requests
     async def _contact_ids(self, emails: set[str]) -> dict[str, int]:
@@ -161,28 +175,32 @@ class TagRemover:
         found: dict[str, int] = {}
         while page:
             found.update((email, contact_id) for contact_id, email in page if email in emails)
-            if len(page) < PAGE:
+            if len(page) < PAGE or len(page) >= total:  # meta.total counts this page and the ones after
                 break
-            page, _ = await self.client.list_page(self.list_id, None, page[-1][0], kind="other")
+            page, total = await self.client.list_page(self.list_id, None, page[-1][0], kind="other")
         return found
 
-    async def _untag(self, item: Untag, contact_id: int | None) -> int:
-        """Remove one contact's tags; returns how many links went."""
+    async def _untag(self, item: Untag, contact_id: int | None, decided: set[str],
+                     deciding: Callable[[list[str]], Awaitable[None]]) -> int:
+        """Remove one contact's tags; returns how many links went. ``decided``: the links an earlier attempt
+        had decided to remove for this contact (gone now or not, they count); ``deciding(links)`` records
+        the links before any is deleted."""
         if contact_id is None:
             contact = await self.client.find_contact(item.email)
             if contact is None:
                 return 0  # deleted in ActiveCampaign since: nothing left to remove
             contact_id = int(contact["id"])
-        links = await self.client.contact_tags(contact_id)
-        if not links:
-            return 0
-        removed = 0
+        links = await self.client.contact_tags(contact_id) or []
+        doomed: list[str] = []
         for name in item.names:
             tag_id = await self._tag_id(name)
-            for link in links:
-                ours = tag_id is not None and str(link.get("tag")) == tag_id and link.get("id")
-                if ours and await self.client.remove_contact_tag(str(link["id"])):
-                    removed += 1
+            doomed += [str(link["id"]) for link in links
+                       if tag_id is not None and str(link.get("tag")) == tag_id and link.get("id")]
+        if doomed:
+            await deciding(sorted(decided | set(doomed)))
+        for link_id in doomed:
+            await self.client.remove_contact_tag(link_id)
+        removed = len(decided | set(doomed))
         if removed:
             log.debug("tags removed from %s: %d", mask_email(item.email), removed)
         return removed

@@ -201,14 +201,14 @@ class Verifier:
             if PHASES.index(cp.phase) > PHASES.index(phase):
                 continue
             while True:
-                page, _ = await self.client.list_page(self.export.list_id, status, cp.after)
+                page, left = await self.client.list_page(self.export.list_id, status, cp.after)
                 cp.requests += 1
                 if page:
                     self._compare(cp, synced, status, page)
                     cp.after = page[-1][0]
                 if self.on_page is not None:
                     self.on_page(phase, cp.requests)
-                if len(page) < 100:
+                if len(page) < 100 or len(page) >= left:  # meta.total counts this page and the ones after
                     break
                 pages += 1
                 if pages % CHECKPOINT_PAGES == 0:
