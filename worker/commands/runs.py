@@ -60,12 +60,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _cells(r: dict[str, Any]) -> list[str]:
+    """One row; "-" where the run has no value (an unfinished run has only its id and status)."""
     counts = r.get("counts") or {}
-    return [(r.get("finished_at") or r["updated_at"])[:19].replace("T", " "), r["export"], r["run_id"],
-            r.get("refresh_id", ""), r["status"],
-            *(str(counts[k]) if k in counts else "" for k in ("added", "updated", "removed", "failed", "skipped")),
-            f"{r['duration_seconds']:.0f}" if "duration_seconds" in r else "", str(r.get("attempt", "")),
-            (r.get("error") or {}).get("code", ""), r.get("failures_uri", "")]
+    cells = [(r.get("finished_at") or r["updated_at"])[:19].replace("T", " "), r["export"], r["run_id"],
+             r.get("refresh_id", ""), r["status"],
+             *(str(counts[k]) if k in counts else "" for k in ("added", "updated", "removed", "failed", "skipped")),
+             f"{r['duration_seconds']:.0f}" if "duration_seconds" in r else "", str(r.get("attempt", "")),
+             (r.get("error") or {}).get("code", ""), r.get("failures_uri", "")]
+    return [c or "-" for c in cells]
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
