@@ -88,7 +88,11 @@ def test_forget_leaves_no_trace_in_the_store_and_deletes_the_contact(sim, tmp_pa
     assert holding(tmp_path / "state", targets) == {e: [] for e in targets}
     assert simc.contact(kept) is None
     assert not any(t.split("@")[0] in (out + err).lower() for t in targets), "forget printed an email"
-    # the rest of the state is intact: the next run of the full segment sends only the forgotten contact
+    # the killed run resumes from its rewritten records and commits (without the forgotten contact)
+    assert main(["sync", "--config", str(config), "--export", "vip", "--snapshot", str(tmp_path / "r2.jsonl")]) == 0
+    resumed = json.loads(capsys.readouterr().out)
+    assert resumed["counts"]["updated"] == 2 and resumed["counts"]["profiles"] == 400
+    # the rest of the state is intact: the next run sends the forgotten contacts as new, reverts 6 and 7
     assert main([*sync, str(write_jsonl(tmp_path / "r3.jsonl", people))]) == 0
     event = json.loads(capsys.readouterr().out)
-    assert (event["counts"]["added"], event["counts"]["unchanged"]) == (2, 398)
+    assert (event["counts"]["added"], event["counts"]["updated"], event["counts"]["unchanged"]) == (2, 2, 396)
