@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -41,8 +42,8 @@ def person(i: int, changed: bool = False) -> dict:
             "Interests": ",".join(interests(i, changed))}
 
 
-def sync(capsys, config: Path, snapshot: Path) -> tuple[int, dict]:
-    rc = main(["sync", "--config", str(config), "--export", "vip", "--snapshot", str(snapshot)])
+def sync(capsys, config: Path, snapshot: Path, *extra: str) -> tuple[int, dict]:
+    rc = main(["sync", "--config", str(config), "--export", "vip", "--snapshot", str(snapshot), *extra])
     out = capsys.readouterr().out
     return rc, json.loads(out) if out.strip() else {}
 
@@ -125,8 +126,12 @@ def test_the_tag_step_costs_what_its_sequence_says(tmp_path, capsys, leaving):
         config = write_config(tmp_path, server.url, rate_scale=20, export=EXPORT + "\nmax_removal_fraction = 0.5")
         assert sync(capsys, config, write_jsonl(tmp_path / "r1.jsonl", (person(i) for i in range(n))))[0] == 0
         start = len(simc.requests())
-        rc, event = sync(capsys, config, write_jsonl(tmp_path / "r2.jsonl", (person(i) for i in range(leaving, n))))
+        metrics = tmp_path / "run.prom"
+        rc, event = sync(capsys, config, write_jsonl(tmp_path / "r2.jsonl", (person(i) for i in range(leaving, n))),
+                         "--metrics-file", str(metrics))
         assert rc == 0 and event["tags"] == {"contacts": leaving, "removed": 3 * leaving}
+        counter = re.search(r'^segment_export_tags_removed_total\{export="vip"\} (\S+)$', metrics.read_text(), re.M)
+        assert counter and float(counter.group(1)) >= 3 * leaving  # (a process-wide counter: other tests add)
         names = len({name for i in range(leaving) for name in interests(i)}) + 1  # tag ids, once a run
         pages = -(-n // 100)
         got = kinds(simc.requests(start))
