@@ -65,7 +65,8 @@ def test_forget_leaves_no_trace_in_the_store_and_deletes_the_contact(sim, tmp_pa
                              "--snapshot", str(write_jsonl(tmp_path / "r2.jsonl", changed))],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: len(bulk_posts(simc)) > before, 60, "the changed contacts' bulk import")
+        wait_for(lambda: len(bulk_posts(simc)) > before and list((tmp_path / "state").rglob("*.accepted")), 60,
+                 "the changed contacts' bulk import, recorded")
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)

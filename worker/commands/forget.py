@@ -68,7 +68,8 @@ async def _forget(config: Config, store: StateStore, emails: set[str], erased: E
     leases = leases_for(config, store, "forget")
     for name in sorted(config.exports):
         async with holding(leases, name, wait=config.worker.lease_seconds + 2):
-            await asyncio.to_thread(forget_in_export, store, name, emails, erased)
+            await asyncio.to_thread(forget_in_export, store, name, emails, erased,
+                                    settled_after=2 * config.worker.lease_seconds)
     if delete_contact:
         await _delete_contacts(config, store, emails, erased)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import time
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -66,13 +67,19 @@ def normalize(emails: Iterable[str]) -> set[str]:
     return {e.strip().lower() for e in emails if e.strip()}
 
 
-def forget_in_export(store: StateStore, export: str, emails: set[str], erased: Erased) -> None:
-    """Remove ``emails`` from one export's keys (the caller holds the export's lease); blocking."""
+def forget_in_export(store: StateStore, export: str, emails: set[str], erased: Erased, *,
+                     settled_after: float = 120.0) -> None:
+    """Remove ``emails`` from one export's keys (the caller holds the export's lease); blocking.
+
+    ``settled_after``: a generation other than the current one is deleted only when its newest shard is
+    older than this (seconds; the lease's time to live or more): a younger one may belong to a commit
+    whose swap is still to land. If it holds an email, ``residue`` says so, and forget is run again.
+    """
     prefix = export_prefix(export)
     removed = _forget_synced(store, export, emails)
     erased.synced_entries += removed
     erased.per_export[export] = removed
-    erased.orphan_shards += _drop_orphans(store, export, emails)
+    erased.orphan_shards += _drop_orphans(store, export, emails, older_than=time.time() - settled_after)
     for key in store.list(prefix):
         if key.startswith(shards_prefix(prefix)) or key == f"{prefix}synced":
             continue
@@ -138,22 +145,23 @@ def _forget_synced(store: StateStore, export: str, emails: set[str]) -> int:
     raise RuntimeError(f"export {export}: the synced state kept changing while forget rewrote it")
 
 
-def _drop_orphans(store: StateStore, export: str, emails: set[str]) -> int:
-    """Delete generations other than the current one (debris of crashed commits) that hold an email."""
+def _drop_orphans(store: StateStore, export: str, emails: set[str], *, older_than: float) -> int:
+    """Delete generations other than the current one (debris of crashed commits) that hold an email and
+    whose newest shard is older than ``older_than`` (unix time)."""
     prefix = shards_prefix(export_prefix(export))
     current_data = store.get(f"{export_prefix(export)}synced")
     current = SyncedState.decode(current_data).manifest if current_data else None
-    generations: dict[str, list[str]] = {}
-    for key in store.list(prefix):
+    generations: dict[str, list[tuple[str, float]]] = {}
+    for key, mtime in store.list_modified(prefix):
         generation, sep, _ = key[len(prefix):].partition("/")
         if sep and (current is None or generation != current.generation):
-            generations.setdefault(generation, []).append(key)
+            generations.setdefault(generation, []).append((key, mtime))
     dropped = 0
-    for keys in generations.values():
-        if any(holds(store, key, emails) for key in keys):
-            for key in keys:
+    for records in generations.values():
+        if max(m for _, m in records) < older_than and any(holds(store, key, emails) for key, _ in records):
+            for key, _ in records:
                 store.delete(key)
-            dropped += len(keys)
+            dropped += len(records)
     return dropped
 
 
