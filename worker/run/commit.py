@@ -162,13 +162,13 @@ def install(store: StateStore, keys: RunKeys, synced: SyncedState, version: str 
             run_id: str, committed: Committed) -> Manifest | None:
     """Write the new generation and swap its manifest in; None when another commit got there first.
 
-    The old generation's shards are deleted once the swap succeeded (and the new ones when it failed);
-    generations orphaned by crashed commits are swept when they are an hour old.
+    The old generation's shards are deleted once the swap succeeded. A generation whose swap failed is left
+    to the sweep (generations other than the current one, an hour old): never deleted at once, because a
+    swap that "failed" for want of an answer may still land, and its shards must then be there.
     """
     written = write_generation(store, keys.export, synced.source, changes, run_id, committed)
     new = written.manifest
     if not store.replace_if_unchanged(keys.synced, new.encode(), version):
-        drop_generation(store, new)
         return None
     try:
         if synced.manifest is not None:
