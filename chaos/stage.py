@@ -284,12 +284,12 @@ bulk_requests_per_minute = {100 * scale}
     def records(self, export: str, run_id: str) -> tuple[int, int, int]:
         """(plan parts, accepted batches, final batches) the run has recorded in the state store."""
         keys = self._keys(f"state/exports/{export}/runs/{run_id}/")
-        return (sum("/plan/part-" in k for k in keys), sum(k.endswith(".accepted") for k in keys),
+        return (sum("/part-" in k for k in keys), sum(k.endswith(".accepted") for k in keys),
                 sum(k.endswith(".final") for k in keys))
 
     def planned_batches(self, export: str, run_id: str) -> int:
         total = 0
-        for key in self._keys(f"state/exports/{export}/runs/{run_id}/plan/"):
+        for key in (k for k in self._keys(f"state/exports/{export}/runs/{run_id}/") if "/part-" in k):
             body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
             total += len(decode_part_header(body)["batches"])
         return total
