@@ -229,7 +229,7 @@ def _one_event_per_run(world: World, runs: dict[str, Any]) -> list[str]:
         elif last == "stale" and n:
             found.append(f"a stale run published {n} event(s): {run_id}")
         elif last != "stale" and n != 1:
-            found.append(f"{n} completion events for run {run_id}")
+            found.append(f"completion events not exactly one: {n} for run {run_id}")
     try:
         manifest = SyncedState.load(world.store, f"exports/{EXPORT}/synced")[0].manifest
     except StateError:
