@@ -65,6 +65,8 @@ class Size:
     broker_outage_seconds: float = 15.0
     s3_outage_seconds: float = 20.0
     malformed: int = 1000
+    sweeps: int = 100  # interleavings of the protocol sweep
+    sweep_seed: int = 1  # its first seed (a failure names its own: replay it from there)
 
     @property
     def timeout(self) -> float:

@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--store", choices=["file", "s3"], default="file")
     p.add_argument("--every", type=int, default=1, help="walk every N-th step only")
     p.add_argument("--verbose", action="store_true", help="print every case that broke an invariant")
+    p.add_argument("--sweep", type=int, default=0, metavar="N",
+                   help="instead of the walk, N interleavings of the randomized sweep (tests/run/walker/sweep.py)")
+    p.add_argument("--seed", type=int, default=1, help="the sweep's first seed (default 1)")
     args = p.parse_args(argv)
     logging.disable(logging.CRITICAL)  # the engine's own logs: thousands of lines, none needed here
 
@@ -41,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
                 stores = Stores(args.store, Path(tmp) / "stores", "walker" if moto else None)
                 walk = Walk(SimClient(server.url), stores, write_snapshots(Path(tmp) / "snapshots"))
                 walk.prepare()
+                if args.sweep:
+                    return _sweep(walk, args.seed, args.sweep, args.verbose, started)
                 cases = [c for i, c in enumerate(walk.cases()) if (i // 8) % args.every == 0]
                 kinds: Counter[str] = Counter()
                 instances: Counter[str] = Counter()
@@ -77,6 +82,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {count:4d} cases, {instances[k]:5d} instances  {k}   e.g. {examples[k]}")
     print(f"time: {time.monotonic() - started:.1f} s")
     return 1 if broken else 0
+
+
+def _sweep(walk, first: int, n: int, verbose: bool, started: float) -> int:  # type: ignore[no-untyped-def]
+    from tests.run.walker.sweep import sweep
+
+    faults: Counter[str] = Counter()
+    deliveries = 0
+    failed = []
+    for seed in range(first, first + n):
+        result = sweep(walk, seed)
+        faults.update(result.faults)
+        deliveries += result.deliveries
+        if result.violations:
+            failed.append(seed)
+            print(f"seed {seed}: {result.violations[:5]}\n  history: {result.history}", flush=True)
+        elif verbose:
+            print(f"seed {seed}: ok; {result.history}", flush=True)
+    print(f"sweep: {n} interleavings (seeds {first}..{first + n - 1}), {deliveries} deliveries, "
+          f"{sum(faults.values())} faults met ({', '.join(f'{v} {k}' for k, v in faults.items())}); "
+          f"failed seeds: {failed or 'none'}; {time.monotonic() - started:.1f} s")
+    return 1 if failed else 0
 
 
 def _moto():  # type: ignore[no-untyped-def]

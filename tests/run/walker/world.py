@@ -104,6 +104,9 @@ R0 = Refresh("r0", "2026-12-01T10:00:00Z", _members((range(0, 5), "v0"), (range(
                                                    (range(16, 27), "v0")))
 R2 = Refresh("r2", "2026-12-01T13:00:00Z", _members((range(2, 9), "v2"), (range(9, 13), "v1"),
                                                    (range(13, 23), "v0"), (range(30, 37), "v2")))
+#: One more, the newest, for the sweep's longer histories: more people join and change, a few more leave.
+R3 = Refresh("r3", "2026-12-01T14:00:00Z", _members((range(2, 10), "v3"), (range(10, 25), "v0"),
+                                                   (range(30, 40), "v3")))
 
 
 class Competitor(Enum):
@@ -120,9 +123,12 @@ class FaultKind(Enum):
 
 @dataclass(frozen=True)
 class Fault:
+    """The step to fault: by label and occurrence, or (``at`` > 0) the ``at``-th step of the process."""
+
     label: str
     occurrence: int
     kind: FaultKind
+    at: int = 0
 
 
 # ------------------------------------------------------------------------------------------ steps and processes
@@ -178,6 +184,7 @@ class Process:
         self.world, self.n, self.fault = world, n, fault
         self.dead = False
         self.counts: Counter[str] = Counter()
+        self.total = 0
         self.task: asyncio.Future[Any] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.faulted: Step | None = None
@@ -188,10 +195,13 @@ class Process:
             if self.dead:
                 return Act.CRASH
             self.counts[label] += 1
+            self.total += 1
             step = Step(self.n, kind, label, self.counts[label])
             self.world.trace.append(step)
             fault = self.fault
-            if fault is None or fault.label != label or fault.occurrence != step.occurrence:
+            if fault is None or self.faulted is not None:
+                return Act.GO
+            if self.total != fault.at if fault.at else (fault.label, fault.occurrence) != (label, step.occurrence):
                 return Act.GO
             self.faulted = step
             if fault.kind is FaultKind.LOSE:
@@ -223,6 +233,14 @@ class WalkStore(StateStore):
             raise Crash(f"crashed before {op} {key}")
         return act
 
+    def _planned(self, key: str, data: bytes, written: bool) -> None:
+        """A plan part that landed: the intent to send its batches (what the walk allows to be sent again)."""
+        if written and "/part-" in key:
+            prefix = key.rpartition("/parts/" if "/parts/" in key else "/plan/")[0]
+            header = orjson.loads(data.split(b"\n", 1)[0])
+            for b in header["batches"]:
+                self.process.world.planned[(prefix, int(b["n"]))] = list(b["emails"])
+
     def get(self, key: str) -> bytes | None:
         self.process.alive()
         return self.inner.get(key)
@@ -246,7 +264,10 @@ class WalkStore(StateStore):
         act = self._step("put", key)
         self.inner.put(key, data)
         if key.endswith(".accepted"):
-            self.process.world.recorded_batches.add(orjson.loads(data)["batch_id"])
+            world = self.process.world
+            world.recorded_batches.add(orjson.loads(data)["batch_id"])
+            prefix, _, name = key.rpartition("/batches/")
+            world.accepted.add((prefix, int(name.split(".")[0])))
         if act is Act.LOSE:
             raise StateError(f"cannot write {key}: no answer (the write landed)")
 
@@ -262,6 +283,7 @@ class WalkStore(StateStore):
 
             act = self._step("put_if_absent", key)
             done = self.inner._put_if_absent(key, data)  # type: ignore[attr-defined]
+            self._planned(key, data, bool(done))
             if act is Act.LOSE:
                 raise WriteUnanswered(f"{key}: no answer (the write {'landed' if done else 'was refused'})")
             return bool(done)
@@ -278,6 +300,7 @@ class WalkStore(StateStore):
         def put_if_absent(self, key: str, data: bytes) -> bool:
             act = self._step("put_if_absent", key)
             done = self.inner.put_if_absent(key, data)
+            self._planned(key, data, done)
             return self.inner.put_if_absent(key, data) if act is Act.LOSE else done
 
         def replace_if_unchanged(self, key: str, data: bytes, version: str | None) -> bool:
@@ -401,8 +424,11 @@ def config(sim_url: str, state_url: str) -> Config:
 class World:
     """One walk case: a store holding the base, the simulator restored to the base, processes and their steps."""
 
-    def __init__(self, sim: SimClient, store: StateStore, state_url: str, snapshots: dict[str, str]) -> None:
-        self.sim, self.store = sim, store
+    def __init__(self, sim: SimClient, store: StateStore, state_url: str, snapshots: dict[str, str], *,
+                 tag: str = "", on_publish: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """``tag``: a prefix of every refresh id (so runs of different worlds never share an id);
+        ``on_publish``: where a published completion event also goes (a real broker, in ``make chaos``)."""
+        self.sim, self.store, self.tag, self.on_publish = sim, store, tag, on_publish
         self.config = config(sim.base_url, state_url)
         self.export = self.config.exports[EXPORT]
         self.snapshots = snapshots
@@ -412,11 +438,14 @@ class World:
         self.published: list[dict[str, Any]] = []
         self.outcomes: dict[str, list[str]] = {}  # run id -> how each delivery ended
         self.recorded_batches: set[str] = set()  # batchIds that reached an accepted record in the store
+        self.planned: dict[tuple[str, int], list[str]] = {}  # (plan records' prefix, batch) -> its emails
+        self.accepted: set[tuple[str, int]] = set()  # (plan records' prefix, batch) with an accepted record
         self.exchanges: list[Exchange] = []  # every ActiveCampaign request, in the order it was made
 
     def spec(self, refresh: Refresh, run_id: str | None = None) -> RunSpec:
-        return RunSpec(export=self.export, snapshot_uri=self.snapshots[refresh.name], refresh_id=refresh.name,
-                       occurred_at=refresh.occurred_at, run_id=run_id or run_id_for(EXPORT, refresh.name))
+        refresh_id = self.tag + refresh.name
+        return RunSpec(export=self.export, snapshot_uri=self.snapshots[refresh.name], refresh_id=refresh_id,
+                       occurred_at=refresh.occurred_at, run_id=run_id or run_id_for(EXPORT, refresh_id))
 
     def process(self, fault: Fault | None = None) -> Process:
         with self.lock:
@@ -451,6 +480,8 @@ class World:
                 if act is Act.CRASH:
                     return self._ended(spec, "crashed")
                 self.published.append(dict(result.event))
+                if self.on_publish is not None:
+                    self.on_publish(dict(result.event))
                 if act is Act.LOSE:  # the broker took it; its confirm was lost: the delivery is handed back
                     return self._ended(spec, "again")
                 if result.event["status"] == "failed":
