@@ -68,12 +68,9 @@ class FaultProxy:
     """``with FaultProxy("http://127.0.0.1:9000") as proxy: ... proxy.url ...``; ``proxy.decide`` may be
     replaced at any time; ``proxy.exchanges`` is the log, in arrival order."""
 
-    def __init__(self, upstream: str, decide: Decide | None = None,
-                 rewrite: Callable[[str], str] | None = None) -> None:
-        """``rewrite``: the path (and query) to forward, from the one requested (e.g. drop a routing prefix)."""
+    def __init__(self, upstream: str, decide: Decide | None = None) -> None:
         self.upstream = upstream.rstrip("/")
         self.decide: Decide = decide or _forward_all
-        self.rewrite = rewrite or (lambda path: path)
         self.exchanges: list[Exchange] = []
         self.url = ""
         self._lock = threading.Lock()
@@ -155,7 +152,7 @@ class FaultProxy:
             _cut(request)
             return web.Response(status=499)  # never written: the connection is gone
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
-        async with session.request(request.method, self.upstream + self.rewrite(request.path_qs), headers=headers,
+        async with session.request(request.method, self.upstream + request.path_qs, headers=headers,
                                    data=body, allow_redirects=False) as upstream:
             reply = await upstream.read()
             exchange.status, exchange.reply = upstream.status, reply

@@ -7,8 +7,10 @@ Each one damaged a list or bricked an export before the run protocol was fixed:
    between: (a) the same refresh requested again, (b) an older refresh;
 3. on S3, the manifest's conditional PUT lands and its reply is lost; botocore's retry gets 412.
 
-Only the public engine, real stores, the simulator over HTTP and moto over HTTP: nothing of ours is
-replaced, so the same tests ran against the code before the fix (and failed, as the issue describes).
+The public engine, real stores, the simulator over HTTP and moto over HTTP; the faults are a folder store
+whose process dies at the first write after the manifest swap, a stop request (what SIGTERM sends) and an
+HTTP proxy that loses one reply. Nothing newer than the code before the fix is used, so the same tests ran
+against it, and failed as the issue describes.
 """
 
 from __future__ import annotations
