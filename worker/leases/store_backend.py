@@ -80,11 +80,15 @@ class StoreLeases:
         return "renewed" if written else "lost"
 
     async def release(self, export: str, grant: Grant) -> None:
-        current = await self._read(export)
-        if current is None or not _is_ours(current[0], grant):
-            return
+        """Expire our record. A renewal cut short by the release may still land after it was read (its
+        request was on its way): then the record is still ours at a new version, and is expired again."""
         data = json.dumps({"owner": self._owner, "token": grant.token, "expires_at": 0}).encode()
-        await self._io(self._store.replace_if_unchanged, lease_key(export), data, current[1])
+        for _ in range(3):
+            current = await self._read(export)
+            if current is None or not _is_ours(current[0], grant):
+                return
+            if await self._io(self._store.replace_if_unchanged, lease_key(export), data, current[1]):
+                return
 
 
 def _is_ours(record: dict[str, Any], grant: Grant) -> bool:
