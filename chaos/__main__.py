@@ -38,6 +38,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--broker-outage-seconds", type=float, default=d.broker_outage_seconds)
     p.add_argument("--s3-outage-seconds", type=float, default=d.s3_outage_seconds)
     p.add_argument("--malformed", type=int, default=d.malformed, help="malformed events (default 1000)")
+    p.add_argument("--sweeps", type=int, default=d.sweeps,
+                   help=f"interleavings of the protocol sweep (default {d.sweeps})")
+    p.add_argument("--sweep-seed", type=int, default=d.sweep_seed, help="the protocol sweep's first seed")
     p.add_argument("--workdir", type=Path, default=None, help="where configs and worker logs go (default: a "
                    "temporary folder, removed when every row is clean)")
     args = p.parse_args(argv)
@@ -79,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 
     size = Size(profiles=args.profiles, rate_scale=args.rate_scale, ac_outage_seconds=args.ac_outage_seconds,
                 broker_outage_seconds=args.broker_outage_seconds, s3_outage_seconds=args.s3_outage_seconds,
-                malformed=args.malformed)
+                malformed=args.malformed, sweeps=args.sweeps, sweep_seed=args.sweep_seed)
     chosen = [BY_NAME[n] for n in args.only.split(",")] if args.only else list(SCENARIOS)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="chaos-"))
     workdir.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ def cli(capsys, *args: str) -> tuple[int, str]:
 def test_runs_lists_what_the_state_store_holds(sim, tmp_path: Path, capsys) -> None:
     url, simc = sim
     config = write_config(tmp_path, url, rate_scale=20, export="max_removal_fraction = 0.5",
-                          worker="lease_seconds = 2")
+                          worker="lease_seconds = 3\nrequest_timeout_seconds = 1")
     seg = make_segment(range(300), seed=7)
     sync = ["sync", "--config", str(config), "--export", "vip", "--snapshot"]
     rc, out = cli(capsys, *sync, str(write_jsonl(tmp_path / "r1.jsonl", seg.profiles)))

@@ -29,6 +29,8 @@ EXPORT = 'tags = ["segment:vip"]\ntag_field = "Interests"'
 OTHERS = "newsletter"  # a tag someone else adds in ActiveCampaign
 
 
+SHORT_LEASE = "lease_seconds = 3\nrequest_timeout_seconds = 1"  # a killed run's lease lapses fast
+
 def email(i: int) -> str:
     return f"person{i}@example.com"
 
@@ -77,7 +79,7 @@ def test_tags_this_export_added_are_removed_exactly_once_through_a_kill(tmp_path
     others = set(range(0, n, 50))  # someone else tags these in ActiveCampaign (leavers and changers among them)
     with SimulatorServer(SimSettings(api_keys=(API_KEY,), processing_delay=0.2, rate_scale=10)) as server:
         simc = SimClient(server.url)
-        config = write_config(tmp_path, server.url, rate_scale=10, export=EXPORT, worker="lease_seconds = 2")
+        config = write_config(tmp_path, server.url, rate_scale=10, export=EXPORT, worker=SHORT_LEASE)
         rc, event = sync(capsys, config, write_jsonl(tmp_path / "r1.jsonl", (person(i) for i in range(n))))
         assert rc == 0 and event["counts"]["added"] == n
         for i in others:

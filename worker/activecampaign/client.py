@@ -79,9 +79,13 @@ class ActiveCampaignClient:
         retry_base: float = 0.5,
         retry_cap: float = 20.0,
         rng: random.Random | None = None,
+        may_write: Callable[[], bool] | None = None,
     ) -> None:
         """`max_rate_limited` bounds "slow down" answers per request (they are not failures, so they do
-        not count against `max_retries`); `retry_base`/`retry_cap` shape the jittered backoff."""
+        not count against `max_retries`); `retry_base`/`retry_cap` shape the jittered backoff.
+        `may_write` is asked right before every attempt of a request that changes something (not a GET),
+        retries included: when it says no, `SendCancelled` is raised and nothing left (a run's lease, as
+        a fence: worker.run.fence)."""
         if not isinstance(api_key, Secret):
             raise TypeError("api_key must be a worker.privacy.secret.Secret")
         self._api_url = _api_url(base_url)
@@ -94,6 +98,7 @@ class ActiveCampaignClient:
         self._retry_cap = retry_cap
         self._rng = rng or random.Random()
         self._on_request = on_request
+        self._may_write = may_write
         self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
@@ -483,6 +488,8 @@ class ActiveCampaignClient:
             await self._limiter.acquire(kind)
             if proceed is not None and not proceed():
                 raise SendCancelled(f"{method} {label} not sent: the run is stopping")
+            if method != "GET" and self._may_write is not None and not self._may_write():
+                raise SendCancelled(f"{method} {label} not sent: the run's lease may not outlast it")
             started = time.perf_counter()
             try:
                 async with session.request(method, url, params=params, data=body, headers=headers) as resp:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -62,14 +63,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _forget(config: Config, store: StateStore, emails: set[str], erased: Erased, delete_contact: bool) -> None:
+    from worker.run.engine import Engine
     from worker.run.erasure import forget_in_export
-    from worker.run.exclusive import holding, leases_for
+    from worker.run.exclusive import fold_open_plans, holding, leases_for
 
     leases = leases_for(config, store, "forget")
-    for name in sorted(config.exports):
-        async with holding(leases, name, wait=config.worker.lease_seconds + 2):
-            await asyncio.to_thread(forget_in_export, store, name, emails, erased,
-                                    settled_after=2 * config.worker.lease_seconds)
+    engine = Engine(config, store)  # a client only when an open plan must be folded in first
+    try:
+        for name in sorted(config.exports):
+            export = config.exports[name]
+            async with holding(leases, name, wait=config.worker.lease_seconds + 2):
+                await fold_open_plans(store, export, functools.partial(engine.client_for, export))
+                await asyncio.to_thread(forget_in_export, store, name, emails, erased,
+                                        settled_after=2 * config.worker.lease_seconds)
+    finally:
+        await engine.aclose()
     if delete_contact:
         await _delete_contacts(config, store, emails, erased)
 

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
 async def _verify(config: Config, store: StateStore, name: str, repair: bool) -> tuple[str, int]:
     from worker.run import verify
     from worker.run.engine import Engine
-    from worker.run.exclusive import holding, leases_for
+    from worker.run.exclusive import fold_open_plans, holding, leases_for
 
     export = config.export(name)
     engine = Engine(config, store)
@@ -70,6 +70,8 @@ async def _verify(config: Config, store: StateStore, name: str, repair: bool) ->
         uri = await asyncio.to_thread(verifier.write_report, findings)
         if repair and findings.differences:
             async with holding(leases_for(config, store, "verify"), name, wait=config.worker.lease_seconds + 2):
+                if await fold_open_plans(store, export, lambda: engine.client_for(export)):
+                    raise verify.StateChanged("an unfinished run's plan was folded into the synced state first")
                 findings.repaired = await asyncio.to_thread(verify.repair, store, export, findings, synced, version,
                                                             uri)
             uri = await asyncio.to_thread(verifier.write_report, findings)

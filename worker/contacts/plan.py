@@ -250,14 +250,21 @@ class Planner:
             safe = np.where(stored, pos, 0)
             flag = np.where(stored, index.flag[safe], _NEW)
             same = stored & (index.fp[safe] == fps)
+            # "Subscribed" with an unsubscription time: a removal or re-entry whose outcome is not known (its
+            # plan was given up, worker.run.settle); the person may be unsubscribed by this export right now.
+            # (Its fingerprint is 0, so with readmit off it is sent again as an update.)
+            doubtful = live & (flag == codes.SUBSCRIBED) & (index.since[safe] != 0)
         else:
             flag, same = np.full(n, _NEW, dtype=np.uint8), stored
+            doubtful = np.zeros(n, dtype=np.bool_)
         is_new, returning = live & (flag == _NEW), live & (flag == codes.UNSUBSCRIBED)
+        if self.readmit:  # a doubtful one goes the re-entry way: AC's list record decides
+            returning |= doubtful
         if self.full:  # everything is sent again, skipped ones too (AC skips them again)
-            update = live & ((flag == codes.SUBSCRIBED) | (flag == codes.SKIPPED))
+            update = live & ((flag == codes.SUBSCRIBED) | (flag == codes.SKIPPED)) & ~returning
             skip = unchanged = np.zeros(n, dtype=np.bool_)
         else:
-            subscribed = live & (flag == codes.SUBSCRIBED)
+            subscribed = live & (flag == codes.SUBSCRIBED) & ~returning
             skip, unchanged, update = live & (flag == codes.SKIPPED), subscribed & same, subscribed & ~same
         counts.duplicates += n - int(np.count_nonzero(live))
         counts.to_add += int(np.count_nonzero(is_new))

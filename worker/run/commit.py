@@ -8,14 +8,21 @@ with the time, so a re-entry can be told apart from a person's own unsubscriptio
 How: ``merge`` walks the plan's part headers and turns each outcome into a change (``Changes``:
 partitioned by key range, spilled to a temporary folder when large); ``install`` streams the old
 shards and the changes into a new generation and swaps the manifest in with compare-and-swap
-(``worker.syncstate.merge``). Memory holds one key range, never the old and the new state.
+(``worker.syncstate.merge``). Memory holds one key range, never the old and the new state. The manifest
+records the run, its counts and its refresh, so one swap commits all three (``worker.syncstate.manifest``).
+
+A batch whose outcome is unknown (a plan given up with batches that may have reached ActiveCampaign, see
+``worker.run.settle``; or a batch ActiveCampaign no longer knows) is *doubtful*: its contacts are kept with
+no fingerprint, so the next plan sends them again, and removals and re-entries with their "unsubscribed by
+this export since" time, so the next plan sends a member the re-entry way (AC's list record decides) and a
+leaver its removal again.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,12 +30,13 @@ import numpy as np
 from worker.activecampaign.importer import SKIPPED_UNSUBSCRIBED, BatchOutcome
 from worker.contacts.plan import ADD, READMIT, REMOVE, UPDATE, Counts
 from worker.contacts.synced import SyncedState
+from worker.events.instants import is_after
 from worker.run.expiry import expired_emails
 from worker.run.report import FailureReport
 from worker.run.runbook import Runbook, RunKeys
 from worker.state import StateStore
 from worker.syncstate import index as codes
-from worker.syncstate.manifest import Committed, Manifest
+from worker.syncstate.manifest import Committed, Manifest, Refresh
 from worker.syncstate.merge import DELETE, Changes, bits_for, drop_generation, sweep_orphans, write_generation
 from worker.syncstate.source import fingerprint_value
 
@@ -39,6 +47,8 @@ _NO_FP = "0" * 16  # a leaver's (it has none): replaced by 0 below
 KEPT_OUT_REASON = "left_and_returned_readmit_off"
 #: Generations other than the current one, untouched for this long, are debris of a crashed commit.
 ORPHAN_SECONDS = 3600.0
+#: A batch's status when ActiveCampaign does not know it (import/info 404): it may or may not have landed.
+UNKNOWN = "unknown"
 
 
 @dataclass
@@ -51,16 +61,21 @@ class Merged:
 
 
 def merge(book: Runbook, list_id: int, synced: SyncedState, plan: Counts,
-          outcome_of: Callable[[int], BatchOutcome], *, now: float | None = None,
-          expire_before: int | None = None) -> Merged:
+          outcome_of: Callable[[int], BatchOutcome | None], *, now: float | None = None,
+          changes: Changes | None = None, expire_before: int | None = None,
+          untag_pending: Collection[str] = ()) -> Merged:
     """Walk the plan's part headers (send order) and turn each batch's outcome into synced-state changes.
 
+    ``outcome_of(n)`` None: batch ``n``'s outcome is unknown (it may or may not have reached AC): doubtful.
+    ``changes``: add to these (several plans folded into one state, ``worker.run.settle``).
     ``expire_before``: entries kept for re-entry that this export unsubscribed before then are forgotten
-    (``worker.run.expiry``). The caller closes ``Merged.changes`` (it may hold a temporary folder) once
-    the state is installed.
+    (``worker.run.expiry``). ``untag_pending``: contacts whose tag removal the plan did not finish (a plan
+    folded in by ``worker.run.settle``): kept as doubtful with the tags they had, so the next plan sends
+    them again and works their removal out afresh (``worker.run.tags``).
+    The caller closes ``Merged.changes`` (it may hold a temporary folder) once the state is installed.
     """
     fallback = int(time.time() if now is None else now)
-    changes = Changes(bits_for(len(synced) + plan.to_add))
+    changes = changes if changes is not None else Changes(bits_for(len(synced) + plan.to_add))
     if expire_before is not None:  # first: a change this run makes to the same email wins
         for email in expired_emails(synced, expire_before):
             changes.delete(email)
@@ -76,7 +91,8 @@ def merge(book: Runbook, list_id: int, synced: SyncedState, plan: Counts,
             for source, line, email, reason in header["invalid"]:
                 report.add({"email": email, "stage": "invalid", "reason": reason, "source": source, "line": line})
             for email in header["dropped"]:
-                changes.delete(email)
+                if email not in untag_pending:  # else kept: the next plan drops it again, tags and all
+                    changes.delete(email)
             for email in header["skipped"]:
                 report.add({"email": email, "stage": "skipped", "reason": SKIPPED_UNSUBSCRIBED,
                             "detail": f"unsubscribed from list {list_id} in ActiveCampaign (seen by an earlier "
@@ -89,15 +105,41 @@ def merge(book: Runbook, list_id: int, synced: SyncedState, plan: Counts,
             for b in header["batches"]:
                 outcome = outcome_of(b["n"])
                 tags = [tagsets[t] for t in b["tg"]] if tagsets is not None else None
-                if outcome.failed or outcome.skipped:
+                if outcome is None or outcome.status == UNKNOWN:
+                    _apply_doubtful(b["emails"], b["ops"], changes, since)
+                    if outcome is not None:  # AC forgot the batch: reported and counted failed, as before
+                        _apply_each(b["emails"], b["fps"], b["ops"], outcome, _Discard(), counts, report, list_id,
+                                    since)
+                elif outcome.failed or outcome.skipped:
                     _apply_each(b["emails"], b["fps"], b["ops"], outcome, changes, counts, report, list_id, since,
                                 tags)
                 else:
                     _apply_clean(b["emails"], b["fps"], b["ops"], changes, counts, report, since, tags)
+                if untag_pending:  # after the batch's own changes: these win
+                    pending = [i for i, e in enumerate(b["emails"]) if e in untag_pending]
+                    if pending:
+                        _apply_doubtful([b["emails"][i] for i in pending], "".join(b["ops"][i] for i in pending),
+                                        changes, since)
     except BaseException:
         changes.close()
         raise
     return Merged(changes, counts, report)
+
+
+class _Discard:
+    """Changes that go nowhere: the counts and the report of a batch whose changes are made elsewhere."""
+
+    def add(self, *_: object) -> None:
+        return None
+
+
+def _apply_doubtful(emails: list[str], ops: str, changes: Changes, since: int) -> None:
+    """A batch whose outcome is unknown: no fingerprint (sent again), and for removals and re-entries the
+    time this export may have unsubscribed them (AC's list record decides next time)."""
+    maybe_out = np.frombuffer(ops.encode(), dtype=np.uint8)
+    maybe_out = (maybe_out == ord(REMOVE)) | (maybe_out == ord(READMIT))
+    changes.add(emails, np.zeros(len(emails), dtype=np.uint64), np.full(len(emails), codes.SUBSCRIBED, np.uint8),
+                np.where(maybe_out, since, 0))
 
 
 def _apply_clean(emails: list[str], fps: list[str], ops: str, changes: Changes, counts: dict[str, int],
@@ -121,7 +163,7 @@ def _apply_clean(emails: list[str], fps: list[str], ops: str, changes: Changes, 
                 np.where(leaving, since, 0), tags)
 
 
-def _apply_each(emails: list[str], fps: list[str], ops: str, outcome: BatchOutcome, changes: Changes,
+def _apply_each(emails: list[str], fps: list[str], ops: str, outcome: BatchOutcome, changes: Changes | _Discard,
                 counts: dict[str, int], report: FailureReport, list_id: int, since: int,
                 tags: list[str] | None = None) -> None:
     """A batch with failed or skipped contacts: contact by contact."""
@@ -178,16 +220,29 @@ def _apply(email: str, fp: str, op: str, outcome: BatchOutcome, out: _Out, count
 
 
 def install(store: StateStore, keys: RunKeys, synced: SyncedState, version: str | None, changes: Changes,
-            run_id: str, committed: Committed) -> Manifest | None:
+            run_id: str | None, committed: Committed | None, *, refresh: Refresh | None = None) -> Manifest | None:
     """Write the new generation and swap its manifest in; None when another commit got there first.
 
-    The old generation's shards are deleted once the swap succeeded (and the new ones when it failed);
-    generations orphaned by crashed commits are swept when they are an hour old.
+    ``run_id`` and ``committed``: the run this commit is, with its counts and report, and ``refresh`` its
+    refresh (the manifest keeps the newest one it has seen). ``run_id`` None: a commit that only folds
+    outcomes in (``worker.run.settle``); it keeps the run, counts and refresh of the state it replaces.
+
+    The old generation's shards are deleted once the swap succeeded. A generation whose swap failed is left
+    to the sweep (generations other than the current one, an hour old): never deleted at once, because a
+    swap that "failed" for want of an answer may still land, and its shards must then be there.
     """
-    written = write_generation(store, keys.export, synced.source, changes, run_id, committed)
+    base = synced.manifest
+    if run_id is None:
+        run_id, committed = synced.run_id, synced.committed
+        recent = base.recent if base else ()
+        refresh = base.refresh if base else None
+    else:
+        recent = base.lineage() if base else ()
+        refresh = newest(base.refresh if base else None, refresh)
+    written = write_generation(store, keys.export, synced.source, changes, run_id, committed, refresh=refresh,
+                               recent=recent)
     new = written.manifest
     if not store.replace_if_unchanged(keys.synced, new.encode(), version):
-        drop_generation(store, new)
         return None
     try:
         if synced.manifest is not None:
@@ -198,6 +253,14 @@ def install(store: StateStore, keys: RunKeys, synced: SyncedState, version: str 
     log.info("synced state committed: %d entries in %d shards, %d bytes", new.entries, len(new.shard_keys()),
              written.bytes)
     return new
+
+
+def newest(a: Refresh | None, b: Refresh | None) -> Refresh | None:
+    """The later of two refreshes by instant (one without an instant never displaces one with)."""
+    if a is None or (b is not None and b.occurred_at and (not a.occurred_at or not is_after(a.occurred_at,
+                                                                                             b.occurred_at))):
+        return b if b is not None else a
+    return a
 
 
 def tidy(store: StateStore, book: Runbook, retention_days: float) -> None:

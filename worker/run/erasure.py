@@ -36,7 +36,6 @@ from worker.run.commit import install
 from worker.run.runbook import RunKeys, export_prefix
 from worker.state import StateStore
 from worker.syncstate.keys import email_keys
-from worker.syncstate.manifest import Committed
 from worker.syncstate.merge import Changes, bits_for, shards_prefix
 from worker.syncstate.shard import ShardFormatError, decode_emails, decode_tags, is_shard
 
@@ -88,11 +87,11 @@ def forget_in_export(store: StateStore, export: str, emails: set[str], erased: E
             continue
         name = key.rsplit("/", 1)[1]
         if name in ("failures.jsonl", "report.json", "checkpoint") or name.endswith("failures.csv") \
-                or "/plan/" in key or "/batches/" in key:
+                or _is_run_record(key):
             new, lines = _without(key, data, emails)
             if new is not None:
                 store.put(key, new)
-                if "/plan/" in key or "/batches/" in key:
+                if _is_run_record(key):
                     erased.run_records += 1
                 erased.report_lines += lines
     erased.residue += sum(1 for key in store.list(prefix) if holds(store, key, emails))
@@ -139,8 +138,7 @@ def _forget_synced(store: StateStore, export: str, emails: set[str]) -> int:
         with Changes(bits_for(len(synced))) as changes:
             for email in present:
                 changes.delete(email)
-            committed = synced.committed or Committed({}, "")
-            if install(store, keys, synced, version, changes, synced.run_id or "forget", committed) is not None:
+            if install(store, keys, synced, version, changes, None, None) is not None:  # nobody's run
                 return len(present)
     raise RuntimeError(f"export {export}: the synced state kept changing while forget rewrote it")
 
@@ -180,7 +178,7 @@ def _without(key: str, data: bytes, emails: set[str]) -> tuple[bytes | None, int
         return (b"".join(kept), gone) if gone else (None, 0)
     if not _mentions(data, emails):
         return None, 0
-    if "/plan/" in key:
+    if _is_part(key):
         head, _, rest = data.partition(b"\n")
         header, gone = _part_without(orjson.loads(head), emails)
         return orjson.dumps(header) + b"\n" + rest, gone
@@ -190,6 +188,15 @@ def _without(key: str, data: bytes, emails: set[str]) -> tuple[bytes | None, int
     else:  # .final records, verify reports and checkpoints: drop the emails wherever they stand
         record, gone = _scrub(record, emails)
     return orjson.dumps(record), gone
+
+
+def _is_part(key: str) -> bool:
+    """A plan part: ``runs/<id>/plans/<plan>/parts/part-N`` (or ``runs/<id>/plan/part-N`` of older runs)."""
+    return "/parts/part-" in key or "/plan/part-" in key
+
+
+def _is_run_record(key: str) -> bool:
+    return _is_part(key) or "/batches/" in key
 
 
 def _mentions(data: bytes, emails: set[str]) -> bool:

@@ -70,9 +70,10 @@ class Untagged:
         return {"tags_contacts": self.contacts, "tags_removed": self.removed}
 
 
-def planned(book: Runbook, outcome_of: Callable[[int], BatchOutcome]) -> list[Untag]:
+def planned(book: Runbook, outcome_of: Callable[[int], BatchOutcome | None]) -> list[Untag]:
     """The contacts that lose tags, in plan order: those whose request AC carried out (a leaver AC had
-    already unsubscribed too), and dropped leavers; never one whose contact AC failed or skipped."""
+    already unsubscribed too), and dropped leavers; never one whose contact AC failed or skipped, nor one
+    of a batch whose outcome is unknown (``outcome_of`` None: it is kept doubtful, ``worker.run.commit``)."""
     items: list[Untag] = []
     for header in book.part_headers():
         for b in header["batches"]:
@@ -80,6 +81,8 @@ def planned(book: Runbook, outcome_of: Callable[[int], BatchOutcome]) -> list[Un
             if not untag:
                 continue
             outcome = outcome_of(b["n"])
+            if outcome is None:
+                continue
             for i, names in untag:
                 email, op = b["emails"][i], b["ops"][i]
                 if email in outcome.failed or (email in outcome.skipped and op != REMOVE):
@@ -87,6 +90,24 @@ def planned(book: Runbook, outcome_of: Callable[[int], BatchOutcome]) -> list[Un
                 items.append(Untag(email, list(names)))
         items.extend(Untag(email, list(names)) for email, names in header.get("untag_dropped", ()))
     return items
+
+
+def unfinished(book: Runbook, outcome_of: Callable[[int], BatchOutcome | None]) -> set[str]:
+    """The contacts whose planned tag removal the plan's records do not show done: a plan folded in by
+    ``worker.run.settle`` before its tag step ended. The fold keeps them doubtful with the tags they had,
+    so the next plan works their removal out afresh; none is skipped. (The tag step starts once every batch
+    is final, so when it has records the outcomes are all known and the items are the ones it worked on.)"""
+    items = planned(book, outcome_of)
+    if not items:
+        return set()
+    chunks = -(-len(items) // CHUNK)
+    done = [0] * chunks
+    for key in book.store.list(book.keys.tags):
+        n = int(key.rsplit("/", 1)[1])
+        data = book.store.get(key)
+        if data is not None and n < chunks:
+            done[n] = int(orjson.loads(data)["done"])
+    return {item.email for k, item in enumerate(items) if k % CHUNK >= done[k // CHUNK]}
 
 
 class TagRemover:

@@ -55,7 +55,6 @@ from worker.settings import Export
 from worker.state import StateError, StateStore
 from worker.syncstate import index as codes
 from worker.syncstate.keys import email_keys
-from worker.syncstate.manifest import Committed
 from worker.syncstate.merge import Changes, bits_for
 
 log = logging.getLogger("segment_export.verify")
@@ -317,9 +316,8 @@ def repair(store: StateStore, export: Export, findings: Findings, synced: Synced
                     changes.set(email, int(index.fp[pos]), "s")
         for email in findings.unexpected:
             changes.set(email, 0, "")  # taken in: the next run unsubscribes it unless it is in the segment
-        keys = RunKeys(export.name, f"repair-{findings.verify_id}")
-        installed = install(store, keys, synced, version, changes, f"repair-{findings.verify_id}",
-                            Committed({}, report_uri))
+        # Nobody's run: the state keeps the run, counts and refresh it had (worker.run.commit.install).
+        installed = install(store, RunKeys(export.name, "-"), synced, version, changes, None, None)
     finally:
         changes.close()
     if installed is None:

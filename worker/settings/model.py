@@ -20,6 +20,7 @@ from worker.privacy.secret import Secret
 from worker.settings.rules import (
     DATE_FORMAT_PATTERN,
     HOSTNAME_PATTERN,
+    LEASE_PER_REQUEST,
     LOOPBACK_URL_PATTERN,
     MAX_TAG,
     REDIS_URL_PATTERN,
@@ -113,12 +114,25 @@ class WorkerSettings(Table):
         "Run records and failure reports older than this are removed (segment-export state prune).",
         exclusive_minimum=0))
     lease_seconds: float = field(default=30.0, metadata=key(
-        "Time to live of an export's lease (one run per export across replicas), renewed every third of it.",
-        minimum=1))
+        "Time to live of an export's lease (one run per export across replicas), renewed every third of it; "
+        "at least 3 times request_timeout_seconds.", minimum=1))
+    request_timeout_seconds: float = field(default=10.0, metadata=key(
+        "How long one ActiveCampaign request may take before it is given up (and retried).",
+        exclusive_minimum=0))
 
     @property
     def dead_letter_queue(self) -> str:
         return f"{self.requests_queue}-dlq"
+
+    def check(self, given: frozenset[str], where: str) -> None:
+        # A bulk import may only leave while the lease will outlast it and the record of its batchId
+        # (worker.run.fence); right before a renewal the lease has about half its time to live left.
+        if self.lease_seconds < LEASE_PER_REQUEST * self.request_timeout_seconds:
+            raise ConfigError(
+                f"{where}.lease_seconds: {self.lease_seconds:g} is too short for request_timeout_seconds = "
+                f"{self.request_timeout_seconds:g}: a bulk import in flight could outlive the lease, and another "
+                f"replica could send its batch again. Set lease_seconds to at least "
+                f"{LEASE_PER_REQUEST * self.request_timeout_seconds:g} or lower request_timeout_seconds")
 
 
 # ------------------------------------------------------------------------------------------- connections

@@ -92,6 +92,14 @@ class SimClient:
         """Clear contacts, batches, tags, exclusions, the request log and the rate windows; keep settings."""
         self._call("POST", "/_sim/reset", {})
 
+    def save(self, name: str) -> None:
+        """Keep the account's data (contacts, lists, tags, exclusions) aside under ``name``."""
+        self._call("POST", "/_sim/save", {"name": name})
+
+    def restore(self, name: str) -> None:
+        """Reset the account (as ``reset``) and put back the data saved under ``name``."""
+        self._call("POST", "/_sim/restore", {"name": name})
+
     def configure(self, **knobs: Any) -> None:
         """Change SimSettings knobs at runtime (validated as a whole; a bad one raises, changes nothing)."""
         if "lists" in knobs and isinstance(knobs["lists"], dict):

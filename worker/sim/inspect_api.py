@@ -111,6 +111,29 @@ async def reset(request: web.Request) -> web.Response:
     return json_response({"ok": True})
 
 
+@routes.post(P + "/save")
+@_refusal_guard
+async def save(request: web.Request) -> web.Response:
+    """Keep the account's data aside under ``name`` (pending batches are not part of it)."""
+    name = str((await _body(request)).get("name", ""))
+    if not name:
+        return message(400, "name is required")
+    _state(request).save(name)
+    return json_response({"ok": True})
+
+
+@routes.post(P + "/restore")
+@_refusal_guard
+async def restore(request: web.Request) -> web.Response:
+    """Reset the account, then put back the data saved under ``name``."""
+    name = str((await _body(request)).get("name", ""))
+    try:
+        _state(request).restore(name)
+    except KeyError:
+        return message(404, f"nothing saved under {name!r}")
+    return json_response({"ok": True})
+
+
 @routes.get(P + "/settings")
 async def settings_get(request: web.Request) -> web.Response:
     return json_response(_state(request).settings.to_json())

@@ -30,7 +30,7 @@ import orjson
 from worker.state import StateStore
 from worker.syncstate.index import FLAG_CODE, SKIPPED, SUBSCRIBED, U8, UNSUBSCRIBED
 from worker.syncstate.keys import U64, email_keys, find
-from worker.syncstate.manifest import Committed, Manifest, ShardRef
+from worker.syncstate.manifest import Commit, Committed, Manifest, Refresh, ShardRef
 from worker.syncstate.shard import U32, Block, encode_shard
 from worker.syncstate.source import Source
 
@@ -271,7 +271,12 @@ def apply(old: Block, changes: ChangeBlock) -> Block:
     setting = hit & ~deleting
     fp, flag, since = old.fp.copy(), old.flag.copy(), old.since.copy()
     at = found[setting]
-    fp[at], flag[at], since[at] = changes.fp[setting], changes.code[setting], changes.since[setting]
+    # "Unsubscribed by this export since": when the entry already had a time and the change brings one too
+    # (a removal sent again, a removal or re-entry whose outcome is unknown), the earlier one is kept, for
+    # re-entry compares it with AC's record of the first unsubscription (worker.activecampaign.readmission).
+    was, now = since[at], changes.since[setting]
+    fp[at], flag[at] = changes.fp[setting], changes.code[setting]
+    since[at] = np.where((was != 0) & (now != 0), np.minimum(was, now), now)
     tags: list[str] | None = None
     if old.tags is not None or changes.tags is not None:
         tags = list(old.tag_list())
@@ -360,7 +365,8 @@ class Written:
 
 
 def write_generation(store: StateStore, export_prefix: str, old: Source, changes: Changes, run_id: str,
-                     committed: Committed | None) -> Written:
+                     committed: Committed | None, *, refresh: Refresh | None = None,
+                     recent: tuple[Commit, ...] = ()) -> Written:
     """Write the merged entries as a new generation of shards (not yet visible) and return its manifest."""
     generation = new_generation()
     prefix = f"{shards_prefix(export_prefix)}{generation}/"
@@ -382,7 +388,8 @@ def write_generation(store: StateStore, export_prefix: str, old: Source, changes
         shards.append(ShardRef(key, len(block)))
         per_flag += np.bincount(block.flag, minlength=3)[:3]
     manifest = Manifest(run_id, generation, changes.bits, shards, subscribed=int(per_flag[SUBSCRIBED]),
-                        skipped=int(per_flag[SKIPPED]), unsubscribed=int(per_flag[UNSUBSCRIBED]), committed=committed)
+                        skipped=int(per_flag[SKIPPED]), unsubscribed=int(per_flag[UNSUBSCRIBED]), committed=committed,
+                        refresh=refresh, recent=recent)
     return Written(manifest, written)
 
 
