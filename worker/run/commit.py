@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,17 +62,16 @@ class Merged:
 
 def merge(book: Runbook, list_id: int, synced: SyncedState, plan: Counts,
           outcome_of: Callable[[int], BatchOutcome | None], *, now: float | None = None,
-          changes: Changes | None = None, expire_before: int | None = None,
-          untag_pending: Collection[str] = ()) -> Merged:
+          changes: Changes | None = None, expire_before: int | None = None) -> Merged:
     """Walk the plan's part headers (send order) and turn each batch's outcome into synced-state changes.
 
     ``outcome_of(n)`` None: batch ``n``'s outcome is unknown (it may or may not have reached AC): doubtful.
     ``changes``: add to these (several plans folded into one state, ``worker.run.settle``).
     ``expire_before``: entries kept for re-entry that this export unsubscribed before then are forgotten
-    (``worker.run.expiry``). ``untag_pending``: contacts whose tag removal the plan did not finish (a plan
-    folded in by ``worker.run.settle``): kept as doubtful with the tags they had, so the next plan sends
-    them again and works their removal out afresh (``worker.run.tags``).
-    The caller closes ``Merged.changes`` (it may hold a temporary folder) once the state is installed.
+    (``worker.run.expiry``). Managed tags: the tags each contact was sent are stored, and a doubtful
+    contact keeps the tags it had as well as the ones it may have been sent, so the next plan removes
+    whichever no longer apply (``worker.run.tags``). The caller closes ``Merged.changes`` (it may hold a
+    temporary folder) once the state is installed.
     """
     fallback = int(time.time() if now is None else now)
     changes = changes if changes is not None else Changes(bits_for(len(synced) + plan.to_add))
@@ -91,8 +90,7 @@ def merge(book: Runbook, list_id: int, synced: SyncedState, plan: Counts,
             for source, line, email, reason in header["invalid"]:
                 report.add({"email": email, "stage": "invalid", "reason": reason, "source": source, "line": line})
             for email in header["dropped"]:
-                if email not in untag_pending:  # else kept: the next plan drops it again, tags and all
-                    changes.delete(email)
+                changes.delete(email)
             for email in header["skipped"]:
                 report.add({"email": email, "stage": "skipped", "reason": SKIPPED_UNSUBSCRIBED,
                             "detail": f"unsubscribed from list {list_id} in ActiveCampaign (seen by an earlier "
@@ -106,7 +104,8 @@ def merge(book: Runbook, list_id: int, synced: SyncedState, plan: Counts,
                 outcome = outcome_of(b["n"])
                 tags = [tagsets[t] for t in b["tg"]] if tagsets is not None else None
                 if outcome is None or outcome.status == UNKNOWN:
-                    _apply_doubtful(b["emails"], b["ops"], changes, since)
+                    _apply_doubtful(b["emails"], b["ops"], changes, since,
+                                    None if tags is None else _maybe_held(synced, b["emails"], tags))
                     if outcome is not None:  # AC forgot the batch: reported and counted failed, as before
                         _apply_each(b["emails"], b["fps"], b["ops"], outcome, _Discard(), counts, report, list_id,
                                     since)
@@ -115,11 +114,6 @@ def merge(book: Runbook, list_id: int, synced: SyncedState, plan: Counts,
                                 tags)
                 else:
                     _apply_clean(b["emails"], b["fps"], b["ops"], changes, counts, report, since, tags)
-                if untag_pending:  # after the batch's own changes: these win
-                    pending = [i for i, e in enumerate(b["emails"]) if e in untag_pending]
-                    if pending:
-                        _apply_doubtful([b["emails"][i] for i in pending], "".join(b["ops"][i] for i in pending),
-                                        changes, since)
     except BaseException:
         changes.close()
         raise
@@ -133,13 +127,30 @@ class _Discard:
         return None
 
 
-def _apply_doubtful(emails: list[str], ops: str, changes: Changes, since: int) -> None:
+def _apply_doubtful(emails: list[str], ops: str, changes: Changes, since: int,
+                    tags: list[str] | None = None) -> None:
     """A batch whose outcome is unknown: no fingerprint (sent again), and for removals and re-entries the
-    time this export may have unsubscribed them (AC's list record decides next time)."""
+    time this export may have unsubscribed them (AC's list record decides next time); ``tags``: what the
+    contacts may hold of this export's tags (managed tags)."""
     maybe_out = np.frombuffer(ops.encode(), dtype=np.uint8)
     maybe_out = (maybe_out == ord(REMOVE)) | (maybe_out == ord(READMIT))
     changes.add(emails, np.zeros(len(emails), dtype=np.uint64), np.full(len(emails), codes.SUBSCRIBED, np.uint8),
-                np.where(maybe_out, since, 0))
+                np.where(maybe_out, since, 0), tags)
+
+
+def _maybe_held(synced: SyncedState, emails: list[str], sent: list[str]) -> list[str]:
+    """Each contact's stored tags together with the tags a doubtful batch may have added (managed tags)."""
+    from worker.contacts.tagsets import decode_tags, encode_tags
+    from worker.syncstate.keys import email_keys
+
+    hi, lo = email_keys(emails)
+    index = synced.index
+    out = []
+    for pos, new in zip(index.lookup(hi, lo, emails).tolist(), sent, strict=True):
+        held = decode_tags(index.tags_at(pos)) if pos >= 0 else []
+        known = {t.casefold() for t in held}
+        out.append(encode_tags(held + [t for t in decode_tags(new) if t.casefold() not in known]))
+    return out
 
 
 def _apply_clean(emails: list[str], fps: list[str], ops: str, changes: Changes, counts: dict[str, int],

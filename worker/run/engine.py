@@ -172,9 +172,8 @@ class Engine:
 
     def planner_for(self, spec: RunSpec, mapper: Mapper, synced: SyncedState) -> Planner:
         export = spec.export
-        manage_tags = export.remove_tags and (bool(export.tags or export.tag_field) or synced.index.tag is not None)
         return Planner(mapper, synced, full=spec.full, unsubscribe_leavers=export.on_leave == "unsubscribe",
-                       readmit=export.readmit, manage_tags=manage_tags)
+                       readmit=export.readmit, manage_tags=manages_tags(export, synced))
 
     def load_synced(self, book: Runbook) -> tuple[SyncedState, str | None]:
         """The committed state's key columns (read shard by shard; a v1 state is migrated at the commit)."""
@@ -484,6 +483,11 @@ class Engine:
 
     async def last_snapshot(self, export: str) -> dict[str, Any] | None:
         return await asyncio.to_thread(Runbook(self.store, export, "-").last_snapshot)
+
+
+def manages_tags(export: Export, synced: SyncedState) -> bool:
+    """Whether a run of ``export`` removes the tags it added (``remove_tags``, and tags to add or remembered)."""
+    return export.remove_tags and (bool(export.tags or export.tag_field) or synced.index.tag is not None)
 
 
 def _stop_on_loss(stop: asyncio.Event | None,

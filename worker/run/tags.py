@@ -92,24 +92,6 @@ def planned(book: Runbook, outcome_of: Callable[[int], BatchOutcome | None]) -> 
     return items
 
 
-def unfinished(book: Runbook, outcome_of: Callable[[int], BatchOutcome | None]) -> set[str]:
-    """The contacts whose planned tag removal the plan's records do not show done: a plan folded in by
-    ``worker.run.settle`` before its tag step ended. The fold keeps them doubtful with the tags they had,
-    so the next plan works their removal out afresh; none is skipped. (The tag step starts once every batch
-    is final, so when it has records the outcomes are all known and the items are the ones it worked on.)"""
-    items = planned(book, outcome_of)
-    if not items:
-        return set()
-    chunks = -(-len(items) // CHUNK)
-    done = [0] * chunks
-    for key in book.store.list(book.keys.tags):
-        n = int(key.rsplit("/", 1)[1])
-        data = book.store.get(key)
-        if data is not None and n < chunks:
-            done[n] = int(orjson.loads(data)["done"])
-    return {item.email for k, item in enumerate(items) if k % CHUNK >= done[k // CHUNK]}
-
-
 class TagRemover:
     """Removes the planned tags of one run, resumably (see the module docstring)."""
 
