@@ -31,6 +31,7 @@ from worker.activecampaign.importer import SKIPPED_UNSUBSCRIBED, BatchOutcome
 from worker.contacts.plan import ADD, READMIT, REMOVE, UPDATE, Counts
 from worker.contacts.synced import SyncedState
 from worker.events.instants import is_after
+from worker.run.expiry import expired_emails
 from worker.run.report import FailureReport
 from worker.run.runbook import Runbook, RunKeys
 from worker.state import StateStore
@@ -61,15 +62,22 @@ class Merged:
 
 def merge(book: Runbook, list_id: int, synced: SyncedState, plan: Counts,
           outcome_of: Callable[[int], BatchOutcome | None], *, now: float | None = None,
-          changes: Changes | None = None) -> Merged:
+          changes: Changes | None = None, expire_before: int | None = None) -> Merged:
     """Walk the plan's part headers (send order) and turn each batch's outcome into synced-state changes.
 
     ``outcome_of(n)`` None: batch ``n``'s outcome is unknown (it may or may not have reached AC): doubtful.
     ``changes``: add to these (several plans folded into one state, ``worker.run.settle``).
-    The caller closes ``Merged.changes`` (it may hold a temporary folder) once the state is installed.
+    ``expire_before``: entries kept for re-entry that this export unsubscribed before then are forgotten
+    (``worker.run.expiry``). Managed tags: the tags each contact was sent are stored, and a doubtful
+    contact keeps the tags it had as well as the ones it may have been sent, so the next plan removes
+    whichever no longer apply (``worker.run.tags``). The caller closes ``Merged.changes`` (it may hold a
+    temporary folder) once the state is installed.
     """
     fallback = int(time.time() if now is None else now)
     changes = changes if changes is not None else Changes(bits_for(len(synced) + plan.to_add))
+    if expire_before is not None:  # first: a change this run makes to the same email wins
+        for email in expired_emails(synced, expire_before):
+            changes.delete(email)
     counts = {"profiles": plan.profiles, "invalid": plan.invalid, "duplicates": plan.duplicates,
               "added": 0, "updated": 0, "unchanged": plan.unchanged, "removed": 0, "failed": 0,
               "skipped": plan.skipped}
@@ -91,17 +99,21 @@ def merge(book: Runbook, list_id: int, synced: SyncedState, plan: Counts,
                 report.add({"email": email, "stage": "skipped", "reason": KEPT_OUT_REASON,
                             "detail": f"left the segment earlier (this export unsubscribed it from list {list_id}) "
                                       f"and is back; readmit is off for this export, so it stays unsubscribed"})
+            tagsets = header.get("tagsets")  # managed tags: each contact's tags are stored as sent
             for b in header["batches"]:
                 outcome = outcome_of(b["n"])
+                tags = [tagsets[t] for t in b["tg"]] if tagsets is not None else None
                 if outcome is None or outcome.status == UNKNOWN:
-                    _apply_doubtful(b["emails"], b["ops"], changes, since)
+                    _apply_doubtful(b["emails"], b["ops"], changes, since,
+                                    None if tags is None else _maybe_held(synced, b["emails"], tags))
                     if outcome is not None:  # AC forgot the batch: reported and counted failed, as before
                         _apply_each(b["emails"], b["fps"], b["ops"], outcome, _Discard(), counts, report, list_id,
                                     since)
                 elif outcome.failed or outcome.skipped:
-                    _apply_each(b["emails"], b["fps"], b["ops"], outcome, changes, counts, report, list_id, since)
+                    _apply_each(b["emails"], b["fps"], b["ops"], outcome, changes, counts, report, list_id, since,
+                                tags)
                 else:
-                    _apply_clean(b["emails"], b["fps"], b["ops"], changes, counts, report, since)
+                    _apply_clean(b["emails"], b["fps"], b["ops"], changes, counts, report, since, tags)
     except BaseException:
         changes.close()
         raise
@@ -115,18 +127,38 @@ class _Discard:
         return None
 
 
-def _apply_doubtful(emails: list[str], ops: str, changes: Changes, since: int) -> None:
+def _apply_doubtful(emails: list[str], ops: str, changes: Changes, since: int,
+                    tags: list[str] | None = None) -> None:
     """A batch whose outcome is unknown: no fingerprint (sent again), and for removals and re-entries the
-    time this export may have unsubscribed them (AC's list record decides next time)."""
+    time this export may have unsubscribed them (AC's list record decides next time); ``tags``: what the
+    contacts may hold of this export's tags (managed tags)."""
     maybe_out = np.frombuffer(ops.encode(), dtype=np.uint8)
     maybe_out = (maybe_out == ord(REMOVE)) | (maybe_out == ord(READMIT))
     changes.add(emails, np.zeros(len(emails), dtype=np.uint64), np.full(len(emails), codes.SUBSCRIBED, np.uint8),
-                np.where(maybe_out, since, 0))
+                np.where(maybe_out, since, 0), tags)
+
+
+def _maybe_held(synced: SyncedState, emails: list[str], sent: list[str]) -> list[str]:
+    """Each contact's stored tags together with the tags a doubtful batch may have added (managed tags)."""
+    from worker.contacts.tagsets import decode_tags, encode_tags
+    from worker.syncstate.keys import email_keys
+
+    hi, lo = email_keys(emails)
+    index = synced.index
+    out = []
+    for pos, new in zip(index.lookup(hi, lo, emails).tolist(), sent, strict=True):
+        held = decode_tags(index.tags_at(pos)) if pos >= 0 else []
+        known = {t.casefold() for t in held}
+        out.append(encode_tags(held + [t for t in decode_tags(new) if t.casefold() not in known]))
+    return out
 
 
 def _apply_clean(emails: list[str], fps: list[str], ops: str, changes: Changes, counts: dict[str, int],
-                 report: FailureReport, since: int) -> None:
-    """A batch AC took whole (the common case), as columns: every contact synced, every leaver unsubscribed."""
+                 report: FailureReport, since: int, tags: list[str] | None = None) -> None:
+    """A batch AC took whole (the common case), as columns: every contact synced, every leaver unsubscribed.
+
+    ``tags`` (managed tags): each contact's tags as sent; a leaver's are "" (it lost them).
+    """
     removes = ops.count(REMOVE)
     counts["removed"] += removes
     counts["updated"] += ops.count(UPDATE)
@@ -139,25 +171,31 @@ def _apply_clean(emails: list[str], fps: list[str], ops: str, changes: Changes, 
     except ValueError:  # not the planner's fingerprints (hex digits): one by one
         fp = np.array([fingerprint_value(f) for f in fps], dtype=np.uint64)
     changes.add(emails, np.where(leaving, 0, fp), np.where(leaving, codes.UNSUBSCRIBED, codes.SUBSCRIBED),
-                np.where(leaving, since, 0))
+                np.where(leaving, since, 0), tags)
 
 
 def _apply_each(emails: list[str], fps: list[str], ops: str, outcome: BatchOutcome, changes: Changes | _Discard,
-                counts: dict[str, int], report: FailureReport, list_id: int, since: int) -> None:
+                counts: dict[str, int], report: FailureReport, list_id: int, since: int,
+                tags: list[str] | None = None) -> None:
     """A batch with failed or skipped contacts: contact by contact."""
-    out: tuple[list[str], list[int], list[int], list[int]] = ([], [], [], [])
-    for email, fp, op in zip(emails, fps, ops, strict=True):
-        _apply(email, fp, op, outcome, out, counts, report, list_id, since)
-    changes.add(*out)
+    out: _Out = ([], [], [], [], [])
+    for i, (email, fp, op) in enumerate(zip(emails, fps, ops, strict=True)):
+        _apply(email, fp, op, outcome, out, counts, report, list_id, since, None if tags is None else tags[i])
+    changes.add(*out[:4], out[4] if tags is not None else None)
 
 
-def _apply(email: str, fp: str, op: str, outcome: BatchOutcome, out: tuple[list[str], list[int], list[int], list[int]],
-           counts: dict[str, int], report: FailureReport, list_id: int, since: int) -> None:
-    def change(fingerprint: int, code: int, when: int = 0) -> None:
+#: Changes gathered contact by contact: emails, fingerprints, flag codes, sinces, tags (None: kept).
+_Out = tuple[list[str], list[int], list[int], list[int], list[str | None]]
+
+
+def _apply(email: str, fp: str, op: str, outcome: BatchOutcome, out: _Out, counts: dict[str, int],
+           report: FailureReport, list_id: int, since: int, tags: str | None) -> None:
+    def change(fingerprint: int, code: int, when: int = 0, stored: str | None = tags) -> None:
         out[0].append(email)
         out[1].append(fingerprint)
         out[2].append(code)
         out[3].append(when)
+        out[4].append(stored)
 
     if email in outcome.failed:
         counts["failed"] += 1
@@ -174,11 +212,11 @@ def _apply(email: str, fp: str, op: str, outcome: BatchOutcome, out: tuple[list[
         elif op == READMIT:
             detail = (f"left the segment earlier and is back, but the person unsubscribed from list {list_id} "
                       f"themselves (or is excluded or bounced); never re-subscribed")
-            change(fingerprint_value(fp), codes.SKIPPED)
+            change(fingerprint_value(fp), codes.SKIPPED, stored=None)  # AC left its tags as they were
         else:
             detail = (f"ActiveCampaign skipped it: the contact unsubscribed from list {list_id}; never "
                       f"re-subscribed, not sent again")
-            change(fingerprint_value(fp), codes.SKIPPED)
+            change(fingerprint_value(fp), codes.SKIPPED, stored=None)
         report.add({"email": email, "stage": "skipped", "reason": outcome.skipped[email],
                     "operation": OPERATIONS[op], "detail": detail})
         return

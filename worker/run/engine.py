@@ -26,6 +26,10 @@ The protocol (issue 15, proved by the crash-point walker in ``tests/run/walker``
   the recorded counts; a run whose refresh is older than the one the state records is stale.
 - The lease fences every POST and every store write of the run (``worker.run.fence``).
 
+Between 3 and 4, tags this export added that no longer apply are removed (``worker.run.tags``, recorded
+per contact under the plan); after 4 one request compares the list's subscribed count with the synced
+state (``worker.run.drift``).
+
 Before anything is sent, the removal guard (``worker.run.guard``) and ``max_profiles`` may refuse the run.
 """
 
@@ -51,13 +55,17 @@ from worker.events.envelopes import CompletionEvent, completion_event, now_iso
 from worker.leases import Lease, Leases, LeaseUnavailable
 from worker.run import checks
 from worker.run.commit import install, merge, tidy
+from worker.run.drift import check_drift
+from worker.run.expiry import cutoff as expiry_cutoff
 from worker.run.fence import Fence, Fenced, FencedStore
 from worker.run.guard import CODE as GUARD_CODE
+from worker.run.history import record_failure
 from worker.run.hooks import HookBus, Hooks
 from worker.run.pipeline import PlanFeed
 from worker.run.plans import PlanKey, live_plans, register, shape_of
 from worker.run.runbook import Runbook
 from worker.run.settle import settle
+from worker.run.tags import TagRemover, Untagged, planned
 from worker.run.types import (
     EXIT_FAILED,
     EXIT_OK,
@@ -165,7 +173,7 @@ class Engine:
     def planner_for(self, spec: RunSpec, mapper: Mapper, synced: SyncedState) -> Planner:
         export = spec.export
         return Planner(mapper, synced, full=spec.full, unsubscribe_leavers=export.on_leave == "unsubscribe",
-                       readmit=export.readmit)
+                       readmit=export.readmit, manage_tags=manages_tags(export, synced))
 
     def load_synced(self, book: Runbook) -> tuple[SyncedState, str | None]:
         """The committed state's key columns (read shard by shard; a v1 state is migrated at the commit)."""
@@ -220,10 +228,15 @@ class Engine:
             self.hooks.run_started(spec)
             run_stop, watcher = _stop_on_loss(stop, lease)
             counts, failures_uri = await self._execute(spec, book, synced, version, run_stop, fence)
+            # Drift: one request comparing the list with the committed state (worker.run.drift).
+            drift = await check_drift(self.client_for(spec.export), self.store, book.keys.synced, spec.export)
+            if drift is not None:
+                self.hooks.list_drift(spec.export.name, drift.difference, drift.expected)
             # Still under the lease: a duplicate delivery waiting for it must find the run completed.
             status = "partial" if counts["failed"] else "succeeded"
             event, ours = await asyncio.to_thread(
-                book.complete, self._event(spec, status, counts, started_at, t0, failures_uri, None))
+                book.complete, self._event(spec, status, counts, started_at, t0, failures_uri, None,
+                                           drift.as_event() if drift is not None else None))
             await asyncio.to_thread(tidy, book.store, book, self.config.worker.retention_days)
         except RunStale:
             log.info("stale refresh skipped: a newer refresh was already synced", extra=ctx)
@@ -241,6 +254,7 @@ class Engine:
             log.error("run failed%s: %s", " (transient)" if transient else "", exc, extra=ctx)
             event = self._event(spec, "failed", {}, started_at, t0, None,
                                 {"code": error_code(exc), "message": str(exc)[:2000]})
+            await asyncio.to_thread(record_failure, self.store, book.keys, event)  # for `runs` (worker.run.history)
             return self._ended(spec, RunResult(event, EXIT_FAILED, transient=transient), t0)
         finally:
             if watcher is not None:
@@ -257,12 +271,15 @@ class Engine:
         return result
 
     def _event(self, spec: RunSpec, status: str, counts: dict[str, int], started_at: str, t0: float,
-               failures_uri: str | None, error: dict[str, str] | None) -> CompletionEvent:
+               failures_uri: str | None, error: dict[str, str] | None,
+               drift: dict[str, Any] | None = None) -> CompletionEvent:
+        tags = ({"contacts": counts["tags_contacts"], "removed": counts["tags_removed"]}
+                if "tags_removed" in counts else None)  # managed tags (worker.run.tags)
         return completion_event(
             run_id=spec.run_id, export=spec.export.name, segment=spec.export.segment, refresh_id=spec.refresh_id,
             connection=spec.export.connection, list_id=spec.export.list_id, status=status, counts=counts,
             started_at=started_at, finished_at=now_iso(), duration_seconds=time.monotonic() - t0,
-            failures_uri=failures_uri, error=error, attempt=spec.attempt)
+            failures_uri=failures_uri, error=error, attempt=spec.attempt, drift=drift, tags=tags)
 
     async def _execute(self, spec: RunSpec, book: Runbook, synced: SyncedState, version: str | None,
                        stop: asyncio.Event | None, fence: Fence) -> tuple[dict[str, int], str]:
@@ -307,9 +324,27 @@ class Engine:
                 await asyncio.to_thread(register, book.store, export.name, spec.run_id, key)
             planner = self.planner_for(spec, mapper, synced)
             outcomes = await self._send(spec, plan, client, planner, resume, stop)
-        merged = await asyncio.to_thread(merge, plan, export.list_id, synced, planner.totals,
-                                         lambda n: outcomes.get(n) or self._stored_outcome(plan, n))
+
+            def outcome_of(n: int) -> BatchOutcome:
+                return outcomes.get(n) or self._stored_outcome(plan, n)
+
+            untagged = await self._untag(spec, plan, client, planner, outcome_of, stop)
+        merged = await asyncio.to_thread(merge, plan, export.list_id, synced, planner.totals, outcome_of,
+                                         expire_before=expiry_cutoff(export.readmit_days, time.time()))
+        if untagged is not None:
+            merged.counts.update(untagged.as_counts())
         return await asyncio.to_thread(self._commit, spec, plan, synced, version, merged)
+
+    async def _untag(self, spec: RunSpec, book: Runbook, client: ActiveCampaignClient, planner: Planner,
+                     outcome_of: Callable[[int], BatchOutcome], stop: asyncio.Event | None) -> Untagged | None:
+        """Managed tags: remove what the plan says contacts lose, once every batch is final (``worker.run.tags``)."""
+        if not planner.manage_tags:
+            return None
+        items = await asyncio.to_thread(planned, book, outcome_of)
+        untagged = await TagRemover(client, book, spec.export.list_id, stop=stop).run(items)
+        if untagged.removed:
+            self.hooks.tags_removed(spec.export.name, untagged.removed)
+        return untagged
 
     async def _send(self, spec: RunSpec, book: Runbook, client: ActiveCampaignClient, planner: Planner,
                     resume: Any, stop: asyncio.Event | None) -> dict[int, BatchOutcome]:
@@ -448,6 +483,11 @@ class Engine:
 
     async def last_snapshot(self, export: str) -> dict[str, Any] | None:
         return await asyncio.to_thread(Runbook(self.store, export, "-").last_snapshot)
+
+
+def manages_tags(export: Export, synced: SyncedState) -> bool:
+    """Whether a run of ``export`` removes the tags it added (``remove_tags``, and tags to add or remembered)."""
+    return export.remove_tags and (bool(export.tags or export.tag_field) or synced.index.tag is not None)
 
 
 def _stop_on_loss(stop: asyncio.Event | None,

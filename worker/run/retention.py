@@ -5,7 +5,8 @@ it may outlive the retention period. The engine prunes an export after each comm
 ``segment-export state prune`` does it on demand (or from cron).
 
 What is removed: everything under ``exports/<export>/runs/<run_id>/`` of a run whose *newest* record is
-older than the cutoff, and the run's plan registrations (``exports/<export>/plans/<run_id>.*``). A run
+older than the cutoff, and the run's plan registrations (``exports/<export>/plans/<run_id>.*``); likewise
+verify reports (``exports/<export>/verify/<id>/``: they list emails). A run
 still in progress writes records as it goes, so it always has a recent one and is kept whole; so is
 ``keep_run`` (the run just committed), and so is a run with a plan still open on the current synced state
 (it may have sent batches: the next run of the export folds them in from these records,
@@ -27,7 +28,7 @@ from typing import Any
 
 from worker.contacts.synced import base_of
 from worker.run.plans import PlanHead
-from worker.run.runbook import RunKeys, plans_prefix, runs_prefix
+from worker.run.runbook import RunKeys, export_prefix, plans_prefix, runs_prefix
 from worker.state import StateStore
 
 DAY = 86_400.0
@@ -85,7 +86,8 @@ def prune(store: StateStore, exports: list[str], retention_days: float, *, now: 
     report = PruneReport(retention_days, now - retention_days * DAY, dry_run, list(exports))
     for export in exports:
         registered, live = _plans(store, export)
-        for run_id, records in _runs(store, export).items():
+        folders = {**_runs(store, runs_prefix(export)), **_runs(store, f"{export_prefix(export)}verify/")}
+        for run_id, records in folders.items():
             newest = max(mtime for _, mtime in records)
             if run_id == keep_run or newest >= report.cutoff or run_id in live:
                 report.kept += 1
@@ -115,9 +117,8 @@ def _plans(store: StateStore, export: str) -> tuple[dict[str, list[str]], set[st
     return registered, live
 
 
-def _runs(store: StateStore, export: str) -> dict[str, list[tuple[str, float]]]:
-    """The export's run records, by run id (keys straight under ``runs/``, in no run folder, are left alone)."""
-    prefix = runs_prefix(export)
+def _runs(store: StateStore, prefix: str) -> dict[str, list[tuple[str, float]]]:
+    """The records under ``prefix`` by folder (run id; keys straight under it, in no folder, are left alone)."""
     runs: dict[str, list[tuple[str, float]]] = {}
     for key, mtime in store.list_modified(prefix):
         run_id, sep, _ = key[len(prefix):].partition("/")

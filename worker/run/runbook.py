@@ -14,6 +14,7 @@ Layout under ``exports/<export>/``::
     plans/<run_id>.<plan>         an open plan: what it was made against (worker.run.plans)
     runs/<run_id>/plans/<plan>/parts/part-NNNNN     the diff of one snapshot page, written once
     runs/<run_id>/plans/<plan>/batches/NNNNN.accepted|.final
+    runs/<run_id>/plans/<plan>/tags/NNNNN           how far tag removal got, per chunk of contacts (worker.run.tags)
     runs/<run_id>/failures.jsonl|.csv   the failure report
     runs/<run_id>/completed       the completion event (put-if-absent)
     runs/<run_id>/published       the event was confirmed by the broker
@@ -86,8 +87,10 @@ class RunKeys:
         self.plans = f"{self.run}plans/"
         if plan is None:  # the layout of runs written before plans had an identity
             self.plan, self.batches = f"{self.run}plan/", f"{self.run}batches/"
+            self.tags = f"{self.run}tags/"
         else:
             self.plan, self.batches = f"{self.plans}{plan}/parts/", f"{self.plans}{plan}/batches/"
+            self.tags = f"{self.plans}{plan}/tags/"  # managed tags: how far removal got (worker.run.tags)
         self.published = f"{self.run}published"
         self.last_refresh = f"{self.export}last_refresh"
         self.last_snapshot = f"{self.export}last_snapshot"
@@ -110,13 +113,18 @@ def encode_part(part: PlanPart, plan: str | None = None, base: str | None = None
 
     The header holds, per batch, its number, the operations and the emails and fingerprints in send
     order, plus the page's invalid, dropped, skipped and kept-out emails, and which plan it belongs to and
-    the synced state that plan was made against. No contact payload (names, phones, field values): a
-    resumed run re-plans the snapshot, which it must read anyway, so the payload would only be personal
-    data kept in the store. Deleted once the run is committed.
+    the synced state that plan was made against (and, for managed tags, the tags sent and lost:
+    ``worker.contacts.tagsets``). No contact payload (names, phones, field values): a resumed run re-plans
+    the snapshot, which it must read anyway, so the payload would only be personal data kept in the store.
+    Deleted once the run is committed.
 
     Written before any of its batches is handed to the sender: a part is the intent to send its batches,
     so a batch that has no record of its own may have reached ActiveCampaign (``worker.run.settle``).
     """
+    from worker.contacts.tagsets import header_fields
+
+    batches = [{"n": b.number, "ops": "".join(b.ops), "emails": b.emails, "fps": b.fingerprints}
+               for b in part.batches]
     header = {
         "part": part.number,
         "plan": plan,
@@ -129,8 +137,8 @@ def encode_part(part: PlanPart, plan: str | None = None, base: str | None = None
         "dropped": part.dropped,
         "skipped": part.skipped,
         "kept_out": part.kept_out,
-        "batches": [{"n": b.number, "ops": "".join(b.ops), "emails": b.emails, "fps": b.fingerprints}
-                    for b in part.batches],
+        "batches": batches,
+        **header_fields(part, batches),  # managed tags: the tags sent and lost (worker.contacts.tagsets)
     }
     return orjson.dumps(header) + b"\n"
 
@@ -239,7 +247,7 @@ class Runbook:
         """
         legacy = RunKeys(self.export, self.run_id)
         keys = (self.store.list(self.keys.plans) + self.store.list(legacy.plan) + self.store.list(legacy.batches)
-                + self.store.list(f"{plans_prefix(self.export)}{self.run_id}."))
+                + self.store.list(legacy.tags) + self.store.list(f"{plans_prefix(self.export)}{self.run_id}."))
         if len(keys) < 8:
             for key in keys:
                 self.store.delete(key)

@@ -10,11 +10,13 @@ compare-and-swap of the synced state, and before the new plan is made:
 - a batch AC accepted but that has no final outcome is polled until it has one;
 - a batch with no record at all, in a part that was written, may have been in flight when its run
   stopped: it is *doubtful* (``worker.run.commit``): its contacts are sent again by the next plan, and
-  its removals and re-entries go the re-entry way, where AC's list record decides.
+  its removals and re-entries go the re-entry way, where AC's list record decides;
+- tags the plan was to remove (managed tags) are removed, going on from the plan's own records.
 
 The commit keeps the run, counts and refresh of the state it replaces (it is nobody's run), and every
 folded plan's base is then no longer current, so it is never folded twice. Nothing is sent here but
-import/info polls and, for batches AC failed, the reason lookups a commit makes anyway.
+import/info polls, for batches AC failed the reason lookups a commit makes anyway, and the folded plans'
+tag removals.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from worker.contacts.synced import SyncedState
 from worker.run.commit import install, merge
 from worker.run.plans import PlanHead
 from worker.run.runbook import Runbook, RunKeys
+from worker.run.tags import TagRemover, planned
 from worker.state import StateStore
 from worker.syncstate.merge import Changes, bits_for
 
@@ -42,7 +45,14 @@ async def settle(store: StateStore, export: str, list_id: int, heads: list[PlanH
     outcomes: list[tuple[Runbook, dict[int, BatchOutcome]]] = []
     for head in heads:
         book = Runbook(store, export, head.run_id, head.book_plan())
-        outcomes.append((book, await _outcomes(book, importer)))
+        known = await _outcomes(book, importer)
+        outcomes.append((book, known))
+        # Managed tags: the plan's tag removal is finished first, from its own records (worker.run.tags), so
+        # the fold stores what its contacts hold; contacts of a batch whose outcome stays unknown keep their
+        # tags and the ones they may have been sent (worker.run.commit), for the next plan to sort out.
+        untag = await asyncio.to_thread(planned, book, known.get)
+        if untag:
+            await TagRemover(importer().client, book, list_id).run(untag)
     changes = Changes(bits_for(len(synced)))
     try:
         def fold() -> bool:

@@ -294,6 +294,19 @@ class Export(Table):
     readmit: bool = field(default=True, metadata=key(
         "Re-subscribe contacts that re-enter the segment after this export unsubscribed them; never those "
         "who unsubscribed themselves in ActiveCampaign."))
+    readmit_days: float = field(default=90.0, metadata=key(
+        "How long the synced state remembers a contact this export unsubscribed (for re-entry). After that "
+        "the entry is forgotten, so the state stops growing with churn; a person who comes back later is sent "
+        "as new, and ActiveCampaign keeps them unsubscribed (counted skipped).", exclusive_minimum=0))
+    owns_list: bool = field(default=False, metadata=key(
+        "Only this export subscribes people to this list. The drift check then expects ActiveCampaign's "
+        "subscribed count to equal the export's (not only to be no smaller), and verify reports subscribed "
+        "contacts the export never sent (--repair has the next run unsubscribe them, behind the removal "
+        "guard)."))
+    remove_tags: bool = field(default=True, metadata=key(
+        "Remove the tags this export added once they no longer apply: a leaver loses them, a contact whose "
+        "tag_field no longer holds a value loses that tag. Tags others added are never touched. Removal "
+        "costs 2 or 3 requests a contact on the non-bulk budget; false keeps every tag."))
 
     def check(self, given: frozenset[str], where: str) -> None:
         # Not in the schema as if/then: fastjsonschema fills tag_separator's default before "if" looks.

@@ -123,6 +123,17 @@ class SimClient:
         value = when.isoformat() if isinstance(when, datetime) else when
         self.configure(frozen_time=value)
 
+    def delete_contact(self, email: str) -> bool:
+        """Someone deletes the contact in ActiveCampaign (it leaves every list, loses tags and values);
+        False when there was no such contact."""
+        try:
+            self._call("POST", "/_sim/contacts/delete", {"email": email})
+        except SimClientError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
     def exclude(self, email: str) -> None:
         """Put an address (or a pattern like '*@example.org') on the account's exclusion list."""
         self._call("POST", "/_sim/contacts/exclude", {"email": email})

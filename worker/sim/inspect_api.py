@@ -183,6 +183,19 @@ async def contact_list(request: web.Request) -> web.Response:
     return json_response(contact_list_json(record, contact, api_base(request)))
 
 
+@routes.post(P + "/contacts/delete")
+@_refusal_guard
+async def delete_contact(request: web.Request) -> web.Response:
+    """Someone deleting a contact in ActiveCampaign's UI; 404 when there is no such contact."""
+    state = _state(request)
+    body = await _body(request)
+    contact = state.store.by_email.get(_email(body))
+    if contact is None:
+        return message(404, "no such contact")
+    state.store.delete_contact(contact)
+    return json_response({"id": str(contact.id)})
+
+
 @routes.post(P + "/contacts/exclude")
 @_refusal_guard
 async def exclude(request: web.Request) -> web.Response:

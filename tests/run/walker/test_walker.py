@@ -28,7 +28,7 @@ CHUNKS = 10  # the file store's cases, in this many tests (xdist runs them side 
 CONDITIONAL = ("put_if_absent", "replace_if_unchanged")
 
 
-def _walk(kind: str, bucket: str | None = None) -> Iterator[Walk]:
+def _walk(kind: str, bucket: str | None = None, *, tagged: bool = False) -> Iterator[Walk]:
     saved_key = os.environ.get(KEY_ENV)
     os.environ[KEY_ENV] = KEY
     quiet = logging.getLogger("segment_export")
@@ -38,7 +38,7 @@ def _walk(kind: str, bucket: str | None = None) -> Iterator[Walk]:
         with tempfile.TemporaryDirectory(dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as tmp, \
                 SimulatorServer(SimSettings(api_keys=(KEY,), processing_delay=0.0, rate_scale=SCALE)) as server:
             walk = Walk(SimClient(server.url), Stores(kind, Path(tmp) / "stores", bucket),
-                        write_snapshots(Path(tmp) / "snapshots"))
+                        write_snapshots(Path(tmp) / "snapshots"), tagged=tagged)
             walk.prepare()
             yield walk
     finally:
@@ -52,6 +52,11 @@ def _walk(kind: str, bucket: str | None = None) -> Iterator[Walk]:
 @pytest.fixture(scope="module")
 def file_walk() -> Iterator[Walk]:
     yield from _walk("file")
+
+
+@pytest.fixture(scope="module")
+def tagged_walk() -> Iterator[Walk]:
+    yield from _walk("file", tagged=True)
 
 
 @pytest.fixture(scope="module")
@@ -98,4 +103,26 @@ def test_on_s3_every_conditional_write_whose_answer_is_lost(s3_walk: Walk) -> No
              and c[1] is FaultKind.LOSE and c[2] is Competitor.NONE]
     assert len(cases) >= 6
     broken = _broken(s3_walk, cases)
+    assert not broken, f"{len(broken)} of {len(cases)} cases broke an invariant:\n" + "\n".join(broken[:20])
+
+
+#: The tagged walk's steps (issue 18, managed tags): tag removal and what surrounds it (the lookups, the
+#: progress records, the commit, the publish), with every competitor: none (the run resumes its own records),
+#: the same refresh again, an older one late, a newer one (which folds the interrupted plan in first).
+TAG_STEPS = ("contactTags", "GET tags", "GET contacts", "/tags/", "replace_if_unchanged synced", "publish")
+
+
+def test_the_tagged_walk_removes_tags(tagged_walk: Walk) -> None:
+    labels = {s.label for s in tagged_walk.steps()}
+    for expected in ("GET contacts/<id>/contactTags", "DELETE contactTags/<id>", "GET tags", "put runs/"):
+        assert any(expected in label for label in labels), f"no step like {expected!r} in {sorted(labels)}"
+    assert sum(s.label == "DELETE contactTags/<id>" for s in tagged_walk.steps()) >= 10
+
+
+@pytest.mark.parametrize("chunk", range(4))
+def test_every_tag_step_crashed_or_its_answer_lost_leaves_the_tags_exact(tagged_walk: Walk, chunk: int) -> None:
+    cases = [c for c in tagged_walk.cases() if c[0] is None or any(part in c[0].label for part in TAG_STEPS)]
+    cases = cases[chunk::4]
+    assert cases
+    broken = _broken(tagged_walk, cases)
     assert not broken, f"{len(broken)} of {len(cases)} cases broke an invariant:\n" + "\n".join(broken[:20])

@@ -14,6 +14,10 @@ The invariants, after the last delivery of every run has ended:
   the contact; entries this export unsubscribed are unsubscribed in AC; every subscribed contact is synced;
 - one completion event per run: exactly one event id for a run that ran to its end, none for a stale one,
   never ``export.failed``; every run the synced state says committed published its event; no run stuck;
+- tags (the tagged walk, managed tags): every member holds exactly this export's tags for its values, and
+  nobody outside the newest refresh holds any of them; the tag someone else added stays; the synced state
+  remembers the tags each subscribed contact holds; a tag link is deleted again only when the first
+  DELETE's answer was lost (nothing removed twice);
 - nothing sent twice but what the README allows: a contact is sent the same payload again only when the
   bulk import that carried it before was never recorded as accepted (its answer lost, or in flight when its
   process died), or when it was in a batch that a plan intended (its part written) and never recorded as
@@ -38,6 +42,7 @@ import orjson
 from tests.run.walker.world import (
     EXPORT,
     LIST,
+    OTHERS_TAG,
     R0,
     R1,
     R2,
@@ -45,6 +50,7 @@ from tests.run.walker.world import (
     RA,
     RB,
     SELF_UNSUBSCRIBED,
+    STATIC_TAG,
     Case,
     Competitor,
     Fault,
@@ -54,6 +60,7 @@ from tests.run.walker.world import (
     Stores,
     World,
     email,
+    our_tags,
     person,
 )
 from worker.contacts.mapping import Mapper
@@ -63,6 +70,8 @@ from worker.sim import SimClient
 from worker.state import StateError
 
 REFRESHES = (RA, RB, R0, R1, R2, R3)
+#: People someone else tags in ActiveCampaign (the tagged walk): a leaver, a changed member, a returning one.
+TAGGED_BY_OTHERS = (0, 5, 25)
 COMPETING = {Competitor.SAME: R1, Competitor.OLDER: R0, Competitor.NEWER: R2}
 
 
@@ -85,8 +94,9 @@ class Outcome:
 class Walk:
     """The shared parts of every case, and the base state: rA, rB, and two people's own unsubscriptions."""
 
-    def __init__(self, sim: SimClient, stores: Stores, snapshots: dict[str, str]) -> None:
-        self.sim, self.stores, self.snapshots = sim, stores, snapshots
+    def __init__(self, sim: SimClient, stores: Stores, snapshots: dict[str, str], *, tagged: bool = False) -> None:
+        """``tagged``: the export adds a static tag and one from ``tag_field`` and removes them again."""
+        self.sim, self.stores, self.snapshots, self.tagged = sim, stores, snapshots, tagged
         self.base = ""
         self.reference: list[Step] = []
 
@@ -97,7 +107,7 @@ class Walk:
             state_url = (self.stores.root / name).as_uri()
         else:
             state_url = f"s3://{self.stores.bucket}/{name}"
-        return World(self.sim, store, state_url, self.snapshots, **kw)
+        return World(self.sim, store, state_url, self.snapshots, tagged=self.tagged, **kw)
 
     def prepare(self) -> None:
         """Build the base once (two real runs), keep it, and walk the reference delivery of r1."""
@@ -108,6 +118,9 @@ class Walk:
             assert asyncio.run(world.until_done(world.spec(r))) == "published", f"the base's {r.name} failed"
         for i in SELF_UNSUBSCRIBED:
             self.sim.unsubscribe(email(i), LIST, "campaign")
+        if self.tagged:
+            for i in TAGGED_BY_OTHERS:
+                self.sim.add_contact(email(i), tags=[OTHERS_TAG])
         self.sim.save("walk-base")
         world = self.world()
         self.sim.restore("walk-base")
@@ -182,6 +195,8 @@ def check(world: World, runs: dict[str, Any], newest: Refresh) -> list[str]:
     found += _synced_matches_ac(world, members, subscribed)
     found += _one_event_per_run(world, runs)
     found += _nothing_sent_twice(world, members)
+    if world.tagged:
+        found += _tags_exact(world, members, newest)
     if world.sim.stats()["resubscribed_own"]:
         found.append("re-subscribed someone who unsubscribed themselves")
     return found
@@ -202,7 +217,10 @@ def _synced_matches_ac(world: World, members: dict[str, dict[str, Any]], subscri
             if m is None:
                 found.append(f"synced as subscribed, unknown to AC: {e}")
                 continue
-            mapped = mapper.map({"Email": e, "First": m["first_name"], "Last": m["last_name"]})
+            held = {"Email": e, "First": m["first_name"], "Last": m["last_name"]}
+            if world.tagged:  # what tag_field held, as AC's tags show it (the static tag is the export's)
+                held["Tags"] = ",".join(sorted(t for t in m["tags"] if t.startswith("t:")))
+            mapped = mapper.map(held)
             if isinstance(mapped, str) or mapped.fingerprint != fp:
                 found.append(f"synced fingerprint is not what AC holds: {e}")
             if m["status"] != "subscribed" and e not in own:
@@ -269,4 +287,41 @@ def _nothing_sent_twice(world: World, members: dict[str, dict[str, Any]]) -> lis
             if before == after and not may_repeat and e not in doubtful:
                 what = "re-subscribed twice" if after == b"resubscribe" else "sent twice"
                 found.append(f"{what}: {e}")
+    return found
+
+
+def _ours(tags: set[str]) -> set[str]:
+    """The tags among ``tags`` that this export adds (the static one, and tag_field's ``t:...``)."""
+    return {t for t in tags if t == STATIC_TAG or t.startswith("t:")}
+
+
+def _tags_exact(world: World, members: dict[str, dict[str, Any]], newest: Refresh) -> list[str]:
+    found = []
+    everyone = {i for r in REFRESHES for i in r.members}
+    for i in sorted(everyone):
+        m = members.get(email(i))
+        tags = set(m["tags"]) if m else set()
+        if i in TAGGED_BY_OTHERS and OTHERS_TAG not in tags:
+            found.append(f"a tag someone else added was removed: {email(i)}")
+        if i in SELF_UNSUBSCRIBED:
+            continue  # AC skips them: their tags stay as they were
+        if i in newest.members and _ours(tags) != our_tags(newest.members[i]):
+            found.append(f"member's tags are not this export's for its values: {email(i)} {sorted(_ours(tags))}")
+        elif i not in newest.members and _ours(tags):
+            found.append(f"non-member still holds tags this export added: {email(i)} {sorted(_ours(tags))}")
+    try:
+        state, _ = SyncedState.load(world.store, f"exports/{EXPORT}/synced")
+        for block in state.source.blocks():
+            for e, flag, stored in zip(block.emails, block.flag.tolist(), block.tag_list(), strict=True):
+                held = _ours(set(members[e]["tags"])) if e in members else set()
+                if flag == 0 and set(orjson.loads(stored) if stored else []) != held:
+                    found.append(f"synced tags are not what AC holds: {e}")
+    except StateError as exc:
+        found.append(f"synced state unreadable: {exc}"[:300])
+    deleted: dict[str, list[bool]] = defaultdict(list)  # link -> was each DELETE's answer lost
+    for x in world.exchanges:
+        if x.method == "DELETE" and "/contactTags/" in x.path and x.status:
+            deleted[x.path].append(x.lost)
+    found += [f"a tag link deleted again though the first answer came back: {path}"
+              for path, lost in sorted(deleted.items()) if len(lost) > 1 and not all(lost[:-1])]
     return found

@@ -46,7 +46,7 @@ from worker.activecampaign.client import ActiveCampaignClient
 from worker.activecampaign.importer import BulkImporter
 from worker.contacts.plan import Planner
 from worker.run import engine as engine_module
-from worker.run.engine import Engine
+from worker.run.engine import Engine, manages_tags
 from worker.run.runbook import run_id_for
 from worker.run.types import RunResult, RunSpec
 from worker.settings import Config, Export, parse_config
@@ -72,7 +72,17 @@ class Crash(BaseException):
 
 
 def person(i: int, version: str) -> dict[str, str]:
-    return {"Email": f"p{i}@walk.example.com", "First": f"F{i}-{version}", "Last": f"L{i}"}
+    """Person ``i`` at ``version``; ``Tags`` is read only by the tagged world's export (``tag_field``)."""
+    return {"Email": f"p{i}@walk.example.com", "First": f"F{i}-{version}", "Last": f"L{i}", "Tags": f"t:{version}"}
+
+
+#: The tagged world's tags (managed tags, issue 18): a static one, and one per version from ``tag_field``.
+STATIC_TAG = "walk:vip"
+OTHERS_TAG = "newsletter"  # added in ActiveCampaign by someone else, to a few people: never removed
+
+
+def our_tags(version: str) -> set[str]:
+    return {STATIC_TAG, f"t:{version}"}
 
 
 def email(i: int) -> str:
@@ -367,7 +377,8 @@ class WalkEngine(Engine):
     def planner_for(self, spec: RunSpec, mapper: Any, synced: Any) -> Planner:
         export = spec.export
         return Planner(mapper, synced, full=spec.full, unsubscribe_leavers=export.on_leave == "unsubscribe",
-                       readmit=export.readmit, max_contacts=BATCH, leavers_per_part=PAGE)
+                       readmit=export.readmit, max_contacts=BATCH, leavers_per_part=PAGE,
+                       manage_tags=manages_tags(export, synced))
 
     def importer_for(self, client: ActiveCampaignClient, export: Export) -> BulkImporter:
         return _FastImporter(client, export.list_id)
@@ -409,15 +420,18 @@ class Stores:
         return name, S3Store(self.bucket, name)
 
 
-def config(sim_url: str, state_url: str) -> Config:
+def config(sim_url: str, state_url: str, tagged: bool = False) -> Config:
+    export: dict[str, Any] = {"segment": "walk-segment", "connection": "sim", "list_id": LIST, "readmit": True,
+                              "max_removal_fraction": 0.5,
+                              "mapping": {"email": "Email", "first_name": "First", "last_name": "Last"}}
+    if tagged:
+        export.update(tags=[STATIC_TAG], tag_field="Tags")
     return parse_config({
         "worker": {"state_url": state_url},
         "connections": {"sim": {"hostname": "sim.api-us1.com", "base_url": sim_url, "api_key_env": KEY_ENV,
                                 "data_privacy_consent": True, "requests_per_second": 5 * SCALE,
                                 "bulk_requests_per_minute": 100 * SCALE}},
-        "exports": {EXPORT: {"segment": "walk-segment", "connection": "sim", "list_id": LIST, "readmit": True,
-                             "max_removal_fraction": 0.5, "mapping": {"email": "Email", "first_name": "First",
-                                                                      "last_name": "Last"}}},
+        "exports": {EXPORT: export},
     })
 
 
@@ -425,11 +439,13 @@ class World:
     """One walk case: a store holding the base, the simulator restored to the base, processes and their steps."""
 
     def __init__(self, sim: SimClient, store: StateStore, state_url: str, snapshots: dict[str, str], *,
-                 tag: str = "", on_publish: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 tag: str = "", on_publish: Callable[[dict[str, Any]], None] | None = None,
+                 tagged: bool = False) -> None:
         """``tag``: a prefix of every refresh id (so runs of different worlds never share an id);
-        ``on_publish``: where a published completion event also goes (a real broker, in ``make chaos``)."""
-        self.sim, self.store, self.tag, self.on_publish = sim, store, tag, on_publish
-        self.config = config(sim.base_url, state_url)
+        ``on_publish``: where a published completion event also goes (a real broker, in ``make chaos``);
+        ``tagged``: the export adds tags and removes them again (managed tags)."""
+        self.sim, self.store, self.tag, self.on_publish, self.tagged = sim, store, tag, on_publish, tagged
+        self.config = config(sim.base_url, state_url, tagged)
         self.export = self.config.exports[EXPORT]
         self.snapshots = snapshots
         self.lock = threading.Lock()
