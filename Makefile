@@ -42,7 +42,8 @@ else
 	$(BIN)/python bench/sync_bench.py --profiles 200000 --rate-scale 1 --json bench/results/200k.json
 	$(BIN)/python bench/sync_bench.py --profiles 1000000 --rate-scale 10 --json bench/results/1m.json
 	$(BIN)/python bench/sync_bench.py --profiles 10000000 --pipeline-only --json bench/results/10m.json
-	$(BIN)/python bench/retention_bench.py --profiles 1000000 --days 30 --json bench/results/retention.json
+	$(BIN)/python bench/retention_bench.py --profiles 1000000 --days 30 --readmit-days 10 --json bench/results/retention.json
+	$(BIN)/python bench/tags_bench.py --profiles 20000 --json bench/results/tags.json
 	$(BIN)/python bench/plot.py
 endif
 

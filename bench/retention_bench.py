@@ -4,9 +4,12 @@
 
 One full sync, then ``--days`` refreshes, each a day later: 1% of the contacts changed, 0.2% left and
 0.2% new. Between runs every record under ``runs/`` is aged by a day (its mtime moved back), which is
-how ``retention_days`` (default 30) sees time pass. After each run the script records the store's
-bytes, the synced state's bytes (manifest + shards) and what the runs left. Each run is the real
-`sync` command against the simulator (at --rate-scale, so a month takes minutes).
+how ``retention_days`` (default 30) sees time pass, and so is the synced state: each entry's "unsubscribed
+by this export at" time moves back a day (the shards are rewritten in place), which is how
+``readmit_days`` (``--readmit-days``, default the export's 90) sees it. After each run the script
+records the store's bytes, the synced state's bytes (manifest + shards), its entries (and how many are
+kept only for re-entry) and what the runs left. Each run is the real `sync` command against the
+simulator (at --rate-scale, so a month takes minutes).
 """
 
 from __future__ import annotations
@@ -50,6 +53,27 @@ def age_runs(state: Path, seconds: float) -> None:
             os.utime(path, (st.st_atime - seconds, st.st_mtime - seconds))
 
 
+def age_state(state: Path, seconds: int) -> None:
+    """Move every entry's "unsubscribed at" back by ``seconds`` (the shards are rewritten in place)."""
+    import numpy as np
+
+    from worker.syncstate.shard import decode_shard, encode_shard
+
+    for path in (state / "exports" / "bench" / "shards").rglob("*"):
+        if path.is_file():
+            block = decode_shard(path.read_bytes(), str(path))
+            since = block.since.astype(np.int64)
+            block.since = np.where(since > seconds, since - seconds, since).astype(np.uint32)
+            path.write_bytes(encode_shard(block))
+
+
+def entries(state: Path) -> dict[str, int]:
+    """The synced state's entries, and those kept only for re-entry (flag u), from its manifest."""
+    text = (state / "exports" / "bench" / "synced").read_text()
+    manifest = json.loads(text.split("\n", 1)[1])
+    return {"entries": manifest["entries"], "unsubscribed_entries": manifest["unsubscribed"]}
+
+
 def run_records(state: Path) -> dict[str, int]:
     runs = state / "exports" / "bench" / "runs"
     files = [p for p in runs.rglob("*") if p.is_file()] if runs.exists() else []
@@ -63,6 +87,7 @@ def main() -> None:
     ap.add_argument("--profiles", type=int, default=1_000_000)
     ap.add_argument("--days", type=int, default=30)
     ap.add_argument("--rate-scale", type=float, default=20.0)
+    ap.add_argument("--readmit-days", type=float, help="the export's readmit_days (default: the export's 90)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="segment-export-retention-"))
@@ -74,21 +99,25 @@ def main() -> None:
     try:
         sim.stdout.readline() if sim.stdout else None
         config = write_config(tmp, f"http://127.0.0.1:{port}", args.rate_scale)
+        if args.readmit_days is not None:
+            config.write_text(config.read_text() + f"readmit_days = {args.readmit_days}\n")
         state = tmp / "state"
-        print(f"{'day':>3} {'added':>8} {'updated':>8} {'removed':>8} {'wall s':>7} {'synced state':>14} "
-              f"{'store':>14} {'ratio':>6} {'runs':>5} {'plan/batch files':>17}")
+        print(f"{'day':>3} {'added':>8} {'updated':>8} {'removed':>8} {'wall s':>7} {'entries':>10} {'of them u':>9} "
+              f"{'synced state':>14} {'store':>14} {'ratio':>6} {'runs':>5} {'plan/batch files':>17}")
         for day in range(args.days + 1):
             if day:
                 age_runs(state, DAY)
+                age_state(state, DAY)
             snap = write_jsonl(tmp / "snap.jsonl", day_people(args.profiles, day))
             event, seconds, rss, _ = run_sync(config, snap)
             c = event["counts"]
-            sizes, records = state_bytes(state, "bench"), run_records(state)
+            sizes, records, counted = state_bytes(state, "bench"), run_records(state), entries(state)
             row = {"day": day, "added": c["added"], "updated": c["updated"], "removed": c["removed"],
-                   "failed": c["failed"], "wall_seconds": seconds, "peak_rss": rss, **sizes, **records,
+                   "failed": c["failed"], "wall_seconds": seconds, "peak_rss": rss, **sizes, **records, **counted,
                    "ratio": sizes["store"] / sizes["synced_state"]}
             days.append(row)
             print(f"{day:>3} {c['added']:>8,} {c['updated']:>8,} {c['removed']:>8,} {seconds:>7.1f} "
+                  f"{counted['entries']:>10,} {counted['unsubscribed_entries']:>9,} "
                   f"{sizes['synced_state']:>14,} {sizes['store']:>14,} {row['ratio']:>6.3f} {records['runs']:>5} "
                   f"{records['plan_or_batch_files']:>17}", flush=True)
     finally:
@@ -102,6 +131,7 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"profiles": args.profiles, "days": days, "rate_scale": args.rate_scale,
+                                         "readmit_days": args.readmit_days,
                                          "finished": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=1) + "\n")
 
 

@@ -41,6 +41,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--malformed", type=int, default=d.malformed, help="malformed events (default 1000)")
     p.add_argument("--fuzz-scale", type=int, default=50, help="the fuzz tests draw this many times the examples "
                    "they draw in make test (default 50; 0 skips them; see chaos/fuzz.py)")
+    p.add_argument("--sweeps", type=int, default=d.sweeps,
+                   help=f"interleavings of the protocol sweep (default {d.sweeps})")
+    p.add_argument("--sweep-seed", type=int, default=d.sweep_seed, help="the protocol sweep's first seed")
     p.add_argument("--workdir", type=Path, default=None, help="where configs and worker logs go (default: a "
                    "temporary folder, removed when every row is clean)")
     args = p.parse_args(argv)
@@ -86,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
     size = Size(profiles=args.profiles, rate_scale=args.rate_scale, ac_outage_seconds=args.ac_outage_seconds,
                 broker_outage_seconds=args.broker_outage_seconds, s3_outage_seconds=args.s3_outage_seconds,
-                malformed=args.malformed)
+                malformed=args.malformed, sweeps=args.sweeps, sweep_seed=args.sweep_seed)
     chosen = [BY_NAME[n] for n in names if n != "fuzz"] if names else list(SCENARIOS)
     fuzz_scale = args.fuzz_scale if not names or "fuzz" in names else 0
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="chaos-"))

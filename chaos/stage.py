@@ -65,6 +65,8 @@ class Size:
     broker_outage_seconds: float = 15.0
     s3_outage_seconds: float = 20.0
     malformed: int = 1000
+    sweeps: int = 100  # interleavings of the protocol sweep
+    sweep_seed: int = 1  # its first seed (a failure names its own: replay it from there)
 
     @property
     def timeout(self) -> float:
@@ -284,12 +286,12 @@ bulk_requests_per_minute = {100 * scale}
     def records(self, export: str, run_id: str) -> tuple[int, int, int]:
         """(plan parts, accepted batches, final batches) the run has recorded in the state store."""
         keys = self._keys(f"state/exports/{export}/runs/{run_id}/")
-        return (sum("/plan/part-" in k for k in keys), sum(k.endswith(".accepted") for k in keys),
+        return (sum("/part-" in k for k in keys), sum(k.endswith(".accepted") for k in keys),
                 sum(k.endswith(".final") for k in keys))
 
     def planned_batches(self, export: str, run_id: str) -> int:
         total = 0
-        for key in self._keys(f"state/exports/{export}/runs/{run_id}/plan/"):
+        for key in (k for k in self._keys(f"state/exports/{export}/runs/{run_id}/") if "/part-" in k):
             body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
             total += len(decode_part_header(body)["batches"])
         return total

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from chaos.scenarios import activecampaign, crash, damaged, guard, malformed, outages, reentry
+from chaos.scenarios import activecampaign, crash, damaged, guard, malformed, outages, reentry, sweep
 from chaos.stage import Stage
 
 
@@ -32,6 +32,8 @@ SCENARIOS: tuple[Scenario, ...] = (
              "an open quote at 85%, a JSON Lines file and a gzip part cut short: fail before any request"),
     Scenario("leavers-return", reentry.leavers_return, "5% of leavers re-admitted, 1% self-unsubscribed kept out"),
     Scenario("malformed-events", malformed.malformed_events, "1,000 malformed events among valid ones"),
+    Scenario("protocol-sweep", sweep.protocol_sweep, "random histories of runs with several crashes and lost "
+                                                     "answers (the run protocol, issue 15)"),
 )
 
 BY_NAME = {s.name: s for s in SCENARIOS}

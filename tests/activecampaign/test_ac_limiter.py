@@ -79,6 +79,39 @@ async def test_polls_never_push_back_a_waiting_bulk_post_and_the_windows_hold() 
     assert limiter.waited_seconds > 0
 
 
+async def test_reads_go_last_and_never_push_back_a_waiting_bulk_post() -> None:
+    """verify's reads: in the "other" lane, granted only while no poll waits, never ahead of a bulk POST."""
+    rps, bpm = 300.0, 6000.0
+    limiter, schedule = recording_limiter(rps, bpm)
+    polls_waiting_at_read: list[int] = []
+    take = schedule.take
+
+    def recording_take(kind: RequestKind, at: float) -> None:
+        if kind == "read":
+            polls_waiting_at_read.append(len(limiter._lines.queues["other"]))
+        take(kind, at)
+
+    schedule.take = recording_take  # type: ignore[method-assign]
+
+    async def lane(kind: RequestKind, n: int) -> None:
+        for _ in range(n):
+            await limiter.acquire(kind)
+
+    async with asyncio.timeout(20):
+        await asyncio.gather(lane("read", 30), *(lane("bulk", 10) for _ in range(2)),
+                             *(lane("other", 15) for _ in range(2)))
+    kinds = [k for k, _ in schedule.slots]
+    assert kinds.count("read") == 30 and kinds.count("other") == 30 and kinds.count("bulk") == 20
+    assert polls_waiting_at_read == [0] * 30
+    first_other, last_other = kinds.index("other"), max(i for i, k in enumerate(kinds) if k == "other")
+    assert "read" not in kinds[first_other:last_other + 1]  # with polls always waiting, reads wait it out
+    assert not any(schedule.bulk_pushed)
+    everything = [t for _, t in schedule.slots]
+    assert max_in_window(everything, 1.0) <= rps
+    non_bulk = [t for k, t in schedule.slots if k != "bulk"]
+    assert max_in_window(non_bulk, 1.0) <= (rps - bpm / 60) + 1  # reads share the non-bulk lane
+
+
 async def test_backoff_holds_everyone_until_the_pause_ends() -> None:
     limiter, schedule = recording_limiter(1000.0, 20000.0)
     await limiter.acquire("other")

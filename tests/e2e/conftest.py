@@ -505,8 +505,8 @@ def run_dir(tmp_path: Path, export: str, run_id: str) -> Path:
 def records(tmp_path: Path, export: str, run_id: str) -> tuple[int, int, int]:
     """(plan parts, accepted batches, final batches) recorded for a run."""
     d = run_dir(tmp_path, export, run_id)
-    return (len(list(d.glob("plan/part-*"))), len(list(d.glob("batches/*.accepted"))),
-            len(list(d.glob("batches/*.final"))))
+    return (len(list(d.glob("**/part-*"))), len(list(d.glob("**/*.accepted"))),  # any plan's records
+            len(list(d.glob("**/*.final"))))
 
 
 # ------------------------------------------------------------------------------------------ worker processes

@@ -46,7 +46,7 @@ def simulator_caught_up(sim: Sim) -> None:
 
 def planned_batches(tmp_path, export: str, run_id: str) -> int:
     return sum(len(decode_part_header(p.read_bytes())["batches"])
-               for p in run_dir(tmp_path, export, run_id).glob("plan/part-*"))
+               for p in run_dir(tmp_path, export, run_id).glob("**/part-*"))
 
 
 @pytest.mark.slow  # about 40 s each: a 20,000-profile run killed and finished

@@ -41,7 +41,7 @@ def test_schemas_folder_ships_as_worker_schemas_with_its_json() -> None:
     assert tool["package-dir"]["worker.schemas"] == "schemas"
     patterns = tool["package-data"]["worker.schemas"]
     files = sorted(p.name for p in (ROOT / "schemas").glob("*.json"))
-    assert files == sorted([*(f"{t}.json" for t in EVENT_TYPES), "config.json"])
+    assert files == sorted([*(f"{t}.json" for t in EVENT_TYPES), "config.json", "runs.json"])
     for name in files:
         assert any(fnmatch(name, pattern) for pattern in patterns), f"{name} is not package data"
     # setuptools' editable finder maps only sub-packages with an __init__.py

@@ -22,7 +22,7 @@ from .strategies import encode, valid_refreshed, valid_requested
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
 README = SCHEMAS_DIR / "README.md"
-ALL = (*EVENT_TYPES, "config")
+ALL = (*EVENT_TYPES, "config", "runs")
 
 # Keywords whose meaning is the same in draft-07 (what fastjsonschema compiles) and 2020-12. Not allowed,
 # for example: $ref with siblings (ignored in draft-07), dependentRequired, prefixItems, unevaluated*.

@@ -458,7 +458,7 @@ def batch_records(state_url: str, export: str, run_id: str) -> tuple[int, int]:
     from worker.run.runbook import RunKeys
     from worker.state import open_store
 
-    keys = open_store(state_url).list(RunKeys(export, run_id).batches)
+    keys = open_store(state_url).list(RunKeys(export, run_id).run)  # the records of every plan of the run
     return sum(k.endswith(".accepted") for k in keys), sum(k.endswith(".final") for k in keys)
 
 

@@ -36,6 +36,7 @@ from worker.contacts.samples import email_of, evolve, make_segment, person, writ
 from worker.events.instants import parse_instant
 
 LEASE_SECONDS = 6  # a busy request comes back after half of it
+WORKER = {"lease_seconds": LEASE_SECONDS, "request_timeout_seconds": 2, "concurrency": 1}
 BULK_PER_MINUTE = 300.0  # the connection's budget, below the simulator's: the first run sends for seconds
 BUSY = "segment_export_lease_busy_total"
 
@@ -48,7 +49,7 @@ def requested_twice(tmp_path: Path, broker: Broker, account: Account, workers: C
         note_redis(hostnames=account.account_keys, exports=[export.name])
     # One delivery at a time per replica, so the two requests land on the two replicas.
     replicas = write_configs(tmp_path, broker, [account], [export], count=2, state_url=state_url,
-                             redis_url=redis_url, worker={"lease_seconds": LEASE_SECONDS, "concurrency": 1})
+                             redis_url=redis_url, worker=WORKER)
     for r in replicas:
         r.proc = workers(r.config)
     alive = all_alive(replicas)
@@ -125,7 +126,7 @@ def test_two_refreshes_racing_on_two_replicas_the_newer_is_synced(tmp_path: Path
     newer_snapshot = write_jsonl(tmp_path / "snapshots" / f"{export.name}-newer.jsonl", newer.profiles)
     shared_redis_keys(hostnames=account.account_keys, exports=[export.name])
     replicas = write_configs(tmp_path, broker, [account], [export], count=2, redis_url=redis_url,
-                             worker={"lease_seconds": LEASE_SECONDS, "concurrency": 1})
+                             worker=WORKER)
     for r in replicas:
         r.proc = workers(r.config)
     alive = all_alive(replicas)

@@ -43,7 +43,7 @@ def test_kill_9_of_the_lease_holder_another_replica_takes_the_run_over(
     shared_redis_keys(hostnames=account.account_keys, exports=[export.name])
     state_url = f"file://{tmp_path / 'state'}"
     replicas = write_configs(tmp_path, broker, [account], [export], count=3, state_url=state_url,
-                             redis_url=redis_url, worker={"lease_seconds": LEASE_SECONDS})
+                             redis_url=redis_url, worker={"lease_seconds": LEASE_SECONDS, "request_timeout_seconds": 2})
     for r in replicas:
         r.proc = workers(r.config)
     total = export.batches

@@ -27,8 +27,10 @@ def test_kill_9_mid_send_then_resume(tmp_path):
         simc = SimClient(server.url)
         # AC's real bulk pace (a POST every ~0.6 s) leaves seconds between the 4th accepted batch and the end
         # of the run: the kill lands mid-send.
-        # A short lease: the killed sync's lease must expire before the resume may run.
-        config = write_config(tmp_path, server.url, rate_scale=1, worker="lease_seconds = 2")
+        # A short lease: the killed sync's lease must expire before the resume may run (and so a short request
+        # timeout: a lease outlasts three of them).
+        config = write_config(tmp_path, server.url, rate_scale=1,
+                              worker="lease_seconds = 3\nrequest_timeout_seconds = 1")
         seg = make_segment(range(4000))
         snap = write_jsonl(tmp_path / "a.jsonl", seg.profiles)
         cmd = [sys.executable, "-m", "worker", "sync", "--config", str(config), "--export", "vip",
@@ -38,7 +40,7 @@ def test_kill_9_mid_send_then_resume(tmp_path):
         runs = tmp_path / "state" / "exports" / "vip" / "runs"
 
         def accepted() -> int:
-            return len(list(runs.glob("*/batches/*.accepted")))
+            return len(list(runs.glob("**/*.accepted")))
 
         def still_running() -> None:
             assert proc.poll() is None, proc.communicate()

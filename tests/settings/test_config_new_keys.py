@@ -30,7 +30,7 @@ def test_defaults() -> None:
     config = parse_config(doc())
     w, e = config.worker, config.exports["vip"]
     assert (w.redis_url, w.expected_replicas, w.run_retry_base_seconds, w.max_run_attempts, w.retention_days,
-            w.lease_seconds) == (None, 3, 30.0, 5, 30.0, 30.0)
+            w.lease_seconds, w.request_timeout_seconds) == (None, 3, 30.0, 5, 30.0, 30.0, 10.0)
     assert (e.max_removal_fraction, e.max_removals, e.readmit) == (0.2, None, True)
     assert isinstance(w.run_retry_base_seconds, float) and isinstance(w.lease_seconds, float)
 
@@ -38,7 +38,7 @@ def test_defaults() -> None:
 def test_set_values_are_read_and_numbers_become_floats() -> None:
     config = parse_config(doc({"redis_url": "rediss://redis.internal:6380/2", "expected_replicas": 5,
                                "run_retry_base_seconds": 2, "max_run_attempts": 1, "retention_days": 0.5,
-                               "lease_seconds": 12},
+                               "lease_seconds": 12, "request_timeout_seconds": 4},
                               max_removal_fraction=0, max_removals=0, readmit=False))
     w, e = config.worker, config.exports["vip"]
     assert (w.redis_url, w.expected_replicas, w.max_run_attempts) == ("rediss://redis.internal:6380/2", 5, 1)
@@ -55,6 +55,11 @@ def test_set_values_are_read_and_numbers_become_floats() -> None:
     ({"max_run_attempts": "5"}, {}, "worker.max_run_attempts: must be an integer, not a string: max_run_attempts = 5"),
     ({"retention_days": -1}, {}, "worker.retention_days: expected a positive number, got -1.0"),
     ({"lease_seconds": 0.5}, {}, "worker.lease_seconds: expected a number >= 1, got 0.5"),
+    ({"lease_seconds": 20}, {}, "worker.lease_seconds: 20 is too short for request_timeout_seconds = 10: a bulk "
+                                "import in flight could outlive the lease"),
+    ({"lease_seconds": 30, "request_timeout_seconds": 11}, {}, "worker.lease_seconds: 30 is too short for "
+                                                              "request_timeout_seconds = 11"),
+    ({"request_timeout_seconds": 0}, {}, "worker.request_timeout_seconds: expected a positive number, got 0.0"),
     ({}, {"max_removal_fraction": 1.5}, "exports.vip.max_removal_fraction: expected a number from 0 to 1, got 1.5"),
     ({}, {"max_removal_fraction": "20%"}, "exports.vip.max_removal_fraction: expected a number from 0 to 1, "
                                           "got \"20%\""),

@@ -40,5 +40,5 @@ def test_the_new_keys_are_shown() -> None:
     for name in ("max_removal_fraction = 0.2", "# max_removals = 50000", "readmit = true"):
         assert name in first
     for name in ("redis_url", "expected_replicas", "run_retry_base_seconds", "max_run_attempts", "retention_days",
-                 "lease_seconds"):
+                 "lease_seconds", "request_timeout_seconds"):
         assert f"# {name} = " in worker

@@ -43,6 +43,7 @@ run_retry_base_seconds = 12.5
 max_run_attempts = 3
 retention_days = 7
 lease_seconds = 45
+request_timeout_seconds = 15
 
 [connections.marketing]
 display_name = "Marketing ActiveCampaign"
@@ -206,7 +207,7 @@ def test_a_bad_config_is_rejected_by_both(path: str, value: Any) -> None:
 @pytest.mark.parametrize(("path", "value"), [
     ("worker.redis_url", "rediss://:pw@redis.internal:6380/1"),
     ("worker.redis_url", "unix:///run/redis/redis.sock"),
-    ("worker.lease_seconds", 1),
+    ("worker.request_timeout_seconds", 15),
     ("worker.expected_replicas", 1),
     ("exports.vip-newsletter.max_removal_fraction", 0),
     ("exports.vip-newsletter.max_removal_fraction", 1),
@@ -218,3 +219,14 @@ def test_the_bounds_themselves_are_accepted_by_both(path: str, value: Any) -> No
     doc = _with(path, value)
     parse_config(doc)
     assert _schema_accepts(doc)
+
+
+def test_the_shortest_lease_is_accepted_with_a_short_enough_request_timeout() -> None:
+    """``lease_seconds`` >= 3 request timeouts is a rule between two keys: the worker's check, not the schema's."""
+    doc = _with("worker.lease_seconds", 1)
+    doc["worker"]["request_timeout_seconds"] = 1 / 3
+    parse_config(doc)
+    assert _schema_accepts(doc)
+    doc["worker"]["request_timeout_seconds"] = 0.5
+    with pytest.raises(ConfigError, match="lease_seconds: 1 is too short"):
+        parse_config(doc)

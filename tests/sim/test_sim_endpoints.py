@@ -157,3 +157,30 @@ def test_tags_and_contact_tags(sim: Sim) -> None:
     gone = sim.call("DELETE", f"contactTags/{link_id}")
     assert gone.status == 404
     assert gone.body["message"] == f"No Result found for SubscriberTag with id {link_id}"
+
+
+def test_delete_contact_removes_it_everywhere(sim: Sim) -> None:
+    """DELETE contacts/{id} (and someone deleting in the UI): gone from lists, searches, tags and records."""
+    tier = sim.client.add_field("Tier", "text", "TIER")
+    for i in range(1, 6):
+        sim.client.add_contact(f"d{i}@example.com", lists={3: "subscribed"}, tags=["vip"], fields={"TIER": "g"})
+    sim.client.unsubscribe("d4@example.com", 3)
+    gone = sim.call("DELETE", "contacts/2")
+    assert gone.status == 200 and gone.body == {}
+    assert sim.client.delete_contact("d4@example.com") is True
+    assert sim.client.delete_contact("d4@example.com") is False
+    again = sim.call("DELETE", "contacts/2")
+    assert again.status == 404 and again.body == {"message": "No result found for contact with id 2"}
+    assert sim.call("GET", "contacts/2").status == 404
+    assert sorted(sim.client.members(3)) == ["d1@example.com", "d3@example.com", "d5@example.com"]
+    everyone = sim.call("GET", "contacts?orders[id]=ASC").body
+    assert [c["id"] for c in everyone["contacts"]] == ["1", "3", "5"] and everyone["meta"]["total"] == "3"
+    assert sim.call("GET", "contacts?listid=3&status=1&limit=1").body["meta"]["total"] == "3"
+    assert sim.call("GET", "contacts?listid=3&status=2").body["meta"]["total"] == "0"
+    assert sim.call("GET", "contacts?email=d2@example.com").body["contacts"] == []
+    assert sim.call("GET", "contactTags").body["meta"]["total"] == "3"
+    assert sim.call("GET", "contactLists").body["meta"]["total"] == "3"
+    assert sim.call("GET", f"fieldValues?filters[fieldid]={tier}").body["meta"]["total"] == "3"
+    # the same email comes back as a new contact with a new id
+    assert sim.call("POST", "contact/sync", {"contact": {"email": "d2@example.com"}}).body["contact"]["id"] == "6"
+    assert sim.client.stats()["contacts"] == 4

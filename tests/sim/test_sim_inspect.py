@@ -57,6 +57,27 @@ def test_reset_clears_data_but_keeps_settings(make_sim: Callable[..., Sim]) -> N
     assert sim.wait_batch(reply.body["batchId"])["failure"] == []
 
 
+def test_save_and_restore_the_account_data(sim: Sim) -> None:
+    """A starting point replayed many times (the crash-point walker) is saved once and restored in one call."""
+    sim.client.add_contact("kept@example.com", lists={1: "subscribed"}, first_name="Kept")
+    sim.client.unsubscribe("own@example.com", 1, "campaign")
+    sim.client.save("start")
+    sim.bulk([{"email": "later@example.com", "subscribe": [{"listid": 1}]}, {"email": "kept@example.com",
+                                                                          "first_name": "Changed"}])
+    sim.client.restore("start")
+    members = sim.client.members(1)
+    assert set(members) == {"kept@example.com", "own@example.com"}
+    assert members["kept@example.com"]["first_name"] == "Kept"
+    assert members["own@example.com"]["status"] == "unsubscribed"
+    assert sim.client.requests() == [] and sim.client.contact_list("own@example.com", 1)["campaign"]
+    sim.client.add_contact("after@example.com", lists={1: "subscribed"})
+    sim.client.restore("start")  # the saved copy was not changed by what happened after the restore
+    assert "after@example.com" not in sim.client.members(1)
+    with pytest.raises(SimClientError) as refused:
+        sim.client.restore("never")
+    assert refused.value.status == 404
+
+
 def test_configure_changes_knobs_and_refuses_bad_ones(sim: Sim) -> None:
     sim.client.configure(api_keys=("new-key",), lists={9: "Nine"}, contact_limit=None)
     assert sim.call("GET", "lists").status == 403

@@ -134,3 +134,22 @@ def test_on_s3_by_last_modified(store: StateStore) -> None:
     report = prune(store, ["vip"], 30, now=now + 31 * DAY, keep_run="second")
     assert [r.run_id for r in report.removed] == ["first"] and report.kept == 1
     assert store.list("") == sorted(second + MARKERS)
+
+
+def test_a_run_with_a_plan_open_on_the_current_state_is_kept(files: FileStore) -> None:
+    """Its batches may have reached ActiveCampaign: the next run folds them in from its records (issue 15), so
+    they outlive the retention period; a run whose plan was folded in already goes, registration and all."""
+    from worker.contacts.synced import base_of
+    from worker.run.plans import PlanKey, register
+
+    write(files, MARKERS)
+    base = base_of(files.get("exports/vip/synced"))
+    open_run, folded = run_keys("open"), run_keys("folded")
+    write(files, open_run + folded)
+    live = register(files, "vip", "open", PlanKey(base, "snapshot", "shape"))
+    gone = register(files, "vip", "folded", PlanKey("an-earlier-state", "snapshot", "shape"))
+    age(files, open_run + folded, 45)
+    report = prune(files, ["vip"], 30, now=NOW)
+    assert [r.run_id for r in report.removed] == ["folded"]
+    assert files.list("exports/vip/plans/") == [live.key] and gone.key != live.key
+    assert set(open_run) <= set(files.list("exports/vip/runs/"))

@@ -1,4 +1,4 @@
-"""Async client for the few ActiveCampaign v3 endpoints a segment sync needs.
+"""Async client for the few ActiveCampaign v3 endpoints a segment sync (and verify, tag removal, erasure) needs.
 
 Why these choices:
 
@@ -15,6 +15,7 @@ Why these choices:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 import time
@@ -78,9 +79,13 @@ class ActiveCampaignClient:
         retry_base: float = 0.5,
         retry_cap: float = 20.0,
         rng: random.Random | None = None,
+        may_write: Callable[[], bool] | None = None,
     ) -> None:
         """`max_rate_limited` bounds "slow down" answers per request (they are not failures, so they do
-        not count against `max_retries`); `retry_base`/`retry_cap` shape the jittered backoff."""
+        not count against `max_retries`); `retry_base`/`retry_cap` shape the jittered backoff.
+        `may_write` is asked right before every attempt of a request that changes something (not a GET),
+        retries included: when it says no, `SendCancelled` is raised and nothing left (a run's lease, as
+        a fence: worker.run.fence)."""
         if not isinstance(api_key, Secret):
             raise TypeError("api_key must be a worker.privacy.secret.Secret")
         self._api_url = _api_url(base_url)
@@ -93,6 +98,7 @@ class ActiveCampaignClient:
         self._retry_cap = retry_cap
         self._rng = rng or random.Random()
         self._on_request = on_request
+        self._may_write = may_write
         self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
@@ -332,6 +338,121 @@ class ActiveCampaignClient:
             return
         raise self._error(status, data, "GET", label)
 
+    # The list as ActiveCampaign holds it (drift, verify), tags, erasure ----------------------------------
+
+    async def list_subscribed_count(self, list_id: int) -> int:
+        """How many contacts the list holds subscribed: ``meta.total`` of one page of one (one "other" request)."""
+        label = "contacts"
+        params = {"listid": str(int(list_id)), "status": "1", "limit": "1"}
+        status, data = await self._call("GET", "contacts", label=label, kind="other", params=params)
+        if status != 200:
+            raise self._error(status, data, "GET", label)
+        meta = data.get("meta") if isinstance(data, dict) else None
+        total = _int_or_none(meta.get("total")) if isinstance(meta, dict) else None
+        if total is None or total < 0:
+            raise ActiveCampaignError("bad_response", f"GET {label} answered without meta.total", status=status,
+                                      endpoint=label)
+        return total
+
+    async def list_page(self, list_id: int, status: int | None, after_id: int, *,
+                        kind: RequestKind = "read") -> tuple[list[tuple[int, str]], int]:
+        """One page (up to 100) of the list's contacts with ``status`` (1 subscribed, 2 unsubscribed, None
+        any) whose id is greater than ``after_id``, in id order: ([(id, lower-cased email)], how many are
+        left from here, this page included).
+
+        By default a "read" request: it goes only while no poll or lookup of a run waits (``verify``).
+        """
+        label = "contacts"
+        params = {"listid": str(int(list_id)), "orders[id]": "ASC", "id_greater": str(int(after_id)),
+                  "limit": str(PAGE_LIMIT)}
+        if status is not None:
+            params["status"] = str(int(status))
+        code, data = await self._call("GET", "contacts", label=label, kind=kind, params=params)
+        if code != 200:
+            raise self._error(code, data, "GET", label)
+        rows = data.get("contacts") if isinstance(data, dict) else None
+        meta = data.get("meta") if isinstance(data, dict) else None
+        total = _int_or_none(meta.get("total")) if isinstance(meta, dict) else None
+        if not isinstance(rows, list) or total is None:
+            raise ActiveCampaignError("bad_response", f"GET {label} answered without contacts or meta.total",
+                                      status=code, endpoint=label)
+        page: list[tuple[int, str]] = []
+        for row in rows:
+            contact_id = _int_or_none(row.get("id")) if isinstance(row, dict) else None
+            email = row.get("email") if isinstance(row, dict) else None
+            if contact_id is None or not isinstance(email, str):
+                raise ActiveCampaignError("bad_response", f"GET {label}: a contact without id or email",
+                                          status=code, endpoint=label)
+            page.append((contact_id, email.strip().lower()))
+        if any(b[0] <= a[0] for a, b in itertools.pairwise(page)) or (page and page[0][0] <= after_id):
+            raise ActiveCampaignError("bad_response", f"GET {label}: ids not ascending past id_greater",
+                                      status=code, endpoint=label)
+        return page, total
+
+    async def list_record(self, contact_id: int, list_id: int, *, kind: RequestKind = "other") -> dict[str, Any] | None:
+        """The contact's record for one list (GET contacts/{id}/contactLists), or None (no record, no contact)."""
+        label = "contacts/{id}/contactLists"
+        status, data = await self._call("GET", f"contacts/{int(contact_id)}/contactLists", label=label, kind=kind)
+        if status == 404:
+            return None
+        records = data.get("contactLists") if isinstance(data, dict) else None
+        if status != 200 or not isinstance(records, list):
+            raise self._error(status, data, "GET", label) if status != 200 else ActiveCampaignError(
+                "bad_response", f"GET {label} answered without contactLists", status=status, endpoint=label)
+        return next((r for r in records if isinstance(r, dict) and str(r.get("list")) == str(int(list_id))), None)
+
+    async def tag_id(self, name: str) -> str | None:
+        """The id of the account's tag called ``name`` (ignoring case, as AC matches tags), or None."""
+        label = "tags"
+        status, data = await self._call("GET", "tags", label=label, kind="other",
+                                        params={"filters[search][eq]": name, "limit": str(PAGE_LIMIT)})
+        if status != 200:
+            raise self._error(status, data, "GET", label)
+        tags = data.get("tags") if isinstance(data, dict) else None
+        if not isinstance(tags, list):
+            raise ActiveCampaignError("bad_response", f"GET {label} answered without tags", status=status,
+                                      endpoint=label)
+        wanted = name.strip().casefold()
+        for tag in tags:
+            if isinstance(tag, dict) and str(tag.get("tag", "")).strip().casefold() == wanted and tag.get("id"):
+                return str(tag["id"])
+        return None
+
+    async def contact_tags(self, contact_id: int) -> list[dict[str, Any]] | None:
+        """The contact's tag links (GET contacts/{id}/contactTags: ``id`` is the link, ``tag`` the tag's id);
+        None when AC has no such contact."""
+        label = "contacts/{id}/contactTags"
+        status, data = await self._call("GET", f"contacts/{int(contact_id)}/contactTags", label=label, kind="other")
+        if status == 404:
+            return None
+        links = data.get("contactTags") if isinstance(data, dict) else None
+        if status != 200:
+            raise self._error(status, data, "GET", label)
+        if not isinstance(links, list):
+            raise ActiveCampaignError("bad_response", f"GET {label} answered without contactTags", status=status,
+                                      endpoint=label)
+        return [link for link in links if isinstance(link, dict)]
+
+    async def remove_contact_tag(self, link_id: str) -> bool:
+        """DELETE contactTags/{id}: True when AC removed the link, False when it was already gone (404)."""
+        label = "contactTags/{id}"
+        status, data = await self._call("DELETE", f"contactTags/{int(link_id)}", label=label, kind="other")
+        if 200 <= status < 300:
+            return True
+        if status == 404:
+            return False
+        raise self._error(status, data, "DELETE", label)
+
+    async def delete_contact(self, contact_id: int) -> bool:
+        """DELETE contacts/{id} (erasure): True when AC deleted it, False when there was no such contact."""
+        label = "contacts/{id}"
+        status, data = await self._call("DELETE", f"contacts/{int(contact_id)}", label=label, kind="other")
+        if 200 <= status < 300:
+            return True
+        if status == 404:
+            return False
+        raise self._error(status, data, "DELETE", label)
+
     # Transport ---------------------------------------------------------------------------------------------
 
     def _auth_headers(self) -> dict[str, str]:
@@ -367,6 +488,8 @@ class ActiveCampaignClient:
             await self._limiter.acquire(kind)
             if proceed is not None and not proceed():
                 raise SendCancelled(f"{method} {label} not sent: the run is stopping")
+            if method != "GET" and self._may_write is not None and not self._may_write():
+                raise SendCancelled(f"{method} {label} not sent: the run's lease may not outlast it")
             started = time.perf_counter()
             try:
                 async with session.request(method, url, params=params, data=body, headers=headers) as resp:

@@ -42,7 +42,8 @@ class AccountLimiter:
     """Both budgets of one AC account, in this process.
 
     Waiters are served first come, first served within each kind; a waiting bulk POST goes before any
-    "other" request that would delay it (polls must never slow the import down). All timing uses the
+    "other" request that would delay it (polls must never slow the import down), and a "read" (verify)
+    goes only while no "other" request waits. All timing uses the
     running event loop's clock, so the limiter can be shared by every task of that loop.
     """
 
@@ -65,7 +66,7 @@ class AccountLimiter:
     async def acquire(self, kind: RequestKind) -> float:
         """Wait for the next slot of `kind`; returns the seconds waited."""
         if kind not in self._lines.queues:
-            raise ValueError(f"unknown request kind {kind!r}; expected 'bulk' or 'other'")
+            raise ValueError(f"unknown request kind {kind!r}; expected 'bulk', 'other' or 'read'")
         loop = asyncio.get_running_loop()
         start = loop.time()
         queue = self._lines.queues[kind]
@@ -77,8 +78,8 @@ class AccountLimiter:
             while True:
                 now = loop.time()
                 delay: float | None = None
-                if queue[0] is ticket:
-                    bulk_waiting = kind == "other" and bool(self._lines.queues["bulk"])
+                if queue[0] is ticket and not self._lines.yields(kind):
+                    bulk_waiting = kind != "bulk" and bool(self._lines.queues["bulk"])
                     if self.schedule.grant(kind, now, bulk_waiting=bulk_waiting) is not None:
                         queue.popleft()
                         break

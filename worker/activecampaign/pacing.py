@@ -15,7 +15,9 @@ The rules, all evenly paced (next-slot times, never a bursty token bucket, becau
   safety`` per second (GCRA with a tolerance of one interval, so they can use the two free slots between
   bulk POSTs), leaving the bulk share free even when no POST happens to be waiting;
 * a waiting bulk POST is never delayed by an "other" request: an "other" request only takes a slot that
-  ends (slot + spacing) no later than the waiting bulk POST's own slot.
+  ends (slot + spacing) no later than the waiting bulk POST's own slot;
+* "read" requests (``verify`` reading a list back) are paced exactly like "other" ones, in the same lane;
+  the limiters only grant one while no "other" request of the process waits (reads come last).
 
 Slots are recorded at their *scheduled* time, not at the moment the event loop got round to sending (as long
 as that lateness stays under `grace`). Otherwise every millisecond of loop lateness would shift all later
@@ -28,7 +30,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-RequestKind = Literal["bulk", "other"]
+RequestKind = Literal["bulk", "other", "read"]
 
 #: Float slack for slot comparisons; far below any real spacing (milliseconds at the fastest).
 _EPS = 1e-9

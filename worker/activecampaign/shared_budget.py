@@ -8,9 +8,9 @@ N replicas must keep together that one process keeps alone:
 * any two requests at least ``any_spacing`` apart; bulk POSTs at least ``bulk_spacing`` apart; "other"
   requests in a GCRA lane of ``other_spacing`` (tolerance one interval); everything after ``blocked_until``
   (the shared pause any replica sets from a 429 Retry-After or a bulk "Rate limit exceeded");
-* a waiting bulk POST is never delayed by an "other" request. Replicas announce a waiting bulk POST in a
-  sorted set (score = when the announcement lapses, a little after its slot), so a replica whose only
-  waiter is a poll knows that another replica's POST is due and leaves that slot free;
+* a waiting bulk POST is never delayed by an "other" (or "read": the same lane) request. Replicas announce
+  a waiting bulk POST in a sorted set (score = when the announcement lapses, a little after its slot), so
+  a replica whose only waiter is a poll knows that another replica's POST is due and leaves that slot free;
 * slots are recorded on the grid (late by at most ``grace``), as `SlotSchedule.grant` does.
 
 The answer is "granted at slot T" or "retry in N us". A grant may lie up to ``lead`` in the future: the

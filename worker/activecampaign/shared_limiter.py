@@ -111,7 +111,7 @@ class SharedLimiter:
     async def acquire(self, kind: RequestKind) -> float:
         """Wait for the account's next slot of ``kind`` (shared, or the local share while degraded)."""
         if kind not in self._lines.queues:
-            raise ValueError(f"unknown request kind {kind!r}; expected 'bulk' or 'other'")
+            raise ValueError(f"unknown request kind {kind!r}; expected 'bulk', 'other' or 'read'")
         loop = asyncio.get_running_loop()
         start = loop.time()
         while self._degraded or not await self._take_shared(kind, loop):
@@ -147,7 +147,7 @@ class SharedLimiter:
         try:
             while not self._degraded:
                 delay: float | None = None
-                if queue[0] is ticket:
+                if queue[0] is ticket and not self._lines.yields(kind):
                     delay = self._blocked_until - loop.time()
                     if delay <= 0:
                         decision = await self._decide(kind)

@@ -14,10 +14,10 @@ from worker.activecampaign.pacing import RequestKind
 
 
 class WaitLines:
-    """A line of tickets per request kind ("bulk", "other"), and the wake-ups of the sleeping ones."""
+    """A line of tickets per request kind ("bulk", "other", "read"), and the wake-ups of the sleeping ones."""
 
     def __init__(self) -> None:
-        self.queues: dict[RequestKind, deque[object]] = {"bulk": deque(), "other": deque()}
+        self.queues: dict[RequestKind, deque[object]] = {"bulk": deque(), "other": deque(), "read": deque()}
         self._sleepers: dict[object, asyncio.Future[None]] = {}  # ticket -> its wake-up
 
     async def sleep(self, loop: asyncio.AbstractEventLoop, ticket: object, delay: float | None) -> None:
@@ -41,6 +41,10 @@ class WaitLines:
         for queue in self.queues.values():
             if queue and (waker := self._sleepers.get(queue[0])) is not None:
                 _wake(waker)
+
+    def yields(self, kind: RequestKind) -> bool:
+        """A "read" waits while any "other" request of this process waits: polls and run lookups go first."""
+        return kind == "read" and bool(self.queues["other"])
 
     def wake_all(self) -> None:
         for waker in list(self._sleepers.values()):

@@ -13,16 +13,23 @@ not hold are a ``SeenKeys`` set. Memory per contact is a few dozen bytes instead
 Determinism matters: a resumed run re-plans the same snapshot against the same (uncommitted) synced
 state and must get the same batches with the same numbers, so nothing here depends on time,
 randomness or hash order.
+
+Managed tags (``remove_tags``): the planner also says which tags each contact must lose: those the
+synced state remembers this export adding (``KeyIndex.tags_at``) that the contact is no longer sent. A
+leaver loses all of them; an updated or re-entering contact those missing from its new tags (compared
+ignoring case, as ActiveCampaign matches tags). ``worker.run.tags`` removes them; the commit stores the
+tags sent (``PlannedBatch`` contacts' ``tags``).
 """
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 
 from worker.contacts.mapping import MappedPage, Mapper
 from worker.contacts.synced import Entry, SyncedState
@@ -69,6 +76,7 @@ class PlannedBatch:
     ops: list[str] = field(default_factory=list)
     contacts: list[dict[str, Any]] = field(default_factory=list)
     size: int = _BODY_OVERHEAD - 1  # bytes of {"contacts":[...]} once the first comma is not needed
+    untag: dict[int, list[str]] = field(default_factory=dict)  # position in the batch -> tags it loses
 
     def to_record(self) -> dict[str, Any]:
         return {"n": self.number, "ops": "".join(self.ops), "emails": self.emails, "fps": self.fingerprints,
@@ -93,6 +101,7 @@ class Counts:
     to_update: int = 0
     to_remove: int = 0
     dropped: int = 0  # leavers forgotten without a call (on_leave = "keep", or skipped ones)
+    to_untag: int = 0  # contacts that lose tags this export added (managed tags)
 
     def add(self, other: Counts) -> None:
         for name in self.__slots__:
@@ -113,6 +122,9 @@ class PlanPart:
     skipped: list[str]  # emails known to be unsubscribed in ActiveCampaign: counted, reported, not sent
     counts: Counts
     kept_out: list[str] = field(default_factory=list)  # re-entering, unsubscribed by us, readmit is off
+    #: Dropped leavers (forgotten without a request) that lose tags this export added: (email, tags).
+    untag_dropped: list[tuple[str, list[str]]] = field(default_factory=list)
+    tagging: bool = False  # the planner manages tags: its batches' tags are recorded and untag is meaningful
 
 
 class Planner:
@@ -125,7 +137,9 @@ class Planner:
 
     def __init__(self, mapper: Mapper, synced: SyncedState | Mapping[str, Entry], *, full: bool = False,
                  unsubscribe_leavers: bool = True, readmit: bool = True, max_contacts: int = MAX_CONTACTS,
-                 max_body_bytes: int = MAX_BODY_BYTES, leavers_per_part: int = LEAVERS_PER_PART) -> None:
+                 max_body_bytes: int = MAX_BODY_BYTES, leavers_per_part: int = LEAVERS_PER_PART,
+                 manage_tags: bool = False) -> None:
+        """``manage_tags``: work out the tags each contact loses (``remove_tags``; see the module docstring)."""
         self.mapper = mapper
         self.synced = synced if isinstance(synced, SyncedState) else SyncedState.from_entries(synced)
         self.full = full
@@ -134,6 +148,8 @@ class Planner:
         self.max_contacts = max_contacts
         self.max_body_bytes = max_body_bytes
         self.leavers_per_part = leavers_per_part
+        self.manage_tags = manage_tags
+        self._lost_tags: dict[tuple[str, str], list[str]] = {}  # (stored tags, tags sent) -> names lost
         self._index = self.synced.index
         self._seen = np.zeros(len(self._index), dtype=np.bool_)  # stored entries met in the snapshot
         self._new = SeenKeys()  # keys met that the state does not hold
@@ -151,7 +167,8 @@ class Planner:
         self._next_batch += 1
         return batch
 
-    def _push(self, email: str, fp: str, op: str, contact: dict[str, Any], nbytes: int) -> None:
+    def _push(self, email: str, fp: str, op: str, contact: dict[str, Any], nbytes: int,
+              untag: list[str] | None = None) -> None:
         readmit = op == READMIT
         batch = self._open_readmit if readmit else self._open
         if batch is None or (batch.contacts and (len(batch.contacts) >= self.max_contacts
@@ -165,6 +182,8 @@ class Planner:
                 self._open = batch
         if _BODY_OVERHEAD + nbytes > self.max_body_bytes:
             raise ValueError(f"one contact serializes to {nbytes} bytes, over the bulk import limit")
+        if untag:
+            batch.untag[len(batch.emails)] = untag
         batch.emails.append(email)
         batch.fingerprints.append(fp)
         batch.ops.append(op)
@@ -186,6 +205,20 @@ class Planner:
         part = self._part(number, counts, invalid, [], skipped)
         part.kept_out = kept_out
         return part
+
+    def lost_tags(self, stored: str, sent: Sequence[str] | None) -> list[str]:
+        """The names in ``stored`` (a JSON array, or "") that ``sent`` no longer holds, ignoring case."""
+        if not stored:
+            return []
+        key = (stored, orjson.dumps(sent).decode() if sent else "")
+        found = self._lost_tags.get(key)
+        if found is None:
+            keep = {t.casefold() for t in sent or ()}
+            found = [t for t in orjson.loads(stored) if t.casefold() not in keep]
+            if len(self._lost_tags) > 65_536:
+                self._lost_tags.clear()
+            self._lost_tags[key] = found
+        return found
 
     def _diff(self, page: MappedPage, counts: Counts, skipped: list[str], kept_out: list[str]) -> None:
         """Dedupe and diff a page's valid contacts (in page order; the first of an email wins), then batch."""
@@ -217,14 +250,21 @@ class Planner:
             safe = np.where(stored, pos, 0)
             flag = np.where(stored, index.flag[safe], _NEW)
             same = stored & (index.fp[safe] == fps)
+            # "Subscribed" with an unsubscription time: a removal or re-entry whose outcome is not known (its
+            # plan was given up, worker.run.settle); the person may be unsubscribed by this export right now.
+            # (Its fingerprint is 0, so with readmit off it is sent again as an update.)
+            doubtful = live & (flag == codes.SUBSCRIBED) & (index.since[safe] != 0)
         else:
             flag, same = np.full(n, _NEW, dtype=np.uint8), stored
+            doubtful = np.zeros(n, dtype=np.bool_)
         is_new, returning = live & (flag == _NEW), live & (flag == codes.UNSUBSCRIBED)
+        if self.readmit:  # a doubtful one goes the re-entry way: AC's list record decides
+            returning |= doubtful
         if self.full:  # everything is sent again, skipped ones too (AC skips them again)
-            update = live & ((flag == codes.SUBSCRIBED) | (flag == codes.SKIPPED))
+            update = live & ((flag == codes.SUBSCRIBED) | (flag == codes.SKIPPED)) & ~returning
             skip = unchanged = np.zeros(n, dtype=np.bool_)
         else:
-            subscribed = live & (flag == codes.SUBSCRIBED)
+            subscribed = live & (flag == codes.SUBSCRIBED) & ~returning
             skip, unchanged, update = live & (flag == codes.SKIPPED), subscribed & same, subscribed & ~same
         counts.duplicates += n - int(np.count_nonzero(live))
         counts.to_add += int(np.count_nonzero(is_new))
@@ -243,10 +283,17 @@ class Planner:
             counts.skipped += int(np.count_nonzero(returning))
             kept_out.extend(emails[i] for i in np.flatnonzero(returning).tolist())
         send = np.flatnonzero(op)
+        untag: dict[int, list[str]] = {}
+        if self.manage_tags and index.tag is not None:
+            for i in np.flatnonzero(update | (returning if self.readmit else False)).tolist():
+                lost = self.lost_tags(index.tags_at(int(pos[i])), page.contacts[i].get("tags"))
+                if lost:
+                    untag[i] = lost
+            counts.to_untag += len(untag)
         if len(send):
-            self._pack(page, send.tolist(), [_OPS[code] for code in op[send].tolist()])
+            self._pack(page, send.tolist(), [_OPS[code] for code in op[send].tolist()], untag)
 
-    def _pack(self, page: MappedPage, rows: list[int], ops: list[str]) -> None:
+    def _pack(self, page: MappedPage, rows: list[int], ops: list[str], untag: dict[int, list[str]]) -> None:
         """Append the page's ``rows`` to the open batch in order (re-entries go to their own): planning's
         hot loop. Same rule as ``_push`` (a batch is closed before the contact that would pass either
         limit), with the open batch's lists held in locals."""
@@ -259,7 +306,7 @@ class Planner:
         for i, op in zip(rows, ops, strict=True):
             nbytes = all_sizes[i]
             if op == READMIT:
-                self._push(all_emails[i], all_fps[i], op, all_contacts[i], nbytes)
+                self._push(all_emails[i], all_fps[i], op, all_contacts[i], nbytes, untag.get(i))
                 continue
             if count and (count >= max_contacts or size + 1 + nbytes > max_bytes):
                 batch.size = size
@@ -269,6 +316,8 @@ class Planner:
                 size, count = batch.size, 0
             if nbytes > limit:
                 raise ValueError(f"one contact serializes to {nbytes} bytes, over the bulk import limit")
+            if untag and i in untag:
+                batch.untag[count] = untag[i]
             emails.append(all_emails[i])
             fps.append(all_fps[i])
             batch_ops.append(op)
@@ -297,28 +346,38 @@ class Planner:
         removing = remove[leavers].tolist()
         per = self.leavers_per_part
         parts = max(1, -(-len(removing) // per))
+        tagged = self.manage_tags and index.tag is not None
+        if tagged:
+            assert index.tag is not None
+            counts.to_untag = int(np.count_nonzero(index.tag[leavers] != 0))  # a stored set other than ""
         for k in range(parts):
             dropped: list[str] = []
+            untag_dropped: list[tuple[str, list[str]]] = []
             for is_removal in removing[k * per:(k + 1) * per]:
-                _, email = next(emails)
+                position, email = next(emails)
+                lost = self.lost_tags(index.tags_at(position), None) if tagged else []
                 if is_removal:
                     contact, body = self.mapper.leaver(email)
-                    self._push(email, "", REMOVE, contact, len(body))
+                    self._push(email, "", REMOVE, contact, len(body), lost)
                 else:
                     dropped.append(email)
+                    if lost:
+                        untag_dropped.append((email, lost))
             if k == parts - 1:
                 for batch in (self._open, self._open_readmit):
                     if batch is not None and batch.contacts:
                         self._ready.append(batch)
                 self._open, self._open_readmit = self._new_batch(), None
             self._ready.sort(key=lambda b: b.number)
-            yield self._part(number + k, counts if k == 0 else Counts(), [], dropped, [])
+            part = self._part(number + k, counts if k == 0 else Counts(), [], dropped, [])
+            part.untag_dropped = untag_dropped
+            yield part
 
     def _part(self, number: int, counts: Counts, invalid: list, dropped: list[str],
               skipped: list[str]) -> PlanPart:
         self.totals.add(counts)
         ready, self._ready = self._ready, []
-        return PlanPart(number, ready, invalid, dropped, skipped, counts)
+        return PlanPart(number, ready, invalid, dropped, skipped, counts, tagging=self.manage_tags)
 
     def plan(self, pages: Iterable[Page]) -> Iterator[PlanPart]:
         """All parts for a snapshot, page by page, then the leavers."""

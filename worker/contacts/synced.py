@@ -22,10 +22,11 @@ Format v1 (one text object: a ``#segment-export synced v1 run=<id>`` header, the
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from hashlib import blake2b
 
 from worker.state import StateStore
 from worker.syncstate.index import FLAG_TEXT, KeyIndex
-from worker.syncstate.manifest import HEADER_V1, Committed, Manifest, SyncedFormatError, version_of
+from worker.syncstate.manifest import HEADER_V1, Committed, Manifest, Refresh, SyncedFormatError, version_of
 from worker.syncstate.source import MemorySource, Source, StoreSource, block_of, parse_v1
 
 HEADER = HEADER_V1.decode()  # format v1's header (read, and written by tests that migrate it)
@@ -35,7 +36,16 @@ UNSUBSCRIBED = "u"
 #: email -> (fingerprint, flag, since); ``since`` is "" unless flag is UNSUBSCRIBED.
 Entry = tuple[str, str, str]
 
-__all__ = ["HEADER", "SKIPPED", "UNSUBSCRIBED", "Entry", "SyncedFormatError", "SyncedState", "encode_v1"]
+__all__ = ["HEADER", "SKIPPED", "UNSUBSCRIBED", "Entry", "SyncedFormatError", "SyncedState", "base_of", "encode_v1"]
+
+#: The base of a plan made before anything was committed.
+NO_STATE = "none"
+
+
+def base_of(data: bytes | None) -> str:
+    """Which committed state a plan is made against: a digest of the stored bytes (a v2 manifest names a
+    fresh generation, so no two commits share one), or ``NO_STATE``. Backend-neutral, unlike a version."""
+    return blake2b(data, digest_size=12).hexdigest() if data else NO_STATE
 
 
 class SyncedState:
@@ -45,10 +55,12 @@ class SyncedState:
     guard read; ``source`` streams the entries with their emails (leavers, the commit's merge).
     """
 
-    def __init__(self, source: Source | None = None, run_id: str = "", *, manifest: Manifest | None = None) -> None:
+    def __init__(self, source: Source | None = None, run_id: str = "", *, manifest: Manifest | None = None,
+                 base: str = NO_STATE) -> None:
         self._source = source if source is not None or manifest is not None else MemorySource(block_of(()))
         self.run_id = run_id
         self.manifest = manifest
+        self.base = base  # see base_of
         self._index: KeyIndex | None = None
         self._subscribed: int | None = manifest.subscribed if manifest else None
 
@@ -67,6 +79,15 @@ class SyncedState:
     def committed(self) -> Committed | None:
         """The counts and failure report of the run that committed this state (v2 only)."""
         return self.manifest.committed if self.manifest else None
+
+    def committed_by(self, run_id: str) -> Committed | None:
+        """What ``run_id`` committed, when this state is its commit or one of the few made after it."""
+        return self.manifest.committed_by(run_id) if self.manifest else None
+
+    @property
+    def refresh(self) -> Refresh | None:
+        """The newest refresh committed into this state (v2 manifests written since it was recorded)."""
+        return self.manifest.refresh if self.manifest else None
 
     @property
     def index(self) -> KeyIndex:
@@ -99,9 +120,9 @@ class SyncedState:
             return cls()
         if version_of(data) == 2:
             manifest = Manifest.decode(data)
-            return cls(None, manifest.run_id, manifest=manifest)
+            return cls(None, manifest.run_id, manifest=manifest, base=base_of(data))
         run_id, entries = parse_v1(data)
-        return cls(MemorySource(block_of(entries)), run_id)
+        return cls(MemorySource(block_of(entries)), run_id, base=base_of(data))
 
     @classmethod
     def load(cls, store: StateStore, key: str) -> tuple[SyncedState, str | None]:
@@ -112,7 +133,7 @@ class SyncedState:
         data, version = got
         if version_of(data) == 2:
             manifest = Manifest.decode(data)
-            state = cls(StoreSource(store, manifest), manifest.run_id, manifest=manifest)
+            state = cls(StoreSource(store, manifest), manifest.run_id, manifest=manifest, base=base_of(data))
         else:
             state = cls.decode(data)
         state.index  # noqa: B018 - read the columns now, in the caller's thread

@@ -82,6 +82,24 @@ class ErrorInfo(TypedDict):
     message: str
 
 
+class DriftInfo(TypedDict):
+    """The drift check's finding (``drift`` in export.completed): ActiveCampaign's subscribed count against
+    the synced state's; ``missing`` + ``unexpected`` is the drift (``unexpected`` only on an owned list)."""
+
+    list_subscribed: int
+    synced_subscribed: int
+    missing: int
+    unexpected: int
+    owns_list: bool
+
+
+class TagsInfo(TypedDict):
+    """Managed tags (``tags`` in export.completed): contacts that lost tags this export added, and links removed."""
+
+    contacts: int
+    removed: int
+
+
 class CompletionEvent(TypedDict):
     """``export.completed`` (status succeeded/partial) or ``export.failed`` (status failed, with ``error``)."""
 
@@ -102,6 +120,8 @@ class CompletionEvent(TypedDict):
     failures_uri: NotRequired[str]
     error: NotRequired[ErrorInfo]
     attempt: NotRequired[int]
+    drift: NotRequired[DriftInfo]
+    tags: NotRequired[TagsInfo]
 
 
 def now_iso() -> str:
@@ -148,11 +168,14 @@ def requested_event(export: str, *, full: bool = False, snapshot: SnapshotRef | 
 def completion_event(*, run_id: str, export: str, segment: str, refresh_id: str, connection: str, list_id: int,
                      status: str, counts: Mapping[str, int], started_at: str, finished_at: str,
                      duration_seconds: float, failures_uri: str | None = None,
-                     error: Mapping[str, str] | None = None, attempt: int | None = None) -> CompletionEvent:
+                     error: Mapping[str, str] | None = None, attempt: int | None = None,
+                     drift: Mapping[str, int | bool] | None = None,
+                     tags: Mapping[str, int] | None = None) -> CompletionEvent:
     """An ``export.completed`` (succeeded/partial) or ``export.failed`` event, version 1.
 
     ``attempt`` (>= 1) is set by a worker that retried the run after transient failures; it is left out
-    when None, so a first attempt's event looks exactly as before.
+    when None, so a first attempt's event looks exactly as before. ``drift`` (the drift check) and
+    ``tags`` (managed tags) are optional too, present when the run measured or did them.
     """
     event: CompletionEvent = {
         "type": "export.failed" if status == "failed" else "export.completed",
@@ -184,4 +207,10 @@ def completion_event(*, run_id: str, export: str, segment: str, refresh_id: str,
         if attempt < 1:
             raise ValueError(f"attempt must be >= 1, got {attempt}")
         event["attempt"] = attempt
+    if drift is not None:
+        event["drift"] = {"list_subscribed": int(drift["list_subscribed"]),
+                          "synced_subscribed": int(drift["synced_subscribed"]), "missing": int(drift["missing"]),
+                          "unexpected": int(drift["unexpected"]), "owns_list": bool(drift["owns_list"])}
+    if tags is not None:
+        event["tags"] = {"contacts": int(tags["contacts"]), "removed": int(tags["removed"])}
     return event

@@ -29,6 +29,9 @@ import orjson
 EVENT_TYPES: Final[tuple[str, ...]] = ("segment.refreshed", "export.requested", "export.completed", "export.failed")
 """Every event type of version 1; one schema file each."""
 
+OTHER_SCHEMAS: Final[tuple[str, ...]] = ("config", "runs")
+"""The schemas in ``schemas/`` that are not events: the config file, ``segment-export runs --json``."""
+
 CONSUMED_TYPES: Final[tuple[str, ...]] = ("segment.refreshed", "export.requested")
 """The types the worker takes from its requests queue (the others it only publishes)."""
 
@@ -120,9 +123,10 @@ def validate_event(event: Any, *, allow_extra_fields: bool = False) -> None:
 
 
 def load_schema(name: str) -> dict[str, Any]:
-    """A fresh copy of one schema (an event type of ``EVENT_TYPES``, or ``"config"``) from the package data."""
-    if name not in (*EVENT_TYPES, "config"):
-        raise ValueError(f"no schema named {name!r}; known: {', '.join((*EVENT_TYPES, 'config'))}")
+    """A fresh copy of one schema (an event type of ``EVENT_TYPES``, ``"config"`` or ``"runs"``: the output of
+    ``segment-export runs --json``) from the package data."""
+    if name not in (*EVENT_TYPES, *OTHER_SCHEMAS):
+        raise ValueError(f"no schema named {name!r}; known: {', '.join((*EVENT_TYPES, *OTHER_SCHEMAS))}")
     try:
         raw = resources.files("worker.schemas").joinpath(f"{name}.json").read_bytes()
     except (ModuleNotFoundError, FileNotFoundError) as exc:

@@ -6,11 +6,12 @@ Usage::
     lease = await leases.acquire(export.name)        # None: another replica holds it (put the request back)
     if lease is not None:
         async with lease:                            # renewed every ttl/3 while held; released on exit
-            ... check lease.lost before each send; write lease.token with what the run records ...
+            ... lease.valid_for(seconds) before each send; write lease.token with what the run records ...
 
 With a ``redis_url`` leases live in Redis (`redis_backend`); without, in the state store as
 ``exports/<export>/lease`` (`store_backend`). `acquire` raises `LeaseUnavailable` when the backend cannot
-be asked: it never grants a lease it could not record.
+be asked: it never grants a lease it could not record. The engine fences a run with its lease
+(``worker.run.fence``).
 
 May import: ``worker.state``, ``worker.clients``.
 """

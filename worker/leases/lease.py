@@ -74,11 +74,17 @@ class Lease:
         self._ttl = ttl
         self._valid_until = taken_at + ttl * (1 - MARGIN_SHARE)
         self._released = False
-        self._renewer = asyncio.get_running_loop().create_task(self._renew_loop(taken_at))
+        loop = asyncio.get_running_loop()
+        self._clock = loop.time  # a monotonic clock, readable from any thread (store writes run in threads)
+        self._renewer = loop.create_task(self._renew_loop(taken_at))
 
     def __repr__(self) -> str:
         state = "lost" if self.lost.is_set() else "released" if self._released else "held"
         return f"Lease(export={self.export!r}, token={self.token}, {state}, backend={self._backend.name})"
+
+    def valid_for(self, seconds: float) -> bool:
+        """Held, and still held ``seconds`` from now unless renewed (callable from any thread)."""
+        return not (self.lost.is_set() or self._released) and self._valid_until - self._clock() >= seconds
 
     async def __aenter__(self) -> Self:
         return self

@@ -67,11 +67,8 @@ class StoreLeases:
             token = int(record["token"]) + 1
             data = self._record(token, ttl)
             written = await self._io(self._store.replace_if_unchanged, key, data, version)
-        if not written:
-            # Somebody else won the race, or our own write landed but its answer was lost: read back.
-            again = await self._io(self._store.get, key)
-            if again != data:
-                return None
+        if not written:  # somebody else won (a lost answer to our own write is resolved by the store)
+            return None
         return Grant(token, self._owner)
 
     async def renew(self, export: str, grant: Grant, ttl: float) -> Renewal:
@@ -79,17 +76,19 @@ class StoreLeases:
         if current is None or not _is_ours(current[0], grant):
             return "lost"
         data = self._record(grant.token, ttl)
-        if await self._io(self._store.replace_if_unchanged, lease_key(export), data, current[1]):
-            return "renewed"
-        again = await self._io(self._store.get, lease_key(export))
-        return "renewed" if again == data else "lost"
+        written = await self._io(self._store.replace_if_unchanged, lease_key(export), data, current[1])
+        return "renewed" if written else "lost"
 
     async def release(self, export: str, grant: Grant) -> None:
-        current = await self._read(export)
-        if current is None or not _is_ours(current[0], grant):
-            return
+        """Expire our record. A renewal cut short by the release may still land after it was read (its
+        request was on its way): then the record is still ours at a new version, and is expired again."""
         data = json.dumps({"owner": self._owner, "token": grant.token, "expires_at": 0}).encode()
-        await self._io(self._store.replace_if_unchanged, lease_key(export), data, current[1])
+        for _ in range(3):
+            current = await self._read(export)
+            if current is None or not _is_ours(current[0], grant):
+                return
+            if await self._io(self._store.replace_if_unchanged, lease_key(export), data, current[1]):
+                return
 
 
 def _is_ours(record: dict[str, Any], grant: Grant) -> bool:

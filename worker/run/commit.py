@@ -8,7 +8,14 @@ with the time, so a re-entry can be told apart from a person's own unsubscriptio
 How: ``merge`` walks the plan's part headers and turns each outcome into a change (``Changes``:
 partitioned by key range, spilled to a temporary folder when large); ``install`` streams the old
 shards and the changes into a new generation and swaps the manifest in with compare-and-swap
-(``worker.syncstate.merge``). Memory holds one key range, never the old and the new state.
+(``worker.syncstate.merge``). Memory holds one key range, never the old and the new state. The manifest
+records the run, its counts and its refresh, so one swap commits all three (``worker.syncstate.manifest``).
+
+A batch whose outcome is unknown (a plan given up with batches that may have reached ActiveCampaign, see
+``worker.run.settle``; or a batch ActiveCampaign no longer knows) is *doubtful*: its contacts are kept with
+no fingerprint, so the next plan sends them again, and removals and re-entries with their "unsubscribed by
+this export since" time, so the next plan sends a member the re-entry way (AC's list record decides) and a
+leaver its removal again.
 """
 
 from __future__ import annotations
@@ -23,11 +30,13 @@ import numpy as np
 from worker.activecampaign.importer import SKIPPED_UNSUBSCRIBED, BatchOutcome
 from worker.contacts.plan import ADD, READMIT, REMOVE, UPDATE, Counts
 from worker.contacts.synced import SyncedState
+from worker.events.instants import is_after
+from worker.run.expiry import expired_emails
 from worker.run.report import FailureReport
 from worker.run.runbook import Runbook, RunKeys
 from worker.state import StateStore
 from worker.syncstate import index as codes
-from worker.syncstate.manifest import Committed, Manifest
+from worker.syncstate.manifest import Committed, Manifest, Refresh
 from worker.syncstate.merge import DELETE, Changes, bits_for, drop_generation, sweep_orphans, write_generation
 from worker.syncstate.source import fingerprint_value
 
@@ -38,6 +47,8 @@ _NO_FP = "0" * 16  # a leaver's (it has none): replaced by 0 below
 KEPT_OUT_REASON = "left_and_returned_readmit_off"
 #: Generations other than the current one, untouched for this long, are debris of a crashed commit.
 ORPHAN_SECONDS = 3600.0
+#: A batch's status when ActiveCampaign does not know it (import/info 404): it may or may not have landed.
+UNKNOWN = "unknown"
 
 
 @dataclass
@@ -50,13 +61,23 @@ class Merged:
 
 
 def merge(book: Runbook, list_id: int, synced: SyncedState, plan: Counts,
-          outcome_of: Callable[[int], BatchOutcome], *, now: float | None = None) -> Merged:
+          outcome_of: Callable[[int], BatchOutcome | None], *, now: float | None = None,
+          changes: Changes | None = None, expire_before: int | None = None) -> Merged:
     """Walk the plan's part headers (send order) and turn each batch's outcome into synced-state changes.
 
-    The caller closes ``Merged.changes`` (it may hold a temporary folder) once the state is installed.
+    ``outcome_of(n)`` None: batch ``n``'s outcome is unknown (it may or may not have reached AC): doubtful.
+    ``changes``: add to these (several plans folded into one state, ``worker.run.settle``).
+    ``expire_before``: entries kept for re-entry that this export unsubscribed before then are forgotten
+    (``worker.run.expiry``). Managed tags: the tags each contact was sent are stored, and a doubtful
+    contact keeps the tags it had as well as the ones it may have been sent, so the next plan removes
+    whichever no longer apply (``worker.run.tags``). The caller closes ``Merged.changes`` (it may hold a
+    temporary folder) once the state is installed.
     """
     fallback = int(time.time() if now is None else now)
-    changes = Changes(bits_for(len(synced) + plan.to_add))
+    changes = changes if changes is not None else Changes(bits_for(len(synced) + plan.to_add))
+    if expire_before is not None:  # first: a change this run makes to the same email wins
+        for email in expired_emails(synced, expire_before):
+            changes.delete(email)
     counts = {"profiles": plan.profiles, "invalid": plan.invalid, "duplicates": plan.duplicates,
               "added": 0, "updated": 0, "unchanged": plan.unchanged, "removed": 0, "failed": 0,
               "skipped": plan.skipped}
@@ -78,21 +99,66 @@ def merge(book: Runbook, list_id: int, synced: SyncedState, plan: Counts,
                 report.add({"email": email, "stage": "skipped", "reason": KEPT_OUT_REASON,
                             "detail": f"left the segment earlier (this export unsubscribed it from list {list_id}) "
                                       f"and is back; readmit is off for this export, so it stays unsubscribed"})
+            tagsets = header.get("tagsets")  # managed tags: each contact's tags are stored as sent
             for b in header["batches"]:
                 outcome = outcome_of(b["n"])
-                if outcome.failed or outcome.skipped:
-                    _apply_each(b["emails"], b["fps"], b["ops"], outcome, changes, counts, report, list_id, since)
+                tags = [tagsets[t] for t in b["tg"]] if tagsets is not None else None
+                if outcome is None or outcome.status == UNKNOWN:
+                    _apply_doubtful(b["emails"], b["ops"], changes, since,
+                                    None if tags is None else _maybe_held(synced, b["emails"], tags))
+                    if outcome is not None:  # AC forgot the batch: reported and counted failed, as before
+                        _apply_each(b["emails"], b["fps"], b["ops"], outcome, _Discard(), counts, report, list_id,
+                                    since)
+                elif outcome.failed or outcome.skipped:
+                    _apply_each(b["emails"], b["fps"], b["ops"], outcome, changes, counts, report, list_id, since,
+                                tags)
                 else:
-                    _apply_clean(b["emails"], b["fps"], b["ops"], changes, counts, report, since)
+                    _apply_clean(b["emails"], b["fps"], b["ops"], changes, counts, report, since, tags)
     except BaseException:
         changes.close()
         raise
     return Merged(changes, counts, report)
 
 
+class _Discard:
+    """Changes that go nowhere: the counts and the report of a batch whose changes are made elsewhere."""
+
+    def add(self, *_: object) -> None:
+        return None
+
+
+def _apply_doubtful(emails: list[str], ops: str, changes: Changes, since: int,
+                    tags: list[str] | None = None) -> None:
+    """A batch whose outcome is unknown: no fingerprint (sent again), and for removals and re-entries the
+    time this export may have unsubscribed them (AC's list record decides next time); ``tags``: what the
+    contacts may hold of this export's tags (managed tags)."""
+    maybe_out = np.frombuffer(ops.encode(), dtype=np.uint8)
+    maybe_out = (maybe_out == ord(REMOVE)) | (maybe_out == ord(READMIT))
+    changes.add(emails, np.zeros(len(emails), dtype=np.uint64), np.full(len(emails), codes.SUBSCRIBED, np.uint8),
+                np.where(maybe_out, since, 0), tags)
+
+
+def _maybe_held(synced: SyncedState, emails: list[str], sent: list[str]) -> list[str]:
+    """Each contact's stored tags together with the tags a doubtful batch may have added (managed tags)."""
+    from worker.contacts.tagsets import decode_tags, encode_tags
+    from worker.syncstate.keys import email_keys
+
+    hi, lo = email_keys(emails)
+    index = synced.index
+    out = []
+    for pos, new in zip(index.lookup(hi, lo, emails).tolist(), sent, strict=True):
+        held = decode_tags(index.tags_at(pos)) if pos >= 0 else []
+        known = {t.casefold() for t in held}
+        out.append(encode_tags(held + [t for t in decode_tags(new) if t.casefold() not in known]))
+    return out
+
+
 def _apply_clean(emails: list[str], fps: list[str], ops: str, changes: Changes, counts: dict[str, int],
-                 report: FailureReport, since: int) -> None:
-    """A batch AC took whole (the common case), as columns: every contact synced, every leaver unsubscribed."""
+                 report: FailureReport, since: int, tags: list[str] | None = None) -> None:
+    """A batch AC took whole (the common case), as columns: every contact synced, every leaver unsubscribed.
+
+    ``tags`` (managed tags): each contact's tags as sent; a leaver's are "" (it lost them).
+    """
     removes = ops.count(REMOVE)
     counts["removed"] += removes
     counts["updated"] += ops.count(UPDATE)
@@ -105,25 +171,31 @@ def _apply_clean(emails: list[str], fps: list[str], ops: str, changes: Changes, 
     except ValueError:  # not the planner's fingerprints (hex digits): one by one
         fp = np.array([fingerprint_value(f) for f in fps], dtype=np.uint64)
     changes.add(emails, np.where(leaving, 0, fp), np.where(leaving, codes.UNSUBSCRIBED, codes.SUBSCRIBED),
-                np.where(leaving, since, 0))
+                np.where(leaving, since, 0), tags)
 
 
-def _apply_each(emails: list[str], fps: list[str], ops: str, outcome: BatchOutcome, changes: Changes,
-                counts: dict[str, int], report: FailureReport, list_id: int, since: int) -> None:
+def _apply_each(emails: list[str], fps: list[str], ops: str, outcome: BatchOutcome, changes: Changes | _Discard,
+                counts: dict[str, int], report: FailureReport, list_id: int, since: int,
+                tags: list[str] | None = None) -> None:
     """A batch with failed or skipped contacts: contact by contact."""
-    out: tuple[list[str], list[int], list[int], list[int]] = ([], [], [], [])
-    for email, fp, op in zip(emails, fps, ops, strict=True):
-        _apply(email, fp, op, outcome, out, counts, report, list_id, since)
-    changes.add(*out)
+    out: _Out = ([], [], [], [], [])
+    for i, (email, fp, op) in enumerate(zip(emails, fps, ops, strict=True)):
+        _apply(email, fp, op, outcome, out, counts, report, list_id, since, None if tags is None else tags[i])
+    changes.add(*out[:4], out[4] if tags is not None else None)
 
 
-def _apply(email: str, fp: str, op: str, outcome: BatchOutcome, out: tuple[list[str], list[int], list[int], list[int]],
-           counts: dict[str, int], report: FailureReport, list_id: int, since: int) -> None:
-    def change(fingerprint: int, code: int, when: int = 0) -> None:
+#: Changes gathered contact by contact: emails, fingerprints, flag codes, sinces, tags (None: kept).
+_Out = tuple[list[str], list[int], list[int], list[int], list[str | None]]
+
+
+def _apply(email: str, fp: str, op: str, outcome: BatchOutcome, out: _Out, counts: dict[str, int],
+           report: FailureReport, list_id: int, since: int, tags: str | None) -> None:
+    def change(fingerprint: int, code: int, when: int = 0, stored: str | None = tags) -> None:
         out[0].append(email)
         out[1].append(fingerprint)
         out[2].append(code)
         out[3].append(when)
+        out[4].append(stored)
 
     if email in outcome.failed:
         counts["failed"] += 1
@@ -140,11 +212,11 @@ def _apply(email: str, fp: str, op: str, outcome: BatchOutcome, out: tuple[list[
         elif op == READMIT:
             detail = (f"left the segment earlier and is back, but the person unsubscribed from list {list_id} "
                       f"themselves (or is excluded or bounced); never re-subscribed")
-            change(fingerprint_value(fp), codes.SKIPPED)
+            change(fingerprint_value(fp), codes.SKIPPED, stored=None)  # AC left its tags as they were
         else:
             detail = (f"ActiveCampaign skipped it: the contact unsubscribed from list {list_id}; never "
                       f"re-subscribed, not sent again")
-            change(fingerprint_value(fp), codes.SKIPPED)
+            change(fingerprint_value(fp), codes.SKIPPED, stored=None)
         report.add({"email": email, "stage": "skipped", "reason": outcome.skipped[email],
                     "operation": OPERATIONS[op], "detail": detail})
         return
@@ -159,16 +231,29 @@ def _apply(email: str, fp: str, op: str, outcome: BatchOutcome, out: tuple[list[
 
 
 def install(store: StateStore, keys: RunKeys, synced: SyncedState, version: str | None, changes: Changes,
-            run_id: str, committed: Committed) -> Manifest | None:
+            run_id: str | None, committed: Committed | None, *, refresh: Refresh | None = None) -> Manifest | None:
     """Write the new generation and swap its manifest in; None when another commit got there first.
 
-    The old generation's shards are deleted once the swap succeeded (and the new ones when it failed);
-    generations orphaned by crashed commits are swept when they are an hour old.
+    ``run_id`` and ``committed``: the run this commit is, with its counts and report, and ``refresh`` its
+    refresh (the manifest keeps the newest one it has seen). ``run_id`` None: a commit that only folds
+    outcomes in (``worker.run.settle``); it keeps the run, counts and refresh of the state it replaces.
+
+    The old generation's shards are deleted once the swap succeeded. A generation whose swap failed is left
+    to the sweep (generations other than the current one, an hour old): never deleted at once, because a
+    swap that "failed" for want of an answer may still land, and its shards must then be there.
     """
-    written = write_generation(store, keys.export, synced.source, changes, run_id, committed)
+    base = synced.manifest
+    if run_id is None:
+        run_id, committed = synced.run_id, synced.committed
+        recent = base.recent if base else ()
+        refresh = base.refresh if base else None
+    else:
+        recent = base.lineage() if base else ()
+        refresh = newest(base.refresh if base else None, refresh)
+    written = write_generation(store, keys.export, synced.source, changes, run_id, committed, refresh=refresh,
+                               recent=recent)
     new = written.manifest
     if not store.replace_if_unchanged(keys.synced, new.encode(), version):
-        drop_generation(store, new)
         return None
     try:
         if synced.manifest is not None:
@@ -179,6 +264,14 @@ def install(store: StateStore, keys: RunKeys, synced: SyncedState, version: str 
     log.info("synced state committed: %d entries in %d shards, %d bytes", new.entries, len(new.shard_keys()),
              written.bytes)
     return new
+
+
+def newest(a: Refresh | None, b: Refresh | None) -> Refresh | None:
+    """The later of two refreshes by instant (one without an instant never displaces one with)."""
+    if a is None or (b is not None and b.occurred_at and (not a.occurred_at or not is_after(a.occurred_at,
+                                                                                             b.occurred_at))):
+        return b if b is not None else a
+    return a
 
 
 def tidy(store: StateStore, book: Runbook, retention_days: float) -> None:

@@ -10,12 +10,27 @@ can pick the run up where it stopped:
 3. confirm: each accepted batch is polled until final, its outcome recorded (2 and 3 overlap:
    ``BulkImporter``);
 4. commit: outcomes are merged into a new synced state (``worker.run.commit``), the failure report is
-   written (``worker.run.report``) and the completion event recorded.
+   written (``worker.run.report``); the manifest swap records the run, its counts and its refresh at once.
 
-A restarted run re-plans (deterministically, against the same uncommitted synced state), sends only
-batches without an ``accepted`` record, polls those without a ``final`` one, and commits. So a crash
-re-sends at most the batches that were in flight. Before anything is sent, the removal guard
-(``worker.run.guard``) and ``max_profiles`` may refuse the run.
+The protocol (issue 15, proved by the crash-point walker in ``tests/run/walker``):
+
+- A plan is made against a base, the committed state (its digest), a snapshot and a config
+  (``worker.run.plans``); its records live under its id and it is registered before its first part.
+- A run that finds its own plan, still on the current base and with the same snapshot and config,
+  resumes it: it re-plans deterministically, sends only batches without an ``accepted`` record, polls
+  those without a ``final`` one, and commits. A crash re-sends at most the batches in flight.
+- A run that finds any other plan on the current base (another run's, or its own made against another
+  snapshot or config) first folds them all into the synced state (``worker.run.settle``), then plans
+  afresh against the result: what ActiveCampaign already has is part of the diff.
+- A run whose commit is in the manifest (``committed_by``: this one or one of the few after it) ends with
+  the recorded counts; a run whose refresh is older than the one the state records is stale.
+- The lease fences every POST and every store write of the run (``worker.run.fence``).
+
+Between 3 and 4, tags this export added that no longer apply are removed (``worker.run.tags``, recorded
+per contact under the plan); after 4 one request compares the list's subscribed count with the synced
+state (``worker.run.drift``).
+
+Before anything is sent, the removal guard (``worker.run.guard``) and ``max_profiles`` may refuse the run.
 """
 
 from __future__ import annotations
@@ -40,10 +55,17 @@ from worker.events.envelopes import CompletionEvent, completion_event, now_iso
 from worker.leases import Lease, Leases, LeaseUnavailable
 from worker.run import checks
 from worker.run.commit import install, merge, tidy
+from worker.run.drift import check_drift
+from worker.run.expiry import cutoff as expiry_cutoff
+from worker.run.fence import Fence, Fenced, FencedStore
 from worker.run.guard import CODE as GUARD_CODE
+from worker.run.history import record_failure
 from worker.run.hooks import HookBus, Hooks
 from worker.run.pipeline import PlanFeed
+from worker.run.plans import PlanKey, live_plans, register, shape_of
 from worker.run.runbook import Runbook
+from worker.run.settle import settle
+from worker.run.tags import TagRemover, Untagged, planned
 from worker.run.types import (
     EXIT_FAILED,
     EXIT_OK,
@@ -52,18 +74,21 @@ from worker.run.types import (
     RunInterrupted,
     RunResult,
     RunSpec,
+    RunStale,
     error_code,
     exit_code_for,
     is_transient,
 )
 from worker.settings import Config, ConfigError, Connection, Export
-from worker.snapshot import Page, SnapshotError, read_pages
+from worker.snapshot import Page, SnapshotError, read_pages, snapshot_identity
 from worker.state import StateError, StateStore
-from worker.syncstate.manifest import Committed
+from worker.syncstate.manifest import Committed, Refresh
 
 log = logging.getLogger("segment_export.engine")
 
 MILESTONE_SECONDS = 5.0
+#: Times a run folds other plans in and looks again before it gives up to a commit that keeps winning.
+SETTLE_ROUNDS = 3
 
 
 class _CallbackHooks(Hooks):
@@ -117,10 +142,15 @@ class Engine:
                 expected_replicas=w.expected_replicas, on_degraded=self.hooks.limiter_degraded)
         return self._limiters[key]
 
-    def client_for(self, export: Export) -> ActiveCampaignClient:
+    def client_for(self, export: Export, may_write: Callable[[], bool] | None = None) -> ActiveCampaignClient:
+        """``may_write``: the run's fence (``worker.run.fence``), asked before every request that writes."""
         conn = self.config.connections[export.connection]
         return ActiveCampaignClient(conn.api_url, conn.api_key(), self.limiter_for(conn),
-                                    on_request=self.hooks.request_answered)
+                                    timeout=self.config.worker.request_timeout_seconds,
+                                    on_request=self.hooks.request_answered, may_write=may_write)
+
+    def importer_for(self, client: ActiveCampaignClient, export: Export) -> BulkImporter:
+        return BulkImporter(client, export.list_id)
 
     async def mapper_for(self, client: ActiveCampaignClient, export: Export) -> Mapper:
         """Resolve custom fields (by personalization tag or title, every page) before anything is sent.
@@ -143,7 +173,7 @@ class Engine:
     def planner_for(self, spec: RunSpec, mapper: Mapper, synced: SyncedState) -> Planner:
         export = spec.export
         return Planner(mapper, synced, full=spec.full, unsubscribe_leavers=export.on_leave == "unsubscribe",
-                       readmit=export.readmit)
+                       readmit=export.readmit, manage_tags=manages_tags(export, synced))
 
     def load_synced(self, book: Runbook) -> tuple[SyncedState, str | None]:
         """The committed state's key columns (read shard by shard; a v1 state is migrated at the commit)."""
@@ -188,20 +218,31 @@ class Engine:
                 done = await asyncio.to_thread(book.completed)  # finished while we waited for the lease?
                 if done is not None:
                     return RunResult(done, exit_code_for(done["status"]), replayed=True)
-            if await asyncio.to_thread(book.is_stale, spec.refresh_id, spec.occurred_at):
-                log.info("stale refresh skipped: a newer refresh was already synced", extra=ctx)
-                return RunResult(None, EXIT_OK, stale=True)
+            fence = Fence(lease, self.config.worker.request_timeout_seconds)
+            book = Runbook(FencedStore(self.store, fence), spec.export.name, spec.run_id, token=fence.token)
+            synced, version = await asyncio.to_thread(self.load_synced, book)
+            if synced.committed_by(spec.run_id) is None and await asyncio.to_thread(
+                    book.is_stale, spec.refresh_id, spec.occurred_at, synced.refresh):
+                raise RunStale
             log.info("run starting", extra=ctx)
             self.hooks.run_started(spec)
             run_stop, watcher = _stop_on_loss(stop, lease)
-            counts, failures_uri = await self._execute(spec, book, run_stop)
+            counts, failures_uri = await self._execute(spec, book, synced, version, run_stop, fence)
+            # Drift: one request comparing the list with the committed state (worker.run.drift).
+            drift = await check_drift(self.client_for(spec.export), self.store, book.keys.synced, spec.export)
+            if drift is not None:
+                self.hooks.list_drift(spec.export.name, drift.difference, drift.expected)
             # Still under the lease: a duplicate delivery waiting for it must find the run completed.
             status = "partial" if counts["failed"] else "succeeded"
             event, ours = await asyncio.to_thread(
-                book.complete, self._event(spec, status, counts, started_at, t0, failures_uri, None))
-            await asyncio.to_thread(tidy, self.store, book, self.config.worker.retention_days)
-        except RunInterrupted:
-            lost = lease is not None and lease.lost.is_set()
+                book.complete, self._event(spec, status, counts, started_at, t0, failures_uri, None,
+                                           drift.as_event() if drift is not None else None))
+            await asyncio.to_thread(tidy, book.store, book, self.config.worker.retention_days)
+        except RunStale:
+            log.info("stale refresh skipped: a newer refresh was already synced", extra=ctx)
+            return RunResult(None, EXIT_OK, stale=True)
+        except RunInterrupted as exc:
+            lost = lease is not None and (lease.lost.is_set() or isinstance(exc, Fenced))
             if lost:
                 log.warning("run stopped: its export lease was lost (another replica may take over)", extra=ctx)
                 self.hooks.lease_lost(spec.export.name)
@@ -213,6 +254,7 @@ class Engine:
             log.error("run failed%s: %s", " (transient)" if transient else "", exc, extra=ctx)
             event = self._event(spec, "failed", {}, started_at, t0, None,
                                 {"code": error_code(exc), "message": str(exc)[:2000]})
+            await asyncio.to_thread(record_failure, self.store, book.keys, event)  # for `runs` (worker.run.history)
             return self._ended(spec, RunResult(event, EXIT_FAILED, transient=transient), t0)
         finally:
             if watcher is not None:
@@ -229,35 +271,80 @@ class Engine:
         return result
 
     def _event(self, spec: RunSpec, status: str, counts: dict[str, int], started_at: str, t0: float,
-               failures_uri: str | None, error: dict[str, str] | None) -> CompletionEvent:
+               failures_uri: str | None, error: dict[str, str] | None,
+               drift: dict[str, Any] | None = None) -> CompletionEvent:
+        tags = ({"contacts": counts["tags_contacts"], "removed": counts["tags_removed"]}
+                if "tags_removed" in counts else None)  # managed tags (worker.run.tags)
         return completion_event(
             run_id=spec.run_id, export=spec.export.name, segment=spec.export.segment, refresh_id=spec.refresh_id,
             connection=spec.export.connection, list_id=spec.export.list_id, status=status, counts=counts,
             started_at=started_at, finished_at=now_iso(), duration_seconds=time.monotonic() - t0,
-            failures_uri=failures_uri, error=error, attempt=spec.attempt)
+            failures_uri=failures_uri, error=error, attempt=spec.attempt, drift=drift, tags=tags)
 
-    async def _execute(self, spec: RunSpec, book: Runbook, stop: asyncio.Event | None) -> tuple[dict[str, int], str]:
-        """The four steps: plan (streamed), send and confirm (overlapping), commit."""
+    async def _execute(self, spec: RunSpec, book: Runbook, synced: SyncedState, version: str | None,
+                       stop: asyncio.Event | None, fence: Fence) -> tuple[dict[str, int], str]:
+        """The four steps: plan (streamed), send and confirm (overlapping), commit; first, when other plans
+        were made against the current state, fold them in (``worker.run.settle``)."""
         export = spec.export
-        synced, version = await asyncio.to_thread(self.load_synced, book)
-        if synced.run_id == spec.run_id and synced.committed is not None:  # committed, then stopped before
-            return synced.committed.counts, synced.committed.failures_uri  # recording completion: same end
-        resume = await asyncio.to_thread(book.progress)
+        mine = synced.committed_by(spec.run_id)
+        if mine is not None:  # committed, then stopped before recording completion: the same end
+            await asyncio.to_thread(self._note_refresh, spec, book)
+            return mine.counts, mine.failures_uri
 
         def pages() -> Iterator[Page]:
             return self.pages(spec)
 
-        async with self.client_for(export) as client:
+        async with self.client_for(export, fence.may_send) as client:
             mapper = await self.mapper_for(client, export)
+            snapshot = await asyncio.to_thread(snapshot_identity, spec.snapshot_uri)
+            shape = shape_of(export, sorted(mapper.resolved.items()), spec.full, self.page_size)
+            for _ in range(SETTLE_ROUNDS):
+                key = PlanKey(synced.base, snapshot, shape)
+                heads = await asyncio.to_thread(live_plans, book.store, export.name, synced.base, spec.run_id)
+                if all((h.run_id, h.plan) == (spec.run_id, key.id) for h in heads):
+                    break
+                if await settle(book.store, export.name, export.list_id, heads, synced, version,
+                                lambda: self.importer_for(client, export)):
+                    synced, version = await asyncio.to_thread(self.load_synced, book)
+                    continue
+                synced, version = await asyncio.to_thread(self.load_synced, book)  # another commit won: again
+                if synced.committed_by(spec.run_id) is None and await asyncio.to_thread(
+                        book.is_stale, spec.refresh_id, spec.occurred_at, synced.refresh):
+                    raise RunStale
+            else:
+                raise RunError("concurrent_commit", f"export {export.name}: the synced state kept changing while "
+                                                    f"this run folded earlier plans in; it is retried", transient=True)
+            plan = book.for_plan(key.id, key.base)
+            resume = await asyncio.to_thread(plan.progress)
             if not resume.started:  # with batch records, an earlier attempt passed these checks
                 await self._refusable(spec, checks.check_list(client, export))
                 await self._refusable(spec, asyncio.to_thread(checks.check_max_profiles, export, pages))
                 await self._refusable(spec, asyncio.to_thread(checks.check_removals, spec, synced, pages))
+            if not heads:  # registered before its first part: from here on it may send
+                await asyncio.to_thread(register, book.store, export.name, spec.run_id, key)
             planner = self.planner_for(spec, mapper, synced)
-            outcomes = await self._send(spec, book, client, planner, resume, stop)
-        merged = await asyncio.to_thread(merge, book, export.list_id, synced, planner.totals,
-                                         lambda n: outcomes.get(n) or self._stored_outcome(book, n))
-        return await asyncio.to_thread(self._commit, spec, book, synced, version, merged)
+            outcomes = await self._send(spec, plan, client, planner, resume, stop)
+
+            def outcome_of(n: int) -> BatchOutcome:
+                return outcomes.get(n) or self._stored_outcome(plan, n)
+
+            untagged = await self._untag(spec, plan, client, planner, outcome_of, stop)
+        merged = await asyncio.to_thread(merge, plan, export.list_id, synced, planner.totals, outcome_of,
+                                         expire_before=expiry_cutoff(export.readmit_days, time.time()))
+        if untagged is not None:
+            merged.counts.update(untagged.as_counts())
+        return await asyncio.to_thread(self._commit, spec, plan, synced, version, merged)
+
+    async def _untag(self, spec: RunSpec, book: Runbook, client: ActiveCampaignClient, planner: Planner,
+                     outcome_of: Callable[[int], BatchOutcome], stop: asyncio.Event | None) -> Untagged | None:
+        """Managed tags: remove what the plan says contacts lose, once every batch is final (``worker.run.tags``)."""
+        if not planner.manage_tags:
+            return None
+        items = await asyncio.to_thread(planned, book, outcome_of)
+        untagged = await TagRemover(client, book, spec.export.list_id, stop=stop).run(items)
+        if untagged.removed:
+            self.hooks.tags_removed(spec.export.name, untagged.removed)
+        return untagged
 
     async def _send(self, spec: RunSpec, book: Runbook, client: ActiveCampaignClient, planner: Planner,
                     resume: Any, stop: asyncio.Event | None) -> dict[int, BatchOutcome]:
@@ -304,7 +391,7 @@ class Engine:
                             on_decision=lambda result: self.hooks.readmission(export.name, result))})
         try:
             async with feed:
-                withdrawn = await BulkImporter(client, export.list_id).run(
+                withdrawn = await self.importer_for(client, export).run(
                     feed.batches(), accepted=resume.accepted, on_accepted=on_accepted, on_final=on_final,
                     stop=stop)
                 stopped = feed.stopped or withdrawn > 0
@@ -351,22 +438,29 @@ class Engine:
     # ------------------------------------------------------------------------------------ commit
     def _commit(self, spec: RunSpec, book: Runbook, synced: SyncedState, version: str | None,
                 merged: Any) -> tuple[dict[str, int], str]:
-        """Write the failure report, install the new synced state (compare-and-swap), note the refresh. The
-        run's records are deleted (``worker.run.commit.tidy``) once its completion is recorded, in ``run``."""
+        """Write the failure report, install the new synced state (compare-and-swap; the manifest records the
+        run, its counts and its refresh), note the refresh. The run's records are deleted
+        (``worker.run.commit.tidy``) once its completion is recorded, in ``run``."""
+        store = book.store
         try:
-            failures_uri = merged.report.write(self.store, book.keys, spec.export.name)
-            installed = install(self.store, book.keys, synced, version, merged.changes, spec.run_id,
-                                Committed(merged.counts, failures_uri))
+            failures_uri = merged.report.write(store, book.keys, spec.export.name)
+            installed = install(store, book.keys, synced, version, merged.changes, spec.run_id,
+                                Committed(merged.counts, failures_uri),
+                                refresh=Refresh(spec.refresh_id, spec.occurred_at or now_iso()))
         finally:
             merged.changes.close()
-        if installed is None:
-            current = self.store.get(book.keys.synced)
-            if current is None or SyncedState.decode(current).run_id != spec.run_id:
-                raise RunError("concurrent_commit", f"export {spec.export.name}: another run committed the synced "
-                                                    f"state while this one ran; it is retried to diff afresh",
-                               transient=True)
-        book.record_refresh(spec.refresh_id, spec.occurred_at or now_iso(), spec.snapshot_uri)
+        if installed is None and SyncedState.decode(store.get(book.keys.synced)).committed_by(spec.run_id) is None:
+            raise RunError("concurrent_commit", f"export {spec.export.name}: another run committed the synced "
+                                                f"state while this one ran; it is retried to diff afresh",
+                           transient=True)
+        self._note_refresh(spec, book)
         return merged.counts, failures_uri
+
+    @staticmethod
+    def _note_refresh(spec: RunSpec, book: Runbook) -> None:
+        """The ``last_refresh`` marker, for workers of versions that do not read the manifest's refresh
+        (idempotent, newest instant wins: repeated on every path that finds the commit done)."""
+        book.record_refresh(spec.refresh_id, spec.occurred_at or now_iso(), spec.snapshot_uri)
 
     def _stored_outcome(self, book: Runbook, n: int) -> BatchOutcome:
         outcome = book.final(n)
@@ -389,6 +483,11 @@ class Engine:
 
     async def last_snapshot(self, export: str) -> dict[str, Any] | None:
         return await asyncio.to_thread(Runbook(self.store, export, "-").last_snapshot)
+
+
+def manages_tags(export: Export, synced: SyncedState) -> bool:
+    """Whether a run of ``export`` removes the tags it added (``remove_tags``, and tags to add or remembered)."""
+    return export.remove_tags and (bool(export.tags or export.tag_field) or synced.index.tag is not None)
 
 
 def _stop_on_loss(stop: asyncio.Event | None,

@@ -5,9 +5,13 @@ it may outlive the retention period. The engine prunes an export after each comm
 ``segment-export state prune`` does it on demand (or from cron).
 
 What is removed: everything under ``exports/<export>/runs/<run_id>/`` of a run whose *newest* record is
-older than the cutoff. A run still in progress writes records as it goes, so it always has a recent one
-and is kept whole; so is ``keep_run`` (the run just committed). Nothing outside ``runs/`` is ever
-touched: the export's ``synced``, ``last_snapshot``, ``last_refresh`` and ``lease`` stay.
+older than the cutoff, and the run's plan registrations (``exports/<export>/plans/<run_id>.*``); likewise
+verify reports (``exports/<export>/verify/<id>/``: they list emails). A run
+still in progress writes records as it goes, so it always has a recent one and is kept whole; so is
+``keep_run`` (the run just committed), and so is a run with a plan still open on the current synced state
+(it may have sent batches: the next run of the export folds them in from these records,
+``worker.run.settle``). Nothing else is ever touched: the export's ``synced``, ``last_snapshot``,
+``last_refresh`` and ``lease`` stay.
 
 Within a run, ``completed`` is removed last: if pruning stops half-way, the run still reads as done
 (a late redelivery re-publishes at most) rather than as a half-planned run to resume; the next prune
@@ -22,7 +26,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from worker.run.runbook import runs_prefix
+from worker.contacts.synced import base_of
+from worker.run.plans import PlanHead
+from worker.run.runbook import RunKeys, export_prefix, plans_prefix, runs_prefix
 from worker.state import StateStore
 
 DAY = 86_400.0
@@ -79,21 +85,40 @@ def prune(store: StateStore, exports: list[str], retention_days: float, *, now: 
     now = time.time() if now is None else now
     report = PruneReport(retention_days, now - retention_days * DAY, dry_run, list(exports))
     for export in exports:
-        for run_id, records in _runs(store, export).items():
+        registered, live = _plans(store, export)
+        folders = {**_runs(store, runs_prefix(export)), **_runs(store, f"{export_prefix(export)}verify/")}
+        for run_id, records in folders.items():
             newest = max(mtime for _, mtime in records)
-            if run_id == keep_run or newest >= report.cutoff:
+            if run_id == keep_run or newest >= report.cutoff or run_id in live:
                 report.kept += 1
                 continue
             if not dry_run:
                 for key in sorted((k for k, _ in records), key=lambda k: (k.endswith("/completed"), k)):
                     store.delete(key)
+                for key in registered.get(run_id, ()):
+                    store.delete(key)
             report.removed.append(PrunedRun(export, run_id, len(records), newest))
     return report
 
 
-def _runs(store: StateStore, export: str) -> dict[str, list[tuple[str, float]]]:
-    """The export's run records, by run id (keys straight under ``runs/``, in no run folder, are left alone)."""
-    prefix = runs_prefix(export)
+def _plans(store: StateStore, export: str) -> tuple[dict[str, list[str]], set[str]]:
+    """The export's plan registrations by run id, and the runs with a plan open on the current state."""
+    base = base_of(store.get(RunKeys(export, "-").synced))
+    registered: dict[str, list[str]] = {}
+    live: set[str] = set()
+    for key in store.list(plans_prefix(export)):
+        data = store.get(key)
+        if data is None:
+            continue
+        head = PlanHead.decode(data)
+        registered.setdefault(head.run_id, []).append(key)
+        if head.base == base:
+            live.add(head.run_id)
+    return registered, live
+
+
+def _runs(store: StateStore, prefix: str) -> dict[str, list[tuple[str, float]]]:
+    """The records under ``prefix`` by folder (run id; keys straight under it, in no folder, are left alone)."""
     runs: dict[str, list[tuple[str, float]]] = {}
     for key, mtime in store.list_modified(prefix):
         run_id, sep, _ = key[len(prefix):].partition("/")

@@ -10,12 +10,18 @@ Layout under ``exports/<export>/``::
     shards/<generation>/NNNNN     its shards: key ranges of entries (one generation is current)
     lease                         the export's lease, when leases live in the state store
     last_snapshot                 the segment's newest known snapshot, for export.requested without one
-    last_refresh                  the newest refresh synced (stale detection)
-    runs/<run_id>/plan/part-NNNNN the diff of one snapshot page, written once
-    runs/<run_id>/batches/NNNNN.accepted|.final
+    last_refresh                  the newest refresh synced (also in the manifest; kept for older workers)
+    plans/<run_id>.<plan>         an open plan: what it was made against (worker.run.plans)
+    runs/<run_id>/plans/<plan>/parts/part-NNNNN     the diff of one snapshot page, written once
+    runs/<run_id>/plans/<plan>/batches/NNNNN.accepted|.final
+    runs/<run_id>/plans/<plan>/tags/NNNNN           how far tag removal got, per chunk of contacts (worker.run.tags)
     runs/<run_id>/failures.jsonl|.csv   the failure report
     runs/<run_id>/completed       the completion event (put-if-absent)
     runs/<run_id>/published       the event was confirmed by the broker
+
+Runs written before plans had an identity kept their parts and batches straight under
+``runs/<run_id>/plan/`` and ``runs/<run_id>/batches/`` (a ``Runbook`` without a plan still reads and writes
+there); a run that finds such records adopts them as a plan of its own (``worker.run.plans``).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ if TYPE_CHECKING:
     from worker.contacts.plan import PlanPart
     from worker.events.envelopes import CompletionEvent
     from worker.state import StateStore
+    from worker.syncstate.manifest import Refresh
 
 
 def run_id_for(export: str, refresh_id: str) -> str:
@@ -64,16 +71,26 @@ def runs_prefix(export: str) -> str:
     return f"exports/{export}/runs/"
 
 
-class RunKeys:
-    """Where one run's records live in the state store."""
+def plans_prefix(export: str) -> str:
+    """Where an export's open plans are registered (``worker.run.plans``)."""
+    return f"exports/{export}/plans/"
 
-    def __init__(self, export: str, run_id: str) -> None:
+
+class RunKeys:
+    """Where one run's records live in the state store; ``plan``: which plan's parts and batches."""
+
+    def __init__(self, export: str, run_id: str, plan: str | None = None) -> None:
         self.export = export_prefix(export)
         self.run = f"{self.export}runs/{run_id}/"
         self.synced = f"{self.export}synced"
         self.completed = f"{self.run}completed"
-        self.plan = f"{self.run}plan/"
-        self.batches = f"{self.run}batches/"
+        self.plans = f"{self.run}plans/"
+        if plan is None:  # the layout of runs written before plans had an identity
+            self.plan, self.batches = f"{self.run}plan/", f"{self.run}batches/"
+            self.tags = f"{self.run}tags/"
+        else:
+            self.plan, self.batches = f"{self.plans}{plan}/parts/", f"{self.plans}{plan}/batches/"
+            self.tags = f"{self.plans}{plan}/tags/"  # managed tags: how far removal got (worker.run.tags)
         self.published = f"{self.run}published"
         self.last_refresh = f"{self.export}last_refresh"
         self.last_snapshot = f"{self.export}last_snapshot"
@@ -91,16 +108,27 @@ class RunKeys:
 
 
 # ------------------------------------------------------------------------------------------ records
-def encode_part(part: PlanPart) -> bytes:
+def encode_part(part: PlanPart, plan: str | None = None, base: str | None = None) -> bytes:
     """A plan part: one header line, all that a resume and the commit need.
 
     The header holds, per batch, its number, the operations and the emails and fingerprints in send
-    order, plus the page's invalid, dropped, skipped and kept-out emails. No contact payload (names,
-    phones, field values): a resumed run re-plans the snapshot, which it must read anyway, so the
-    payload would only be personal data kept in the store. Deleted once the run is committed.
+    order, plus the page's invalid, dropped, skipped and kept-out emails, and which plan it belongs to and
+    the synced state that plan was made against (and, for managed tags, the tags sent and lost:
+    ``worker.contacts.tagsets``). No contact payload (names, phones, field values): a resumed run re-plans
+    the snapshot, which it must read anyway, so the payload would only be personal data kept in the store.
+    Deleted once the run is committed.
+
+    Written before any of its batches is handed to the sender: a part is the intent to send its batches,
+    so a batch that has no record of its own may have reached ActiveCampaign (``worker.run.settle``).
     """
+    from worker.contacts.tagsets import header_fields
+
+    batches = [{"n": b.number, "ops": "".join(b.ops), "emails": b.emails, "fps": b.fingerprints}
+               for b in part.batches]
     header = {
         "part": part.number,
+        "plan": plan,
+        "base": base,
         # When this part was planned, before any of its requests: a leaver's "unsubscribed by us since".
         # Written once (put-if-absent), so a resumed run keeps the first attempt's time.
         "planned_at": int(time.time()),
@@ -109,14 +137,19 @@ def encode_part(part: PlanPart) -> bytes:
         "dropped": part.dropped,
         "skipped": part.skipped,
         "kept_out": part.kept_out,
-        "batches": [{"n": b.number, "ops": "".join(b.ops), "emails": b.emails, "fps": b.fingerprints}
-                    for b in part.batches],
+        "batches": batches,
+        **header_fields(part, batches),  # managed tags: the tags sent and lost (worker.contacts.tagsets)
     }
     return orjson.dumps(header) + b"\n"
 
 
 def decode_part_header(data: bytes) -> dict[str, Any]:
     return cast(dict[str, Any], orjson.loads(data.split(b"\n", 1)[0]))
+
+
+def _newer(known_id: str | None, known_at: str | None, refresh_id: str, occurred_at: str) -> bool:
+    """The known refresh is another one, made after ``occurred_at``."""
+    return known_id != refresh_id and is_after(known_at, occurred_at)
 
 
 def _batch_number(key: str) -> int:
@@ -145,11 +178,19 @@ class Runbook:
     and ``state prune``.
     """
 
-    def __init__(self, store: StateStore, export: str, run_id: str) -> None:
+    def __init__(self, store: StateStore, export: str, run_id: str, plan: str | None = None, *,
+                 base: str | None = None, token: int | None = None) -> None:
         self.store = store
         self.export = export
         self.run_id = run_id
-        self.keys = RunKeys(export, run_id)
+        self.plan = plan
+        self.base = base  # the synced state the plan was made against (worker.contacts.synced.base_of)
+        self.token = token  # the lease's fencing token, written into every batch record
+        self.keys = RunKeys(export, run_id, plan)
+
+    def for_plan(self, plan: str | None, base: str | None = None) -> Runbook:
+        """The same run's records, for plan ``plan`` (None: the records of a run made before plans)."""
+        return Runbook(self.store, self.export, self.run_id, plan, base=base, token=self.token)
 
     # ---------------------------------------------------------------------------------- run records
     def completed(self) -> CompletionEvent | None:
@@ -184,7 +225,7 @@ class Runbook:
         return got
 
     def put_part(self, part: PlanPart) -> None:
-        self.store.put_if_absent(self.keys.part(part.number), encode_part(part))
+        self.store.put_if_absent(self.keys.part(part.number), encode_part(part, self.plan, self.base))
 
     def part_headers(self) -> Iterator[dict[str, Any]]:
         """Every plan part's header, in part order."""
@@ -195,14 +236,18 @@ class Runbook:
             yield decode_part_header(data)
 
     def delete_records(self) -> int:
-        """Delete the run's plan parts and batch records (after its commit); returns how many there were.
+        """Delete the run's plans: parts, batch records and registrations (after its commit); returns how
+        many records there were.
 
         Why: they hold the run's emails and the reasons for invalid rows (which may quote a value); once
         the synced state holds the outcome, only the failure report and the completion event are kept.
-        A deletion cut short is harmless: the committed state names this run, so it is never resumed.
-        Deletes run eight at a time: on S3 each one is a request.
+        A deletion cut short is harmless: the committed state names this run, so it is never resumed, and
+        its plans were made against a state that is no longer current. Deletes run eight at a time: on S3
+        each one is a request.
         """
-        keys = self.store.list(self.keys.plan) + self.store.list(self.keys.batches)
+        legacy = RunKeys(self.export, self.run_id)
+        keys = (self.store.list(self.keys.plans) + self.store.list(legacy.plan) + self.store.list(legacy.batches)
+                + self.store.list(legacy.tags) + self.store.list(f"{plans_prefix(self.export)}{self.run_id}."))
         if len(keys) < 8:
             for key in keys:
                 self.store.delete(key)
@@ -217,12 +262,12 @@ class Runbook:
                         kept_out: dict[str, str]) -> None:
         """AC took the batch (``emails``: those in the POST); recorded before anything else happens."""
         rec = {"batch_id": batch_id, "emails": emails, "rejected": {str(k): v for k, v in rejected.items()},
-               "kept_out": kept_out}
+               "kept_out": kept_out, "plan": self.plan, "token": self.token}
         self.store.put(self.keys.accepted(number), orjson.dumps(rec))
 
     def record_final(self, outcome: BatchOutcome) -> None:
         rec = {"n": outcome.number, "batch_id": outcome.batch_id, "status": outcome.status,
-               "failed": outcome.failed, "skipped": outcome.skipped}
+               "failed": outcome.failed, "skipped": outcome.skipped, "plan": self.plan, "token": self.token}
         self.store.put(self.keys.final(outcome.number), orjson.dumps(rec))
 
     def final(self, number: int) -> BatchOutcome | None:
@@ -235,15 +280,21 @@ class Runbook:
         return BatchOutcome(rec["n"], rec["batch_id"], rec["status"], rec["failed"], rec["skipped"])
 
     # ---------------------------------------------------------------------------------- export markers
-    def is_stale(self, refresh_id: str, occurred_at: str | None) -> bool:
-        """A newer refresh of the segment has already been synced for this export (by instant)."""
+    def is_stale(self, refresh_id: str, occurred_at: str | None, committed: Refresh | None = None) -> bool:
+        """A newer refresh of the segment has already been synced for this export (by instant).
+
+        ``committed``: the refresh the synced state's manifest records (the commit's own record); the
+        ``last_refresh`` marker is read too, for states committed by versions that did not record it there.
+        """
         if not occurred_at:
             return False
+        if committed is not None and _newer(committed.refresh_id, committed.occurred_at, refresh_id, occurred_at):
+            return True
         data = self.store.get(self.keys.last_refresh)
         if data is None:
             return False
         last = orjson.loads(data)
-        return last.get("refresh_id") != refresh_id and is_after(last.get("occurred_at"), occurred_at)
+        return _newer(last.get("refresh_id"), last.get("occurred_at"), refresh_id, occurred_at)
 
     def record_refresh(self, refresh_id: str, occurred_at: str, snapshot_uri: str) -> None:
         """Remember the newest refresh synced for this export (stale detection; newest instant wins)."""

@@ -91,6 +91,10 @@ class RunInterrupted(Exception):
     """Raised inside a run when its stop event was set; the run's records let it resume."""
 
 
+class RunStale(Exception):
+    """Raised inside a run whose refresh is older than one already committed for its export."""
+
+
 def error_code(exc: BaseException) -> str:
     """A stable, low-cardinality code for ``export.failed``'s ``error.code``."""
     if isinstance(exc, ActiveCampaignError):

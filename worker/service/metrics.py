@@ -57,6 +57,17 @@ LEASE_BUSY = Counter("segment_export_lease_busy_total",
                      "Requests put back with a delay because another replica holds the export's lease", ["export"])
 LEASES_LOST = Counter("segment_export_leases_lost_total", "Runs that lost their export lease and stopped sending",
                       ["export"])
+LIST_DRIFT = Gauge("segment_export_list_drift_contacts",
+                   "Contacts by which the list's subscribed count in ActiveCampaign differs from the export's synced "
+                   "state after its last run (missing ones; on an owned list also unexpected ones)", ["export"])
+LIST_DRIFT_RATIO = Gauge("segment_export_list_drift_ratio",
+                         "segment_export_list_drift_contacts as a share of the export's synced subscribed contacts",
+                         ["export"])
+LIST_DRIFT_CHECKED = Gauge("segment_export_list_drift_checked_timestamp_seconds",
+                           "Unix time of the export's last drift check on this replica (the alert reads the "
+                           "drift of the replica that checked last)", ["export"])
+TAGS_REMOVED = Counter("segment_export_tags_removed_total",
+                       "Tags this export had added and removed again (leavers, changed tag_field values)", ["export"])
 LIMITER_DEGRADED = Gauge("segment_export_limiter_degraded",
                          "1 while the connection's shared (Redis) rate limiter has fallen back to its local share",
                          ["connection"])
@@ -140,6 +151,14 @@ class MetricsHooks(Hooks):
 
     def lease_lost(self, export: str) -> None:
         LEASES_LOST.labels(export).inc()
+
+    def list_drift(self, export: str, contacts: int, expected: int) -> None:
+        LIST_DRIFT.labels(export).set(contacts)
+        LIST_DRIFT_RATIO.labels(export).set(contacts / max(expected, 1))
+        LIST_DRIFT_CHECKED.labels(export).set(time.time())
+
+    def tags_removed(self, export: str, count: int) -> None:
+        TAGS_REMOVED.labels(export).inc(count)
 
     def lease_busy(self, export: str) -> None:
         LEASE_BUSY.labels(export).inc()

@@ -21,6 +21,7 @@ from worker.privacy.secret import Secret
 from worker.settings.rules import (
     DATE_FORMAT_PATTERN,
     HOSTNAME_PATTERN,
+    LEASE_PER_REQUEST,
     LOOPBACK_URL_PATTERN,
     MAX_TAG,
     REDIS_URL_PATTERN,
@@ -126,12 +127,25 @@ class WorkerSettings(Table):
         "Run records and failure reports older than this are removed (segment-export state prune).",
         exclusive_minimum=0))
     lease_seconds: float = field(default=30.0, metadata=key(
-        "Time to live of an export's lease (one run per export across replicas), renewed every third of it.",
-        minimum=1))
+        "Time to live of an export's lease (one run per export across replicas), renewed every third of it; "
+        "at least 3 times request_timeout_seconds.", minimum=1))
+    request_timeout_seconds: float = field(default=10.0, metadata=key(
+        "How long one ActiveCampaign request may take before it is given up (and retried).",
+        exclusive_minimum=0))
 
     @property
     def dead_letter_queue(self) -> str:
         return f"{self.requests_queue}-dlq"
+
+    def check(self, given: frozenset[str], where: str) -> None:
+        # A bulk import may only leave while the lease will outlast it and the record of its batchId
+        # (worker.run.fence); right before a renewal the lease has about half its time to live left.
+        if self.lease_seconds < LEASE_PER_REQUEST * self.request_timeout_seconds:
+            raise ConfigError(
+                f"{where}.lease_seconds: {self.lease_seconds:g} is too short for request_timeout_seconds = "
+                f"{self.request_timeout_seconds:g}: a bulk import in flight could outlive the lease, and another "
+                f"replica could send its batch again. Set lease_seconds to at least "
+                f"{LEASE_PER_REQUEST * self.request_timeout_seconds:g} or lower request_timeout_seconds")
 
 
 # ------------------------------------------------------------------------------------------- connections
@@ -293,6 +307,19 @@ class Export(Table):
     readmit: bool = field(default=True, metadata=key(
         "Re-subscribe contacts that re-enter the segment after this export unsubscribed them; never those "
         "who unsubscribed themselves in ActiveCampaign."))
+    readmit_days: float = field(default=90.0, metadata=key(
+        "How long the synced state remembers a contact this export unsubscribed (for re-entry). After that "
+        "the entry is forgotten, so the state stops growing with churn; a person who comes back later is sent "
+        "as new, and ActiveCampaign keeps them unsubscribed (counted skipped).", exclusive_minimum=0))
+    owns_list: bool = field(default=False, metadata=key(
+        "Only this export subscribes people to this list. The drift check then expects ActiveCampaign's "
+        "subscribed count to equal the export's (not only to be no smaller), and verify reports subscribed "
+        "contacts the export never sent (--repair has the next run unsubscribe them, behind the removal "
+        "guard)."))
+    remove_tags: bool = field(default=True, metadata=key(
+        "Remove the tags this export added once they no longer apply: a leaver loses them, a contact whose "
+        "tag_field no longer holds a value loses that tag. Tags others added are never touched. Removal "
+        "costs 2 or 3 requests a contact on the non-bulk budget; false keeps every tag."))
 
     def check(self, given: frozenset[str], where: str) -> None:
         # Not in the schema as if/then: fastjsonschema fills tag_separator's default before "if" looks.

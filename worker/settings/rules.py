@@ -11,6 +11,11 @@ from __future__ import annotations
 
 import re
 
+LEASE_PER_REQUEST = 3
+"""``lease_seconds`` is at least this many ActiveCampaign request timeouts: the lease is renewed every third
+of its life and counted lost 15% early, so right before a renewal it has about half its life left, which
+must cover a request in flight plus the record of its answer (``worker.run.fence``)."""
+
 MAX_TAG = 255
 """ActiveCampaign's limit on a tag name; a longer "tag" is a data error (e.g. a text blob in the wrong column)."""
 

@@ -18,7 +18,8 @@ naming it: see "Refusals"):
     GET  /api/3/contacts?limit,offset,email,email_like,listid,status,id_greater,id_less,
          filters[created_after|created_before|updated_after|updated_before],
          orders[id|cdate|udate|email|first_name|last_name|name]
-    GET  /api/3/contacts/{id}                        GET  /api/3/contacts/{id}/contactLists
+    GET  /api/3/contacts/{id}                        DELETE /api/3/contacts/{id}
+    GET  /api/3/contacts/{id}/contactLists
     GET  /api/3/contacts/{id}/fieldValues            GET  /api/3/contacts/{id}/contactTags
     GET  /api/3/contactLists?limit,offset            POST /api/3/contactLists
     GET  /api/3/fieldValues?limit,offset,filters[fieldid],filters[val]
@@ -129,6 +130,10 @@ Per-contact endpoints
   "resubscribed_own" when the unsubscription was the person's own. Subscribing (status 1) a contact whose
   address is on the exclusion list -> 422 code "email_excluded", pointer /data/attributes/contact, nothing
   changed (AC: undocumented); unsubscribing one is allowed.
+- DELETE contacts/{id}: 200 {} (AC's example); the contact leaves every list, its tags and field values
+  go, its id is never reused, and GET contacts (all of them, by list, by email), contactLists, fieldValues
+  and contactTags no longer show it. Unknown id -> 404 {"message": "No result found for contact with id
+  N"} (lower case, as AC's example). A later import of the email creates a new contact.
 - GET contacts/{id}/contactLists, /fieldValues, /contactTags: all of the contact's records, oldest first,
   unpaged, no "meta" (as AC's examples); unknown contact -> 404 "No Result found for Subscriber with id N".
 - GET contactLists, fieldValues, contactTags: the whole account's records by id, paged, meta.total as a
@@ -157,6 +162,7 @@ Inspection
   want to receive these emails."), "automation" (unsubscribeAutomation "1"), or "api" (all null, as an
   API client leaves it). Unsubscribing a record already at status 2 changes nothing.
   `SimClient.contact_list(email, list_id)` returns the record exactly as the API shows it.
+- `SimClient.delete_contact(email)` is someone deleting the contact in AC's UI (as DELETE contacts/{id}).
 - `SimClient.freeze_time(when)` (= `configure(frozen_time=...)`) stamps records at `when` until told
   otherwise, so incremental-read tests get distinct, known times without sleeping.
 - Custom fields and lists are settings (kept by reset); contacts, tags, exclusions, batches, the log,

@@ -198,6 +198,17 @@ async def contact_get(request: web.Request) -> web.Response:
     })
 
 
+@routes.delete(P + "/contacts/{id}")
+async def contact_delete(request: web.Request) -> web.Response:
+    """Delete a contact (AC: 200 with an empty object; 404 in lower case "No result found for contact")."""
+    store = _state(request).store
+    contact = _contact_at(request)
+    if contact is None:
+        return message(404, f"No result found for contact with id {request.match_info['id']}")
+    store.delete_contact(contact)
+    return json_response({})
+
+
 @routes.get(P + "/contacts/{id}/contactLists")
 async def contact_lists_of(request: web.Request) -> web.Response:
     """One contact's list records, oldest first, unpaged (as AC's example: no `meta`)."""
@@ -237,11 +248,12 @@ async def contact_lists_index(request: web.Request) -> web.Response:
     """Every list record of the account, by id."""
     store = _state(request).store
     limit, offset = paging(request)
-    records = store.memberships[offset:offset + limit]
+    live = store.live_memberships()
+    records = live[offset:offset + limit]
     base = api_base(request)
     return json_response({
         "contactLists": [contact_list_json(m, store.contacts[m.contact_id], base) for m in records],
-        "meta": {"total": str(len(store.memberships))},
+        "meta": {"total": str(len(live))},
     })
 
 
@@ -253,7 +265,7 @@ async def field_values_index(request: web.Request) -> web.Response:
     limit, offset = paging(request)
     field_id = queries.integer(request, "filters[fieldid]")
     value = request.query.get("filters[val]")
-    values = store.field_values
+    values = store.live_field_values()
     if field_id is not None or value is not None:
         values = [fv for fv in values
                   if (field_id is None or fv.field_id == field_id) and (value is None or fv.value == value)]

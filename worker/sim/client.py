@@ -92,6 +92,14 @@ class SimClient:
         """Clear contacts, batches, tags, exclusions, the request log and the rate windows; keep settings."""
         self._call("POST", "/_sim/reset", {})
 
+    def save(self, name: str) -> None:
+        """Keep the account's data (contacts, lists, tags, exclusions) aside under ``name``."""
+        self._call("POST", "/_sim/save", {"name": name})
+
+    def restore(self, name: str) -> None:
+        """Reset the account (as ``reset``) and put back the data saved under ``name``."""
+        self._call("POST", "/_sim/restore", {"name": name})
+
     def configure(self, **knobs: Any) -> None:
         """Change SimSettings knobs at runtime (validated as a whole; a bad one raises, changes nothing)."""
         if "lists" in knobs and isinstance(knobs["lists"], dict):
@@ -114,6 +122,17 @@ class SimClient:
         None follows the wall clock again. A naive datetime or string is read as UTC."""
         value = when.isoformat() if isinstance(when, datetime) else when
         self.configure(frozen_time=value)
+
+    def delete_contact(self, email: str) -> bool:
+        """Someone deletes the contact in ActiveCampaign (it leaves every list, loses tags and values);
+        False when there was no such contact."""
+        try:
+            self._call("POST", "/_sim/contacts/delete", {"email": email})
+        except SimClientError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
 
     def exclude(self, email: str) -> None:
         """Put an address (or a pattern like '*@example.org') on the account's exclusion list."""

@@ -89,7 +89,7 @@ def _candidates(store: Store, query: ContactQuery) -> Sequence[int]:
     if status is not None:
         # Not indexed (the client always filters by list); a scan, in id order.
         return [c.id for c in store.contacts.values() if any(m.status == status for m in c.lists.values())]
-    return range(1, store.next_contact_id)
+    return store.live_ids()
 
 
 def _on_list(contact: Contact, list_id: int | None, status: int | None) -> bool:

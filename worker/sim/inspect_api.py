@@ -111,6 +111,29 @@ async def reset(request: web.Request) -> web.Response:
     return json_response({"ok": True})
 
 
+@routes.post(P + "/save")
+@_refusal_guard
+async def save(request: web.Request) -> web.Response:
+    """Keep the account's data aside under ``name`` (pending batches are not part of it)."""
+    name = str((await _body(request)).get("name", ""))
+    if not name:
+        return message(400, "name is required")
+    _state(request).save(name)
+    return json_response({"ok": True})
+
+
+@routes.post(P + "/restore")
+@_refusal_guard
+async def restore(request: web.Request) -> web.Response:
+    """Reset the account, then put back the data saved under ``name``."""
+    name = str((await _body(request)).get("name", ""))
+    try:
+        _state(request).restore(name)
+    except KeyError:
+        return message(404, f"nothing saved under {name!r}")
+    return json_response({"ok": True})
+
+
 @routes.get(P + "/settings")
 async def settings_get(request: web.Request) -> web.Response:
     return json_response(_state(request).settings.to_json())
@@ -158,6 +181,19 @@ async def contact_list(request: web.Request) -> web.Response:
     if contact is None or record is None:
         return message(404, "no such contact on that list")
     return json_response(contact_list_json(record, contact, api_base(request)))
+
+
+@routes.post(P + "/contacts/delete")
+@_refusal_guard
+async def delete_contact(request: web.Request) -> web.Response:
+    """Someone deleting a contact in ActiveCampaign's UI; 404 when there is no such contact."""
+    state = _state(request)
+    body = await _body(request)
+    contact = state.store.by_email.get(_email(body))
+    if contact is None:
+        return message(404, "no such contact")
+    state.store.delete_contact(contact)
+    return json_response({"id": str(contact.id)})
 
 
 @routes.post(P + "/contacts/exclude")

@@ -7,6 +7,7 @@ place, and so the AC routes and the inspection routes share exactly the same vie
 from __future__ import annotations
 
 import asyncio
+import copy
 import random
 import time
 from collections import Counter, deque
@@ -38,6 +39,7 @@ class SimState:
         self.counters: Counter[str] = Counter()
         self.wakeup = asyncio.Event()  # set when the processor may have new work
         self.pending_callbacks: set[asyncio.Task[None]] = set()
+        self.saved: dict[str, Store] = {}  # account data kept aside by name (save / restore)
 
     def configure(self, knobs: dict[str, Any]) -> SimSettings:
         """Apply runtime changes (validated as a whole, so a bad knob changes nothing)."""
@@ -59,6 +61,21 @@ class SimState:
         self.counters.clear()
         self.rng = random.Random(self.settings.seed)
         self.wakeup.set()
+
+    def save(self, name: str) -> None:
+        """Keep a copy of the account's data (contacts, lists, tags, exclusions) under ``name``.
+
+        Why: a test that replays one starting point many times (the crash-point walker) restores it in one
+        call instead of re-running the syncs that built it.
+        """
+        self.saved[name] = copy.deepcopy(self.store)
+
+    def restore(self, name: str) -> None:
+        """A fresh account (as ``reset``) holding a copy of the data saved under ``name``; KeyError if none."""
+        saved = self.saved[name]
+        self.reset()
+        self.store = copy.deepcopy(saved)
+        self.store.adopt(self.settings)
 
     def stats(self) -> dict[str, Any]:
         """Counters for /_sim/stats; "resubscribed" and "resubscribed_own" are what consent tests assert on.

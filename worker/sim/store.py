@@ -2,10 +2,12 @@
 
 Everything is indexed for the request paths that run at benchmark rates (~5,000 contact upserts/s):
 contacts by id and by lower-cased email, list members by list and status (sorted ids, for paging), tags
-by lower-cased name. Contacts, memberships and field values are never deleted, which is why their ids
-are contiguous from 1: "all contacts" pages are computed on a `range`, and memberships and field values
-are kept in lists indexed by id - 1. All access happens on the simulator's event loop thread, so there
-is no locking.
+by lower-cased name. Contact ids are handed out from 1 upwards and never reused; until a contact is
+deleted (``DELETE /contacts/{id}``, or someone deleting it in the UI: ``/_sim``) they are contiguous, so
+"all contacts" pages are computed on a `range` (``live_ids`` keeps that fast path). Memberships and field
+values are kept in lists indexed by id - 1; a deleted contact's records stay there but are no longer
+shown (``live_memberships``, ``live_field_values``). All access happens on the simulator's event loop
+thread, so there is no locking.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class Store:
         self.resubscribed_own = 0
         self.ignored_field_values = 0
         self._next_contact_id = 1
+        self.deleted: set[int] = set()  # ids of deleted contacts (their records are hidden, ids never reused)
         self._next_tag_id = 1
         self._next_contact_tag_id = 1
         self.fields_by_id: dict[int, dict[str, Any]] = {}
@@ -142,6 +145,42 @@ class Store:
         self.contacts[contact.id] = contact
         self.by_email[contact.email] = contact
         return contact
+
+    def delete_contact(self, contact: Contact) -> None:
+        """Delete a contact as AC does: it leaves every list, loses its tags and values, and its id is gone.
+
+        A later import or sync of the same email creates a new contact with a new id.
+        """
+        self.contacts.pop(contact.id, None)
+        if self.by_email.get(contact.email) is contact:
+            del self.by_email[contact.email]
+        for list_id, record in contact.lists.items():
+            members = self.members.get(list_id)
+            if members is not None:
+                members.any.discard(contact.id)
+                members.by_status[record.status].discard(contact.id)
+        for link_id in list(contact.tags.values()):
+            link = self.contact_tags.get(link_id)
+            if link is not None:
+                self.untag(link)
+        self.deleted.add(contact.id)
+
+    def live_ids(self) -> range | list[int]:
+        """Every contact id in ascending order (a `range` while nobody was deleted)."""
+        if not self.deleted:
+            return range(1, self._next_contact_id)
+        return sorted(self.contacts)
+
+    def live_memberships(self) -> list[Membership]:
+        """Every list record of contacts that still exist, by id."""
+        if not self.deleted:
+            return self.memberships
+        return [m for m in self.memberships if m.contact_id not in self.deleted]
+
+    def live_field_values(self) -> list[FieldValue]:
+        if not self.deleted:
+            return self.field_values
+        return [fv for fv in self.field_values if fv.contact_id not in self.deleted]
 
     def update_contact(self, contact: Contact, text: dict[str, str], fields: list[tuple[int, str]],
                        stamp: datetime | None = None) -> list[int]:

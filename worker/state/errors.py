@@ -10,3 +10,10 @@ from __future__ import annotations
 
 class StateError(Exception):
     """The state store could not read or write; the message names the URI, the operation and the fix."""
+
+
+class WriteUnanswered(StateError):
+    """A write was sent but no answer came back (a timeout, a connection cut, a 5xx): it may have landed.
+
+    Raised by a backend's conditional writes only; ``StateStore`` resolves it by reading the key back.
+    """

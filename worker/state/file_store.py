@@ -114,7 +114,7 @@ class FileStore(StateStore):
             raise self._error("write", key, exc) from exc
         _sync_folder(path)
 
-    def put_if_absent(self, key: str, data: bytes) -> bool:
+    def _put_if_absent(self, key: str, data: bytes) -> bool:
         path = self._path(key)
         temp = self._write_temp(key, path, data)
         try:
@@ -147,9 +147,7 @@ class FileStore(StateStore):
         os.replace(temp, path)
         return True
 
-    def replace_if_unchanged(self, key: str, data: bytes, version: str | None) -> bool:
-        if version is None:
-            return self.put_if_absent(key, data)
+    def _replace_if_unchanged(self, key: str, data: bytes, version: str) -> bool:
         path = self._path(key)
         temp = self._write_temp(key, path, data)
         replaced = False

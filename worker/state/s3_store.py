@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from worker.clients.s3 import s3_client
-from worker.state.errors import StateError
+from worker.state.errors import StateError, WriteUnanswered
 from worker.state.keys import check_key, check_prefix
 from worker.state.store import StateStore
 
@@ -30,6 +30,11 @@ def _status(exc: Any) -> int:
 
 def _code(exc: Any) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _retried(exc: Any) -> bool:
+    """botocore sent the request more than once: an earlier attempt may have been applied unanswered."""
+    return int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) or 0) > 0
 
 
 class S3Store(StateStore):
@@ -98,7 +103,13 @@ class S3Store(StateStore):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _put(self, key: str, data: bytes, **condition: str) -> bool:
-        """PUT with an optional condition; False if S3 answers that the condition does not hold."""
+        """PUT with an optional condition; False if S3 answers that the condition does not hold.
+
+        A conditional PUT that got no answer (botocore gave up on a timeout or a cut connection, or S3
+        answered 5xx) raises WriteUnanswered: it may have landed, and ``StateStore`` reads the key back. So
+        does a 412 that botocore got on a retry (``RetryAttempts``): an earlier attempt may have landed, and
+        the 412 may be S3 refusing our own write a second time.
+        """
         from botocore.exceptions import BotoCoreError, ClientError
 
         object_key = self._object_key(key)
@@ -109,26 +120,32 @@ class S3Store(StateStore):
             except ClientError as exc:
                 status, code = _status(exc), _code(exc)
                 if condition and (status == _PRECONDITION_FAILED or code == "PreconditionFailed"):
+                    if _retried(exc):
+                        raise WriteUnanswered(f"{self.uri(key)}: 412 on a retried conditional PUT") from exc
                     return False
                 if condition.get("IfMatch") and code in _NOT_FOUND:
                     return False  # deleted since it was read: not the version the caller saw
                 if status == _CONFLICT and attempt + 1 < _CONFLICT_RETRIES:
                     time.sleep(0.05 * (attempt + 1))
                     continue
-                raise self._error("write", self.uri(key), exc) from exc
+                error = self._error("write", self.uri(key), exc)
+                if condition and status >= 500:
+                    raise WriteUnanswered(str(error)) from exc
+                raise error from exc
             except BotoCoreError as exc:
-                raise self._error("write", self.uri(key), exc) from exc
+                error = self._error("write", self.uri(key), exc)
+                if condition:
+                    raise WriteUnanswered(str(error)) from exc
+                raise error from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     def put(self, key: str, data: bytes) -> None:
         self._put(key, data)
 
-    def put_if_absent(self, key: str, data: bytes) -> bool:
+    def _put_if_absent(self, key: str, data: bytes) -> bool:
         return self._put(key, data, IfNoneMatch="*")
 
-    def replace_if_unchanged(self, key: str, data: bytes, version: str | None) -> bool:
-        if version is None:
-            return self._put(key, data, IfNoneMatch="*")
+    def _replace_if_unchanged(self, key: str, data: bytes, version: str) -> bool:
         return self._put(key, data, IfMatch=version)
 
     def delete(self, key: str) -> None:

@@ -41,6 +41,10 @@ class KeyIndex:
     since: U32  # when this export unsubscribed the entry (flag UNSUBSCRIBED), unix seconds; else 0
     shared: dict[str, int] = field(default_factory=dict)
     _shared_firsts: set[int] = field(default_factory=set, repr=False)
+    #: Each entry's tags as a number into ``tag_sets`` (None: no entry has tags); ``tag_sets[0]`` is "".
+    tag: U32 | None = None
+    tag_sets: list[str] = field(default_factory=lambda: [""])
+    _tag_numbers: dict[str, int] = field(default_factory=lambda: {"": 0}, repr=False)
 
     @classmethod
     def allocate(cls, n: int) -> KeyIndex:
@@ -77,6 +81,20 @@ class KeyIndex:
 
     def subscribed(self) -> int:
         return int(np.count_nonzero(self.flag == SUBSCRIBED))
+
+    def set_tags(self, start: int, numbers: U32, sets: list[str]) -> None:
+        """Entries ``start..`` carry tag sets ``sets[numbers[i]]`` (a shard's own numbering, 0 = none)."""
+        if self.tag is None:
+            self.tag = np.zeros(len(self), dtype=np.uint32)
+        known = self._tag_numbers
+        remap = np.array([known.setdefault(t, len(known)) for t in sets], dtype=np.uint32)
+        if len(known) > len(self.tag_sets):
+            self.tag_sets = list(known)
+        self.tag[start:start + len(numbers)] = remap[numbers]
+
+    def tags_at(self, position: int) -> str:
+        """The tags of the entry at ``position`` ("" for none): a JSON array of names."""
+        return "" if self.tag is None else self.tag_sets[int(self.tag[position])]
 
 
 class SeenKeys:

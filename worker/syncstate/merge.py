@@ -25,11 +25,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
 from worker.state import StateStore
 from worker.syncstate.index import FLAG_CODE, SKIPPED, SUBSCRIBED, U8, UNSUBSCRIBED
 from worker.syncstate.keys import U64, email_keys, find
-from worker.syncstate.manifest import Committed, Manifest, ShardRef
+from worker.syncstate.manifest import Commit, Committed, Manifest, Refresh, ShardRef
 from worker.syncstate.shard import U32, Block, encode_shard
 from worker.syncstate.source import Source
 
@@ -41,7 +42,7 @@ MEMORY_LIMIT = 32 << 20
 #: Changes gathered before they are split by key range (one sort per this many, not one per batch).
 _PENDING = 1 << 16
 DELETE = 3  # the flag code of a change that forgets the email
-_CHUNK = struct.Struct("<QQ")  # a spilled chunk: entries, bytes of its emails; then its columns and emails
+_CHUNK = struct.Struct("<QQQ")  # a spilled chunk: entries, bytes of its emails and tags; then columns, emails, tags
 
 
 def bits_for(entries: int) -> int:
@@ -54,8 +55,9 @@ def bits_for(entries: int) -> int:
 
 @dataclass
 class ChangeBlock:
-    """Changes as columns: key, fingerprint, flag code (or DELETE), since, email; in arrival order or,
-    from ``Changes.partition``, sorted by (key, email) with one change per email."""
+    """Changes as columns: key, fingerprint, flag code (or DELETE), since, email, and the entry's new tags
+    (``tags[i]`` None, or ``tags`` None: the entry keeps the tags it has); in arrival order or, from
+    ``Changes.partition``, sorted by (key, email) with one change per email."""
 
     hi: U64
     lo: U64
@@ -63,6 +65,7 @@ class ChangeBlock:
     code: U8
     since: U32
     emails: list[str]
+    tags: list[str | None] | None = None
 
     def __len__(self) -> int:
         return len(self.hi)
@@ -70,30 +73,36 @@ class ChangeBlock:
     def take(self, rows: npt.NDArray[np.int64]) -> ChangeBlock:
         picked = rows.tolist()
         return ChangeBlock(self.hi[rows], self.lo[rows], self.fp[rows], self.code[rows], self.since[rows],
-                           [self.emails[i] for i in picked])
+                           [self.emails[i] for i in picked],
+                           None if self.tags is None else [self.tags[i] for i in picked])
+
+    def tag_list(self) -> list[str | None]:
+        return self.tags if self.tags is not None else [None] * len(self)
 
     @classmethod
     def concat(cls, blocks: list[ChangeBlock]) -> ChangeBlock:
         if len(blocks) == 1:
             return blocks[0]
+        tags = None if all(b.tags is None for b in blocks) else [t for b in blocks for t in b.tag_list()]
         return cls(np.concatenate([b.hi for b in blocks]) if blocks else np.empty(0, np.uint64),
                    np.concatenate([b.lo for b in blocks]) if blocks else np.empty(0, np.uint64),
                    np.concatenate([b.fp for b in blocks]) if blocks else np.empty(0, np.uint64),
                    np.concatenate([b.code for b in blocks]) if blocks else np.empty(0, np.uint8),
                    np.concatenate([b.since for b in blocks]) if blocks else np.empty(0, np.uint32),
-                   [e for b in blocks for e in b.emails])
+                   [e for b in blocks for e in b.emails], tags)
 
     def encode(self) -> bytes:
         emails = "\n".join(self.emails).encode()
-        return b"".join((_CHUNK.pack(len(self), len(emails)), self.hi.astype("<u8").tobytes(),
+        tags = orjson.dumps(self.tags) if self.tags is not None else b""
+        return b"".join((_CHUNK.pack(len(self), len(emails), len(tags)), self.hi.astype("<u8").tobytes(),
                          self.lo.astype("<u8").tobytes(), self.fp.astype("<u8").tobytes(),
-                         self.code.astype(np.uint8).tobytes(), self.since.astype("<u4").tobytes(), emails))
+                         self.code.astype(np.uint8).tobytes(), self.since.astype("<u4").tobytes(), emails, tags))
 
     @classmethod
     def decode_all(cls, data: bytes) -> list[ChangeBlock]:
         blocks, at = [], 0
         while at < len(data):
-            n, size = _CHUNK.unpack_from(data, at)
+            n, size, tags_size = _CHUNK.unpack_from(data, at)
             at += _CHUNK.size
             cols = []
             for dtype, width in (("<u8", 8), ("<u8", 8), ("<u8", 8), ("u1", 1), ("<u4", 4)):
@@ -101,8 +110,10 @@ class ChangeBlock:
                 at += width * n
             emails = data[at:at + size].decode().split("\n") if n else []
             at += size
+            tags = orjson.loads(data[at:at + tags_size]) if tags_size else None
+            at += tags_size
             blocks.append(cls(cols[0].astype(np.uint64), cols[1].astype(np.uint64), cols[2].astype(np.uint64),
-                              cols[3].astype(np.uint8), cols[4].astype(np.uint32), emails))
+                              cols[3].astype(np.uint8), cols[4].astype(np.uint32), emails, tags))
         return blocks
 
 
@@ -131,22 +142,24 @@ class Changes:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def set(self, email: str, fp: int, flag: str, since: int = 0) -> None:
-        """The entry of ``email`` becomes (fp, flag, since)."""
-        self.add([email], [fp], [FLAG_CODE[flag]], [since])
+    def set(self, email: str, fp: int, flag: str, since: int = 0, tags: str | None = None) -> None:
+        """The entry of ``email`` becomes (fp, flag, since), with ``tags`` (None: the tags it has)."""
+        self.add([email], [fp], [FLAG_CODE[flag]], [since], None if tags is None else [tags])
 
     def delete(self, email: str) -> None:
         """``email`` is forgotten (no entry)."""
         self.add([email], [0], [DELETE], [0])
 
     def add(self, emails: list[str], fps: Sequence[int] | U64, codes: Sequence[int] | U8,
-            sinces: Sequence[int] | U32) -> None:
-        """Changes for ``emails``: flag code (``FLAG_CODE`` values, or DELETE), fingerprint and since each."""
+            sinces: Sequence[int] | U32, tags: Sequence[str | None] | None = None) -> None:
+        """Changes for ``emails``: flag code (``FLAG_CODE`` values, or DELETE), fingerprint and since each,
+        and the tags each entry now carries (None, or a None item: the entry keeps its tags)."""
         if not emails:
             return
         hi, lo = email_keys(emails)
         self._pending.append(ChangeBlock(hi, lo, np.asarray(fps, dtype=np.uint64), np.asarray(codes, dtype=np.uint8),
-                                         np.asarray(sinces, dtype=np.uint32), list(emails)))
+                                         np.asarray(sinces, dtype=np.uint32), list(emails),
+                                         None if tags is None or not any(t is not None for t in tags) else list(tags)))
         self._pending_count += len(emails)
         self.count += len(emails)
         if self._pending_count >= _PENDING:
@@ -166,7 +179,9 @@ class Changes:
             if end > start:
                 self._parts.setdefault(p, []).append(block.take(order[start:end]))
             start = end
-        self._held += len(block) * 40 + sum(len(e) for e in block.emails)
+        self._held += len(block) * 48 + sum(len(e) for e in block.emails)
+        if block.tags is not None:
+            self._held += sum(len(t) for t in block.tags if t)
         if self._held > self._limit:
             self._spill()
 
@@ -256,21 +271,37 @@ def apply(old: Block, changes: ChangeBlock) -> Block:
     setting = hit & ~deleting
     fp, flag, since = old.fp.copy(), old.flag.copy(), old.since.copy()
     at = found[setting]
-    fp[at], flag[at], since[at] = changes.fp[setting], changes.code[setting], changes.since[setting]
+    # "Unsubscribed by this export since": when the entry already had a time and the change brings one too
+    # (a removal sent again, a removal or re-entry whose outcome is unknown), the earlier one is kept, for
+    # re-entry compares it with AC's record of the first unsubscription (worker.activecampaign.readmission).
+    was, now = since[at], changes.since[setting]
+    fp[at], flag[at] = changes.fp[setting], changes.code[setting]
+    since[at] = np.where((was != 0) & (now != 0), np.minimum(was, now), now)
+    tags: list[str] | None = None
+    if old.tags is not None or changes.tags is not None:
+        tags = list(old.tag_list())
+        if changes.tags is not None:
+            for j, p in zip(np.flatnonzero(setting).tolist(), at.tolist(), strict=True):
+                given = changes.tags[j]
+                if given is not None:
+                    tags[p] = given
     gone = found[hit & deleting]
     if len(gone):
         keep = np.ones(len(old), dtype=np.bool_)
         keep[gone] = False
+        kept = keep.tolist()
         base = Block(old.hi[keep], old.lo[keep], fp[keep], flag[keep], since[keep],
-                     list(itertools.compress(old.emails, keep.tolist())))
+                     list(itertools.compress(old.emails, kept)),
+                     None if tags is None else list(itertools.compress(tags, kept)))
     else:
-        base = Block(old.hi, old.lo, fp, flag, since, old.emails)
+        base = Block(old.hi, old.lo, fp, flag, since, old.emails, tags)
     new = np.flatnonzero(~hit & ~deleting)
     if not len(new):
-        return base
+        return _untagged(base)
     ins = changes.take(new)  # sorted by (key, email), as the changes are
+    ins_tags = None if ins.tags is None else [t or "" for t in ins.tags]
     if not len(base):
-        return Block(ins.hi, ins.lo, ins.fp, ins.code, ins.since, ins.emails)
+        return _untagged(Block(ins.hi, ins.lo, ins.fp, ins.code, ins.since, ins.emails, ins_tags))
     pos = np.searchsorted(base.hi, ins.hi)
     n = len(base)
     for k in np.flatnonzero((pos < n) & (base.hi[np.minimum(pos, n - 1)] == ins.hi)).tolist():
@@ -278,15 +309,33 @@ def apply(old: Block, changes: ChangeBlock) -> Block:
         while a < n and (int(base.hi[a]), int(base.lo[a]), base.emails[a]) < (h, lw, email):  # (key, email)
             a += 1
         pos[k] = a
-    emails: list[str] = []
+    at_list = pos.tolist()
+    emails = _merged(base.emails, at_list, ins.emails)
+    merged_tags = None
+    if base.tags is not None or ins_tags is not None:
+        merged_tags = _merged(base.tag_list(), at_list, ins_tags if ins_tags is not None else [""] * len(ins))
+    return _untagged(Block(np.insert(base.hi, pos, ins.hi), np.insert(base.lo, pos, ins.lo),
+                           np.insert(base.fp, pos, ins.fp), np.insert(base.flag, pos, ins.code),
+                           np.insert(base.since, pos, ins.since), emails, merged_tags))
+
+
+def _merged(base: list[str], positions: list[int], inserted: list[str]) -> list[str]:
+    """``base`` with ``inserted[k]`` placed before ``base[positions[k]]`` (positions ascending)."""
+    out: list[str] = []
     prev = 0
-    for a, email in zip(pos.tolist(), ins.emails, strict=True):
-        emails.extend(base.emails[prev:a])
-        emails.append(email)
+    for a, item in zip(positions, inserted, strict=True):
+        out.extend(base[prev:a])
+        out.append(item)
         prev = a
-    emails.extend(base.emails[prev:])
-    return Block(np.insert(base.hi, pos, ins.hi), np.insert(base.lo, pos, ins.lo), np.insert(base.fp, pos, ins.fp),
-                 np.insert(base.flag, pos, ins.code), np.insert(base.since, pos, ins.since), emails)
+    out.extend(base[prev:])
+    return out
+
+
+def _untagged(block: Block) -> Block:
+    """A block whose entries carry no tags drops its tags column (stored as a v2 shard)."""
+    if block.tags is not None and not any(block.tags):
+        block.tags = None
+    return block
 
 
 def _same_email(old: Block, p: int, email: str) -> int:
@@ -316,7 +365,8 @@ class Written:
 
 
 def write_generation(store: StateStore, export_prefix: str, old: Source, changes: Changes, run_id: str,
-                     committed: Committed | None) -> Written:
+                     committed: Committed | None, *, refresh: Refresh | None = None,
+                     recent: tuple[Commit, ...] = ()) -> Written:
     """Write the merged entries as a new generation of shards (not yet visible) and return its manifest."""
     generation = new_generation()
     prefix = f"{shards_prefix(export_prefix)}{generation}/"
@@ -338,7 +388,8 @@ def write_generation(store: StateStore, export_prefix: str, old: Source, changes
         shards.append(ShardRef(key, len(block)))
         per_flag += np.bincount(block.flag, minlength=3)[:3]
     manifest = Manifest(run_id, generation, changes.bits, shards, subscribed=int(per_flag[SUBSCRIBED]),
-                        skipped=int(per_flag[SKIPPED]), unsubscribed=int(per_flag[UNSUBSCRIBED]), committed=committed)
+                        skipped=int(per_flag[SKIPPED]), unsubscribed=int(per_flag[UNSUBSCRIBED]), committed=committed,
+                        refresh=refresh, recent=recent)
     return Written(manifest, written)
 
 

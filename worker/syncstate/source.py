@@ -16,7 +16,7 @@ from worker.state import StateError, StateStore
 from worker.syncstate.index import FLAG_CODE, KeyIndex
 from worker.syncstate.keys import I64, email_keys
 from worker.syncstate.manifest import HEADER_V1, Manifest, SyncedFormatError
-from worker.syncstate.shard import Block, decode_columns, decode_emails, decode_shard
+from worker.syncstate.shard import Block, decode_columns, decode_emails, decode_shard, decode_tag_numbers
 
 #: (email, fingerprint as hex ("" for none), flag text, since as text ("" for none)): the v1 line's fields.
 TextEntry = tuple[str, str, str, str]
@@ -57,6 +57,10 @@ class MemorySource(Source):
     def fill(self, index: KeyIndex) -> None:
         b = self.block
         index.hi[:], index.lo[:], index.fp[:], index.flag[:], index.since[:] = b.hi, b.lo, b.fp, b.flag, b.since
+        if b.tags is not None and any(b.tags):
+            sets: dict[str, int] = {"": 0}
+            numbers = np.array([sets.setdefault(t, len(sets)) for t in b.tags], dtype=np.uint32)
+            index.set_tags(0, numbers, list(sets))
 
     def emails_at(self, positions: I64) -> Iterator[tuple[int, str]]:
         emails = self.block.emails
@@ -95,10 +99,14 @@ class StoreSource(Source):
 
     def fill(self, index: KeyIndex) -> None:
         for key, start, end in self._ranges:
-            hi, lo, fp, flag, since = decode_columns(self._get(key), self.store.uri(key))
+            data, where = self._get(key), self.store.uri(key)
+            hi, lo, fp, flag, since = decode_columns(data, where)
             _check_count(key, len(hi), end - start)
             index.hi[start:end], index.lo[start:end], index.fp[start:end], index.flag[start:end] = hi, lo, fp, flag
             index.since[start:end] = since
+            tags = decode_tag_numbers(data, where)
+            if tags is not None:
+                index.set_tags(start, *tags)
 
     def emails_at(self, positions: I64) -> Iterator[tuple[int, str]]:
         wanted = positions.tolist()

@@ -1,0 +1,144 @@
+"""Issue 18, must-show 2: managed tags against the simulator over HTTP.
+
+An export with ``tags = ["segment:vip"]`` and a ``tag_field``: 2% of the people leave and 3% change a tag
+value. Leavers lose ``segment:vip`` and the tag_field tags this export gave them, changed people lose
+only the value they no longer have, a tag someone else added stays; no request is refused; a kill -9
+while tags are being removed and a rerun leave the tags exact with no tag link removed twice. The
+request sequence's cost is checked against its formula (the figure is in README "Managed tags").
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.run.conftest import API_KEY, wait_for, write_config
+from worker.cli import main
+from worker.contacts.samples import write_jsonl
+from worker.sim import SimClient, SimSettings, SimulatorServer
+
+EXPORT = 'tags = ["segment:vip"]\ntag_field = "Interests"'
+OTHERS = "newsletter"  # a tag someone else adds in ActiveCampaign
+
+
+SHORT_LEASE = "lease_seconds = 3\nrequest_timeout_seconds = 1"  # a killed run's lease lapses fast
+
+def email(i: int) -> str:
+    return f"person{i}@example.com"
+
+
+def interests(i: int, changed: bool = False) -> list[str]:
+    return [f"interest:{i % 6}", f"interest:{6 + (i + changed) % 4}"]
+
+
+def person(i: int, changed: bool = False) -> dict:
+    return {"EmailAddress": email(i), "FirstName": f"P{i}", "LastName": "Tag", "Phone": "1",
+            "Interests": ",".join(interests(i, changed))}
+
+
+def sync(capsys, config: Path, snapshot: Path, *extra: str) -> tuple[int, dict]:
+    rc = main(["sync", "--config", str(config), "--export", "vip", "--snapshot", str(snapshot), *extra])
+    out = capsys.readouterr().out
+    return rc, json.loads(out) if out.strip() else {}
+
+
+def tags_of(simc: SimClient) -> dict[str, set[str]]:
+    return {e: set(m["tags"]) for e, m in simc.members(3).items()}
+
+
+def kinds(requests: list[dict]) -> Counter:
+    """The tag step's requests by kind (the bulk import's and the checks' are left out)."""
+    found: Counter = Counter()
+    for r in requests:
+        path = r["path"]
+        if r["method"] == "DELETE" and "/contactTags/" in path:
+            found["delete"] += 1
+        elif path.endswith("/contactTags"):
+            found["contact_tags"] += 1
+        elif path.endswith("/api/3/tags"):
+            found["tag_ids"] += 1
+        elif path.endswith("/api/3/contacts") and r["method"] == "GET":
+            found["contacts"] += 1  # list scan pages, email lookups and the drift check
+    return found
+
+
+@pytest.mark.slow
+def test_tags_this_export_added_are_removed_exactly_once_through_a_kill(tmp_path, capsys):
+    n = 10_000
+    rng = random.Random(18)
+    chosen = rng.sample(range(n), 500)
+    leavers, changers = set(chosen[:200]), set(chosen[200:])  # 2% leave, 3% change a tag value
+    others = set(range(0, n, 50))  # someone else tags these in ActiveCampaign (leavers and changers among them)
+    with SimulatorServer(SimSettings(api_keys=(API_KEY,), processing_delay=0.2, rate_scale=10)) as server:
+        simc = SimClient(server.url)
+        config = write_config(tmp_path, server.url, rate_scale=10, export=EXPORT, worker=SHORT_LEASE)
+        rc, event = sync(capsys, config, write_jsonl(tmp_path / "r1.jsonl", (person(i) for i in range(n))))
+        assert rc == 0 and event["counts"]["added"] == n
+        for i in others:
+            simc.add_contact(email(i), tags=[OTHERS])
+        assert (leavers & others) and (changers & others)
+
+        snap = write_jsonl(tmp_path / "r2.jsonl", (person(i, i in changers) for i in range(n) if i not in leavers))
+        start = len(simc.requests())
+        proc = subprocess.Popen([sys.executable, "-m", "worker", "sync", "--config", str(config), "--export", "vip",
+                                 "--snapshot", str(snap)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            def deletes() -> int:
+                return sum(1 for r in simc.requests(start) if r["method"] == "DELETE" and r["status"] == 200)
+
+            wait_for(lambda: deletes() >= 150, 180, "150 tag links removed",
+                     check=lambda: None if proc.poll() is None else pytest.fail("the sync ended before the kill"))
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        killed_at = deletes()
+        assert killed_at < 200 * 3 + 300, "the kill came after the last removal"
+        rc, event = sync(capsys, config, snap)  # the same command again: it resumes the killed run
+        assert rc == 0, event
+        assert (event["counts"]["removed"], event["counts"]["updated"]) == (200, 300)
+        assert event["tags"] == {"contacts": 500, "removed": 200 * 3 + 300}
+
+        after = tags_of(simc)
+        for i in range(n):
+            theirs = {OTHERS} if i in others else set()
+            ours = set() if i in leavers else {"segment:vip", *interests(i, i in changers)}
+            assert after[email(i)] == ours | theirs, i
+        log = simc.requests(start)
+        removals = [r for r in log if r["method"] == "DELETE"]
+        assert all(r["status"] == 200 for r in removals), "a removal was refused or repeated (404)"
+        assert len({r["path"] for r in removals}) == len(removals) == 200 * 3 + 300, "a tag link removed twice"
+        assert all(r["status"] < 400 for r in simc.requests()), "a request was refused (429, bulk rate limit, ...)"
+
+
+@pytest.mark.parametrize("leaving", [60, 4])
+def test_the_tag_step_costs_what_its_sequence_says(tmp_path, capsys, leaving):
+    """Leavers lose 3 tags each. Many (60 on a list of 2,000: the scan's 20 pages are cheaper than 60
+    lookups) -> ids from the scan; few (4) -> one lookup each, after the scan's first page said so."""
+    n = 2_000
+    with SimulatorServer(SimSettings(api_keys=(API_KEY,), processing_delay=0.1, rate_scale=20)) as server:
+        simc = SimClient(server.url)
+        config = write_config(tmp_path, server.url, rate_scale=20, export=EXPORT + "\nmax_removal_fraction = 0.5")
+        assert sync(capsys, config, write_jsonl(tmp_path / "r1.jsonl", (person(i) for i in range(n))))[0] == 0
+        start = len(simc.requests())
+        metrics = tmp_path / "run.prom"
+        rc, event = sync(capsys, config, write_jsonl(tmp_path / "r2.jsonl", (person(i) for i in range(leaving, n))),
+                         "--metrics-file", str(metrics))
+        assert rc == 0 and event["tags"] == {"contacts": leaving, "removed": 3 * leaving}
+        counter = re.search(r'^segment_export_tags_removed_total\{export="vip"\} (\S+)$', metrics.read_text(), re.M)
+        assert counter and float(counter.group(1)) >= 3 * leaving  # (a process-wide counter: other tests add)
+        names = len({name for i in range(leaving) for name in interests(i)}) + 1  # tag ids, once a run
+        pages = -(-n // 100)
+        got = kinds(simc.requests(start))
+        lookups = pages if leaving > pages else 1 + leaving  # the scan's first page decides
+        assert got == {"delete": 3 * leaving, "contact_tags": leaving, "tag_ids": names, "contacts": lookups + 1}
+        per_tag = (sum(got.values()) - 1) / (3 * leaving)  # less the drift check
+        print(f"\n{leaving} leavers, 3 tags each: {sum(got.values()) - 1} requests, {per_tag:.2f} per removed tag")
+        assert {e for e, t in tags_of(simc).items() if not t} == {email(i) for i in range(leaving)}

@@ -1,0 +1,105 @@
+"""``segment-export forget --email ADDRESS ... | --file emails.txt [--delete-contact]``: erasure requests.
+
+Removes the people from every configured export's synced state, kept failure reports, run records and
+verify reports (``worker.run.erasure``), holding each export's lease; with ``--delete-contact`` also
+deletes them in each ActiveCampaign account the exports use. Prints counts as JSON, never an email.
+Exit 0 done; 1 something failed or an email is still found in the store (run it again); 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from worker.commands import common
+
+if TYPE_CHECKING:
+    from worker.run.erasure import Erased
+    from worker.settings import Config
+    from worker.state import StateStore
+
+
+def add_options(p: argparse.ArgumentParser) -> None:
+    common.add_config_option(p)
+    p.add_argument("--email", action="append", default=[], help="an email to forget (repeat for more)")
+    p.add_argument("--file", help="a file of emails to forget, one a line")
+    p.add_argument("--delete-contact", action="store_true",
+                   help="also delete the contacts in ActiveCampaign (every account the exports use)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from worker.activecampaign.errors import ActiveCampaignError
+    from worker.run.erasure import Erased, normalize
+    from worker.run.exclusive import ExportBusy
+    from worker.state import StateError
+
+    raw = list(args.email)
+    if args.file:
+        try:
+            raw += Path(args.file).read_text().splitlines()
+        except OSError as exc:
+            return common.fail(f"--file {args.file}: {exc.strerror}")
+    emails = normalize(raw)
+    if not emails:
+        return common.fail("give the emails to forget with --email or --file")
+    config = common.load(args)
+    if args.delete_contact:
+        common.check_keys(config)
+    store = common.open_state(config)
+    erased = Erased(emails=len(emails))
+    try:
+        asyncio.run(_forget(config, store, emails, erased, args.delete_contact))
+    except (ActiveCampaignError, StateError, ExportBusy, RuntimeError) as exc:
+        common.print_json(erased.as_dict())
+        return common.fail(f"forget stopped: {exc}; run it again (what was done stays done)", common.EXIT_FAILED)
+    common.print_json(erased.as_dict())
+    if erased.residue:
+        return common.fail(f"{erased.residue} objects in the state store still hold one of the emails",
+                           common.EXIT_FAILED)
+    return common.EXIT_OK
+
+
+async def _forget(config: Config, store: StateStore, emails: set[str], erased: Erased, delete_contact: bool) -> None:
+    from worker.run.engine import Engine
+    from worker.run.erasure import forget_in_export
+    from worker.run.exclusive import fold_open_plans, holding, leases_for
+
+    leases = leases_for(config, store, "forget")
+    engine = Engine(config, store)  # a client only when an open plan must be folded in first
+    try:
+        for name in sorted(config.exports):
+            export = config.exports[name]
+            async with holding(leases, name, wait=config.worker.lease_seconds + 2):
+                await fold_open_plans(store, export, functools.partial(engine.client_for, export))
+                await asyncio.to_thread(forget_in_export, store, name, emails, erased,
+                                        settled_after=2 * config.worker.lease_seconds)
+    finally:
+        await engine.aclose()
+    if delete_contact:
+        await _delete_contacts(config, store, emails, erased)
+
+
+async def _delete_contacts(config: Config, store: StateStore, emails: set[str], erased: Erased) -> None:
+    """Delete the contacts in each account the exports use (an account once, however many exports)."""
+    from worker.run.engine import Engine
+
+    engine = Engine(config, store)
+    seen: set[str] = set()
+    try:
+        for export in config.exports.values():
+            connection = config.connections[export.connection]
+            if connection.api_url in seen:
+                continue
+            seen.add(connection.api_url)
+            async with engine.client_for(export) as client:
+                for email in sorted(emails):
+                    contact = await client.find_contact(email)
+                    if contact is not None and await client.delete_contact(int(contact["id"])):
+                        erased.contacts_deleted += 1
+                    else:
+                        erased.contacts_not_found += 1
+    finally:
+        await engine.aclose()

@@ -1,0 +1,129 @@
+"""A run's plan has an identity: the synced state it was made against, the snapshot, the export's config.
+
+Why: a plan's batch records are only meaningful against the state it was diffed with. Before plans had an
+identity, a resumed run re-planned against whatever state was current, skipped batches by number and
+committed the first attempt's part headers; when another run had committed in between, the two plans
+were mixed (issue 15): contacts held values in ActiveCampaign that the synced state did not describe, or
+a run could never commit. Now:
+
+- ``PlanKey``: the base (``worker.contacts.synced.base_of``: the committed state's digest), the snapshot's
+  identity (its parts' names, sizes and stamps), and the config that shapes the plan (the export's
+  settings, its resolved custom fields, ``full``, the page size). The plan id is their digest, and the
+  plan's records live under it (``worker.run.runbook``), so two plans never share a record.
+- ``exports/<export>/plans/<run_id>.<plan>`` registers an open plan (``PlanHead``) before its first part is
+  written, so the next run of the export finds every plan that may have sent something without listing
+  every run's records.
+- A plan is *live* while the state it was made against is current. Every commit first folds every live
+  plan in (its own, and others' through ``worker.run.settle``), so a plan whose base is no longer current
+  has been accounted for: its registration is garbage, and its run plans afresh.
+
+Runs of one export are serialised by the export's lease; the rule "every commit folds every live plan"
+relies on it, as the whole run protocol always did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import orjson
+
+from worker.run.runbook import RunKeys, plans_prefix
+from worker.state import StateStore
+
+#: The plan id of records written before plans had an identity (``runs/<run_id>/plan/``, ``batches/``).
+LEGACY = "legacy"
+
+
+@dataclass(frozen=True)
+class PlanKey:
+    """What a plan is made against; equal keys make equal plans (the planner is deterministic)."""
+
+    base: str
+    snapshot: str
+    shape: str
+
+    @property
+    def id(self) -> str:
+        return hashlib.blake2b(f"{self.base}\0{self.snapshot}\0{self.shape}".encode(), digest_size=8).hexdigest()
+
+
+def shape_of(*parts: object) -> str:
+    """A digest of everything besides the state and the snapshot that decides a plan's batches."""
+    return hashlib.blake2b("\0".join(repr(p) for p in parts).encode(), digest_size=8).hexdigest()
+
+
+@dataclass(frozen=True)
+class PlanHead:
+    """An open plan's registration: which run, which plan, made against which state, and when."""
+
+    export: str
+    run_id: str
+    plan: str
+    base: str
+    snapshot: str = ""
+    shape: str = ""
+    made_at: float = 0.0
+
+    @property
+    def key(self) -> str:
+        return head_key(self.export, self.run_id, self.plan)
+
+    def book_plan(self) -> str | None:
+        """The plan argument of this plan's ``Runbook`` (None: the layout of runs made before plans)."""
+        return None if self.plan == LEGACY else self.plan
+
+    def encode(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+    @classmethod
+    def decode(cls, data: bytes) -> PlanHead:
+        raw: dict[str, Any] = orjson.loads(data)
+        return cls(str(raw["export"]), str(raw["run_id"]), str(raw["plan"]), str(raw["base"]),
+                   str(raw.get("snapshot", "")), str(raw.get("shape", "")), float(raw.get("made_at", 0.0)))
+
+
+def head_key(export: str, run_id: str, plan: str) -> str:
+    return f"{plans_prefix(export)}{run_id}.{plan}"
+
+
+def register(store: StateStore, export: str, run_id: str, key: PlanKey) -> PlanHead:
+    """Record that ``run_id`` plans ``key`` (before any of its parts, so before any of its batches is sent)."""
+    head = PlanHead(export, run_id, key.id, key.base, key.snapshot, key.shape, time.time())
+    store.put_if_absent(head.key, head.encode())
+    return head
+
+
+def live_plans(store: StateStore, export: str, base: str, run_id: str) -> list[PlanHead]:
+    """The export's plans made against ``base`` (the current state), oldest first.
+
+    Registrations of plans made against an earlier state are deleted on the way: a commit folded them in.
+    Records of this run made before plans had an identity are adopted once, as a plan against ``base``
+    (what those runs assumed); that registration stays, folded or not, until the run's records go, so the
+    same records are never adopted twice.
+    """
+    live: list[PlanHead] = []
+    adopted = False
+    for key in store.list(plans_prefix(export)):
+        data = store.get(key)
+        if data is None:
+            continue
+        head = PlanHead.decode(data)
+        adopted = adopted or (head.run_id == run_id and head.plan == LEGACY)
+        if head.base == base:
+            live.append(head)
+        elif head.plan != LEGACY or not _legacy_records(store, export, head.run_id):
+            store.delete(key)
+    if not adopted and _legacy_records(store, export, run_id):
+        head = PlanHead(export, run_id, LEGACY, base, made_at=time.time())
+        store.put_if_absent(head.key, head.encode())
+        live.append(head)
+    live.sort(key=lambda h: (h.made_at, h.run_id, h.plan))
+    return live
+
+
+def _legacy_records(store: StateStore, export: str, run_id: str) -> bool:
+    legacy = RunKeys(export, run_id)
+    return bool(store.list(legacy.plan) or store.list(legacy.batches))

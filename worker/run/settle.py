@@ -1,0 +1,93 @@
+"""Folding live plans in: before a run plans, what earlier plans sent is made part of the synced state.
+
+When a run finds a plan that may have sent batches and that it will not carry on (another run's, or its
+own made against another snapshot or config; see ``worker.run.plans``), it must not plan against the
+committed state alone: ActiveCampaign already holds what those batches carried, and a diff that ignores
+it would leave those contacts wrong for good (their values, or a removal nobody records). So, in one
+compare-and-swap of the synced state, and before the new plan is made:
+
+- a batch with a final outcome is merged exactly as its own run's commit would have merged it;
+- a batch AC accepted but that has no final outcome is polled until it has one;
+- a batch with no record at all, in a part that was written, may have been in flight when its run
+  stopped: it is *doubtful* (``worker.run.commit``): its contacts are sent again by the next plan, and
+  its removals and re-entries go the re-entry way, where AC's list record decides;
+- tags the plan was to remove (managed tags) are removed, going on from the plan's own records.
+
+The commit keeps the run, counts and refresh of the state it replaces (it is nobody's run), and every
+folded plan's base is then no longer current, so it is never folded twice. Nothing is sent here but
+import/info polls, for batches AC failed the reason lookups a commit makes anyway, and the folded plans'
+tag removals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from worker.activecampaign.importer import Batch, BatchOutcome, BulkImporter
+from worker.contacts.plan import Counts
+from worker.contacts.synced import SyncedState
+from worker.run.commit import install, merge
+from worker.run.plans import PlanHead
+from worker.run.runbook import Runbook, RunKeys
+from worker.run.tags import TagRemover, planned
+from worker.state import StateStore
+from worker.syncstate.merge import Changes, bits_for
+
+log = logging.getLogger("segment_export.settle")
+
+
+async def settle(store: StateStore, export: str, list_id: int, heads: list[PlanHead], synced: SyncedState,
+                 version: str | None, importer: Callable[[], BulkImporter]) -> bool:
+    """Fold ``heads`` (the live plans, oldest first) into the synced state; False when another commit got
+    there first (the caller loads the state again and looks afresh)."""
+    outcomes: list[tuple[Runbook, dict[int, BatchOutcome]]] = []
+    for head in heads:
+        book = Runbook(store, export, head.run_id, head.book_plan())
+        known = await _outcomes(book, importer)
+        outcomes.append((book, known))
+        # Managed tags: the plan's tag removal is finished first, from its own records (worker.run.tags), so
+        # the fold stores what its contacts hold; contacts of a batch whose outcome stays unknown keep their
+        # tags and the ones they may have been sent (worker.run.commit), for the next plan to sort out.
+        untag = await asyncio.to_thread(planned, book, known.get)
+        if untag:
+            await TagRemover(importer().client, book, list_id).run(untag)
+    changes = Changes(bits_for(len(synced)))
+    try:
+        def fold() -> bool:
+            for plan, known in outcomes:
+                merge(plan, list_id, synced, Counts(), known.get, changes=changes)
+            return install(store, RunKeys(export, "-"), synced, version, changes, None, None) is not None
+
+        done = await asyncio.to_thread(fold)
+    finally:
+        changes.close()
+    if done:
+        log.info("folded %d earlier plan(s) into the synced state before planning", len(heads),
+                 extra={"export": export, "plans": [f"{h.run_id}.{h.plan}" for h in heads]})
+    return done
+
+
+async def _outcomes(book: Runbook, importer: Callable[[], BulkImporter]) -> dict[int, BatchOutcome]:
+    """Every recorded final outcome of the plan, and those of its accepted batches, polled to the end."""
+    progress = await asyncio.to_thread(book.progress)
+    known: dict[int, BatchOutcome] = {}
+    for n in sorted(progress.finals):
+        outcome = await asyncio.to_thread(book.final, n)
+        if outcome is not None:
+            known[n] = outcome
+    if progress.accepted:
+        async def got(outcome: BatchOutcome) -> None:
+            known[outcome.number] = outcome
+
+        async def refuse(batch: Batch, _: object) -> None:  # pragma: no cover - nothing is sent here
+            raise AssertionError(f"batch {batch.number} was to be sent while folding a plan in")
+
+        await importer().run(_nothing(), accepted=progress.accepted, on_accepted=refuse, on_final=got)
+    return known
+
+
+async def _nothing() -> AsyncIterator[Batch]:
+    return
+    yield  # an async generator that yields nothing

@@ -1,0 +1,218 @@
+"""Managed tags: remove the tags this export added that no longer apply, after the batches, before the commit.
+
+Why a step of the run: bulk import only adds tags, so a leaver would keep ``segment:vip`` (and the
+automations built on it) forever. The plan says which contacts lose which tags (``worker.contacts.plan``,
+recorded by ``worker.contacts.tagsets``); this step removes them once every batch is final, so a contact
+whose update or unsubscription AC failed keeps its tags (and its old entry: the next run tries again).
+Tags others added are never touched: only names the synced state remembers this export sending.
+
+The request sequence, cheapest first (measured against the simulator; README "Managed tags"):
+
+1. the contact's id: read from a scan of the list (``GET contacts?listid=&orders[id]=ASC&id_greater=``,
+   100 a request) when that takes fewer requests than looking each contact up, else ``GET
+   contacts?email=`` per contact (and for any the scan did not find);
+2. ``GET contacts/{id}/contactTags``: the contact's tag links (link id, tag id);
+3. ``DELETE contactTags/{link}`` for each link whose tag is one to remove (tag ids by name, once a run:
+   ``GET tags?filters[search][eq]=``).
+
+So 2 requests a contact plus one per removed tag, with the ids from a scan, or 3 plus one a tag. Every
+request is an "other" one: the non-bulk share of the account's budget, never ahead of a bulk POST.
+
+Crash safety: the contacts are processed in a fixed order (the plan's), in chunks of ``CHUNK``; each
+chunk has a record (``runs/<id>/tags/NNNNN``: how many of its contacts are done, how many tag links went,
+and the links of the contact in hand, written before they are deleted). A resumed run skips what its
+records say is done; the contact cut off half-way is read again (step 2) and only what is still there
+is removed, so no tag is removed twice and none is skipped, and the links it had decided on count as
+removed by this run whoever got there. The records hold counts and link ids, never emails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import orjson
+
+from worker.activecampaign.client import ActiveCampaignClient
+from worker.activecampaign.importer import BatchOutcome
+from worker.contacts.plan import REMOVE
+from worker.privacy.masking import mask_email
+from worker.run.runbook import Runbook
+from worker.run.types import RunInterrupted
+
+log = logging.getLogger("segment_export.tags")
+
+#: Contacts per progress record.
+CHUNK = 50
+#: Contacts worked on at once (the limiter paces the requests; this only overlaps their latency).
+CONCURRENCY = 4
+PAGE = 100
+
+
+@dataclass(frozen=True)
+class Untag:
+    """One contact that loses tags this export added."""
+
+    email: str
+    names: list[str]
+
+
+@dataclass
+class Untagged:
+    """What the step did: contacts it went through and tag links it removed (the completion event's ``tags``)."""
+
+    contacts: int = 0
+    removed: int = 0
+
+    def as_counts(self) -> dict[str, int]:
+        return {"tags_contacts": self.contacts, "tags_removed": self.removed}
+
+
+def planned(book: Runbook, outcome_of: Callable[[int], BatchOutcome | None]) -> list[Untag]:
+    """The contacts that lose tags, in plan order: those whose request AC carried out (a leaver AC had
+    already unsubscribed too), and dropped leavers; never one whose contact AC failed or skipped, nor one
+    of a batch whose outcome is unknown (``outcome_of`` None: it is kept doubtful, ``worker.run.commit``)."""
+    items: list[Untag] = []
+    for header in book.part_headers():
+        for b in header["batches"]:
+            untag = b.get("untag")
+            if not untag:
+                continue
+            outcome = outcome_of(b["n"])
+            if outcome is None:
+                continue
+            for i, names in untag:
+                email, op = b["emails"][i], b["ops"][i]
+                if email in outcome.failed or (email in outcome.skipped and op != REMOVE):
+                    continue
+                items.append(Untag(email, list(names)))
+        items.extend(Untag(email, list(names)) for email, names in header.get("untag_dropped", ()))
+    return items
+
+
+class TagRemover:
+    """Removes the planned tags of one run, resumably (see the module docstring)."""
+
+    def __init__(self, client: ActiveCampaignClient, book: Runbook, list_id: int, *,
+                 stop: asyncio.Event | None = None, concurrency: int = CONCURRENCY) -> None:
+        self.client = client
+        self.book = book
+        self.list_id = list_id
+        self.stop = stop
+        self.concurrency = concurrency
+        self._tag_ids: dict[str, asyncio.Future[str | None]] = {}
+
+    async def run(self, items: list[Untag]) -> Untagged:
+        chunks = [items[k:k + CHUNK] for k in range(0, len(items), CHUNK)]
+        progress, pendings = await asyncio.to_thread(self._progress, len(chunks))
+        result = Untagged(contacts=len(items), removed=sum(removed for _, removed in progress))
+        todo = [(n, chunk) for n, chunk in enumerate(chunks) if progress[n][0] < len(chunk)]
+        if not todo:
+            return result
+        wanted = {item.email for n, chunk in todo for item in chunk[progress[n][0]:]}
+        ids = await self._contact_ids(wanted)
+        slots = asyncio.Semaphore(self.concurrency)
+
+        async def one_chunk(n: int, chunk: list[Untag]) -> None:
+            async with slots:
+                done, removed = progress[n]
+                pending = pendings.get(n, set())
+                for item in chunk[done:]:
+                    if self.stop is not None and self.stop.is_set():
+                        raise RunInterrupted
+
+                    async def deciding(links: list[str], n: int = n, done: int = done, removed: int = removed) -> None:
+                        await asyncio.to_thread(self._record, n, done, removed, links)
+
+                    gone = await self._untag(item, ids.get(item.email), pending, deciding)
+                    pending = set()
+                    done, removed = done + 1, removed + gone
+                    result.removed += gone
+                    await asyncio.to_thread(self._record, n, done, removed)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for n, chunk in todo:
+                    group.create_task(one_chunk(n, chunk))
+        except BaseExceptionGroup as group_error:  # one error is what the run reports
+            raise group_error.exceptions[0] from None
+        log.info("tags removed: %d from %d contacts", result.removed, result.contacts)
+        return result
+
+    # ------------------------------------------------------------------------------------ records
+    def _key(self, n: int) -> str:
+        return f"{self.book.keys.tags}{n:05d}"
+
+    def _progress(self, chunks: int) -> tuple[list[tuple[int, int]], dict[int, set[str]]]:
+        """(contacts done, tags removed) per chunk, and the links the contact in hand was losing, from the
+        records an earlier attempt left."""
+        got = [(0, 0)] * chunks
+        pending: dict[int, set[str]] = {}
+        for key in self.book.store.list(self.book.keys.tags):
+            n = int(key.rsplit("/", 1)[1])
+            data = self.book.store.get(key)
+            if data is not None and n < chunks:
+                rec = orjson.loads(data)
+                got[n] = (int(rec["done"]), int(rec["removed"]))
+                if rec.get("pending"):
+                    pending[n] = {str(link) for link in rec["pending"]}
+        return got, pending
+
+    def _record(self, n: int, done: int, removed: int, pending: list[str] | None = None) -> None:
+        rec: dict[str, object] = {"done": done, "removed": removed}
+        if pending:
+            rec["pending"] = pending
+        self.book.store.put(self._key(n), orjson.dumps(rec))
+
+    # ------------------------------------------------------------------------------------ requests
+    async def _contact_ids(self, emails: set[str]) -> dict[str, int]:
+        """Ids of ``emails`` from a scan of the list, when the scan costs fewer requests than a lookup
+        each (decided on its first page, whose ``meta.total`` says how many pages there are); else {}."""
+        if len(emails) < 2:
+            return {}
+        page, total = await self.client.list_page(self.list_id, None, 0, kind="other")
+        if -(-total // PAGE) >= len(emails):
+            return {}
+        found: dict[str, int] = {}
+        while page:
+            found.update((email, contact_id) for contact_id, email in page if email in emails)
+            if len(page) < PAGE or len(page) >= total:  # meta.total counts this page and the ones after
+                break
+            page, total = await self.client.list_page(self.list_id, None, page[-1][0], kind="other")
+        return found
+
+    async def _untag(self, item: Untag, contact_id: int | None, decided: set[str],
+                     deciding: Callable[[list[str]], Awaitable[None]]) -> int:
+        """Remove one contact's tags; returns how many links went. ``decided``: the links an earlier attempt
+        had decided to remove for this contact (gone now or not, they count); ``deciding(links)`` records
+        the links before any is deleted."""
+        if contact_id is None:
+            contact = await self.client.find_contact(item.email)
+            if contact is None:
+                return 0  # deleted in ActiveCampaign since: nothing left to remove
+            contact_id = int(contact["id"])
+        links = await self.client.contact_tags(contact_id) or []
+        doomed: list[str] = []
+        for name in item.names:
+            tag_id = await self._tag_id(name)
+            doomed += [str(link["id"]) for link in links
+                       if tag_id is not None and str(link.get("tag")) == tag_id and link.get("id")]
+        if doomed:
+            await deciding(sorted(decided | set(doomed)))
+        for link_id in doomed:
+            await self.client.remove_contact_tag(link_id)
+        removed = len(decided | set(doomed))
+        if removed:
+            log.debug("tags removed from %s: %d", mask_email(item.email), removed)
+        return removed
+
+    async def _tag_id(self, name: str) -> str | None:
+        """The tag's id, looked up once a run (concurrent askers share the one request)."""
+        key = name.strip().casefold()
+        pending = self._tag_ids.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self.client.tag_id(name))
+            self._tag_ids[key] = pending
+        return await asyncio.shield(pending)
