@@ -48,7 +48,8 @@ else
 endif
 
 # The chaos suite (chaos/README.md): the real worker, RabbitMQ, moto's S3 and the simulator through kills,
-# outages, faults and bad input; prints one row per scenario. About 10 minutes on 2 busy cores.
+# outages, faults and bad input; prints one row per scenario, then the long run of the fuzz tests (chaos/fuzz.py).
+# About 20 minutes on 2 busy cores (10 of them the fuzz run; CHAOS_ARGS="--fuzz-scale 0" skips it).
 # CHAOS_ARGS passes options, e.g. CHAOS_ARGS="--only kill9-sending,s3-outage --profiles 50000".
 chaos: $(STAMP)
 	scripts/with-services $(BIN)/python -m chaos $(CHAOS_ARGS)

@@ -3,6 +3,7 @@
     python -m chaos                       # every scenario, 20,000 profiles each (make chaos)
     python -m chaos --only kill9-sending,empty-snapshot --profiles 2000
     python -m chaos --list
+    python -m chaos --only fuzz --fuzz-scale 100   # only the long run of the property-based (fuzz) tests
 
 Needs RabbitMQ on 127.0.0.1:5672 (``scripts/with-services`` starts one when none runs); starts moto's S3
 and the ActiveCampaign simulator itself. Exit status 0 when every row is clean, 1 otherwise; the logs of a
@@ -38,13 +39,15 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--broker-outage-seconds", type=float, default=d.broker_outage_seconds)
     p.add_argument("--s3-outage-seconds", type=float, default=d.s3_outage_seconds)
     p.add_argument("--malformed", type=int, default=d.malformed, help="malformed events (default 1000)")
+    p.add_argument("--fuzz-scale", type=int, default=50, help="the fuzz tests draw this many times the examples "
+                   "they draw in make test (default 50; 0 skips them; see chaos/fuzz.py)")
     p.add_argument("--sweeps", type=int, default=d.sweeps,
                    help=f"interleavings of the protocol sweep (default {d.sweeps})")
     p.add_argument("--sweep-seed", type=int, default=d.sweep_seed, help="the protocol sweep's first seed")
     p.add_argument("--workdir", type=Path, default=None, help="where configs and worker logs go (default: a "
                    "temporary folder, removed when every row is clean)")
     args = p.parse_args(argv)
-    unknown = [n for n in filter(None, args.only.split(",")) if n not in BY_NAME]
+    unknown = [n for n in filter(None, args.only.split(",")) if n not in BY_NAME and n != "fuzz"]
     if unknown:
         p.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(BY_NAME)}")
     if args.profiles < 1000:
@@ -67,7 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         for s in SCENARIOS:
             print(f"{s.name:22} {s.about}")
+        print(f"{'fuzz':22} the property-based tests, --fuzz-scale times their examples in make test")
         return 0
+    names = [n for n in args.only.split(",") if n]
+    if names == ["fuzz"]:
+        return _fuzz(args.fuzz_scale or 50)
     if not _rabbitmq_up():
         print("python -m chaos: nothing accepts AMQP on 127.0.0.1:5672; run it through scripts/with-services "
               "(make chaos does)", file=sys.stderr)
@@ -83,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     size = Size(profiles=args.profiles, rate_scale=args.rate_scale, ac_outage_seconds=args.ac_outage_seconds,
                 broker_outage_seconds=args.broker_outage_seconds, s3_outage_seconds=args.s3_outage_seconds,
                 malformed=args.malformed, sweeps=args.sweeps, sweep_seed=args.sweep_seed)
-    chosen = [BY_NAME[n] for n in args.only.split(",")] if args.only else list(SCENARIOS)
+    chosen = [BY_NAME[n] for n in names if n != "fuzz"] if names else list(SCENARIOS)
+    fuzz_scale = args.fuzz_scale if not names or "fuzz" in names else 0
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="chaos-"))
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -115,11 +123,26 @@ def main(argv: list[str] | None = None) -> int:
           f"Python {platform.python_version()})\n")
     print(render(rows))
     print("\n" + render_notes(rows))
+    if fuzz_scale:
+        clean = _fuzz(fuzz_scale) == 0 and clean
     if clean and args.workdir is None:
         shutil.rmtree(workdir, ignore_errors=True)
     else:
         print(f"\nlogs: {workdir}", file=sys.stderr)
     return 0 if clean else 1
+
+
+def _fuzz(scale: int) -> int:
+    """The long run of the fuzz tests; prints their table; 0 when every property held."""
+    from chaos.fuzz import render, run_fuzz
+
+    print(f"chaos: fuzz: the property-based tests at {scale}x their examples ...", file=sys.stderr, flush=True)
+    rows, seconds, output = run_fuzz(scale)
+    print("\n" + render(rows, scale, seconds))
+    ok = bool(rows) and all(r.passed for r in rows)
+    if not ok:
+        print(output[-6000:], file=sys.stderr)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

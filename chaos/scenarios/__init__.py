@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from chaos.scenarios import activecampaign, crash, guard, malformed, outages, reentry, sweep
+from chaos.scenarios import activecampaign, crash, damaged, guard, malformed, outages, reentry, sweep
 from chaos.stage import Stage
 
 
@@ -28,6 +28,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("ac-5xx-429-latency", activecampaign.faults_storms_latency, "10% 5xx, 429 storms, 1 s latency"),
     Scenario("ac-outage", activecampaign.outage, "ActiveCampaign down (error_rate 1.0) mid-run, then back"),
     Scenario("empty-snapshot", guard.empty_snapshot, "empty, then truncated snapshot: the removal guard trips"),
+    Scenario("damaged-snapshot", damaged.damaged_snapshots,
+             "an open quote at 85%, a JSON Lines file and a gzip part cut short: fail before any request"),
     Scenario("leavers-return", reentry.leavers_return, "5% of leavers re-admitted, 1% self-unsubscribed kept out"),
     Scenario("malformed-events", malformed.malformed_events, "1,000 malformed events among valid ones"),
     Scenario("protocol-sweep", sweep.protocol_sweep, "random histories of runs with several crashes and lost "

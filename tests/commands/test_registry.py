@@ -87,6 +87,35 @@ def test_config_check_offline(tmp_path: Path, capsys: pytest.CaptureFixture[str]
                                                                     "list_id": 3}}
 
 
+def test_config_check_says_how_snapshot_prefixes_are_taken(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 19: a prefix without a trailing slash is a folder; config check says so (and still passes)."""
+    monkeypatch.setenv("SEGMENT_EXPORT_CLI_TEST_KEY", "k")
+    config = tmp_path / "c.toml"
+    config.write_text(CONFIG.replace('[worker]\n', '[worker]\nsnapshot_prefixes = ["s3://cdp-exports", '
+                                                   '"file:///data/segments/"]\n').format(
+        state=tmp_path / "state", env="SEGMENT_EXPORT_CLI_TEST_KEY"))
+    assert main(["config", "check", "--config", str(config)]) == 0
+    out = capsys.readouterr()
+    note = ("snapshot_prefixes: 's3://cdp-exports' has no trailing slash; it is taken as the folder "
+            "s3://cdp-exports/ (locations inside it, not s3://cdp-exports-other/)")
+    assert json.loads(out.out)["notes"] == [note]
+    assert f"segment-export: note: {note}" in out.err
+
+
+@pytest.mark.parametrize(("prefix", "says"), [("ftp://host/x/", "unsupported scheme 'ftp'"),
+                                              ("s3://b/../x/", "climbs above its root"),
+                                              ("file://remote/x/", "names a remote host")])
+def test_a_prefix_that_names_no_place_is_a_config_error(prefix: str, says: str, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(CONFIG.replace('[worker]\n', f'[worker]\nsnapshot_prefixes = ["s3://ok/", "{prefix}"]\n')
+                      .format(state=tmp_path / "state", env="SEGMENT_EXPORT_CLI_TEST_KEY"))
+    assert main(["config", "check", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "worker.snapshot_prefixes[1]: location" in err and says in err
+
+
 @pytest.mark.parametrize("argv", [["state", "prune", "--config", "C"],
                                   ["sync", "--config", "C", "--export", "vip", "--snapshot", "s.jsonl"],
                                   ["request", "--config", "C", "--export", "vip", "--dry-run", "--snapshot", "s"]],

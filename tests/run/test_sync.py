@@ -130,22 +130,24 @@ def test_bad_rows_and_unreadable_snapshots(tmp_path, capsys, sim, caplog):
     config = write_config(tmp_path, url, rate_scale=20)
     snap = tmp_path / "rows.jsonl"
     snap.write_text('{"EmailAddress": "ok@example.com", "FirstName": "Ok"}\n'
-                    "{not json\n"
+                    "\n"
                     '{"FirstName": "no email"}\n'
-                    '["not", "an", "object"]\n'
                     '{"EmailAddress": "bad@@example.com"}\n')
     rc, event = sync(capsys, config, snap)
     assert rc == 0, event
-    assert event["counts"]["invalid"] == 4 and event["counts"]["added"] == 1
+    assert event["counts"]["invalid"] == 2 and event["counts"]["added"] == 1
     records = [json.loads(line) for line in
                Path(event["failures_uri"].removeprefix("file://")).read_text().splitlines()]
-    assert sorted((r["line"], r["stage"]) for r in records) == [(2, "invalid"), (3, "invalid"), (4, "invalid"),
-                                                               (5, "invalid")]
+    assert sorted((r["line"], r["stage"]) for r in records) == [(3, "invalid"), (4, "invalid")]
     assert "missing email" in next(r["reason"] for r in records if r["line"] == 3)
     assert set(subscribed(simc)) == {"ok@example.com"}
 
+    (tmp_path / "broken.jsonl").write_text('{"EmailAddress": "x@example.com"}\n{not json\n')
+    (tmp_path / "array.jsonl").write_text('{"EmailAddress": "x@example.com"}\n["not", "an", "object"]\n')
     for bad, needle in ((tmp_path / "missing.jsonl", "not found"),
-                        (tmp_path / "plain.jsonl.gz", "gzip")):
+                        (tmp_path / "plain.jsonl.gz", "gzip"),
+                        (tmp_path / "broken.jsonl", "line 2 is not JSON"),
+                        (tmp_path / "array.jsonl", "line 2 is an array, not an object")):
         if bad.suffix == ".gz":
             bad.write_text('{"EmailAddress": "x@example.com"}\n')
         rc, event = sync(capsys, config, bad)

@@ -23,8 +23,3 @@ def read_all(uri: str, **kwargs: Any) -> list[Page]:
 def rows_of(pages: list[Page]) -> list[tuple[str, int, dict]]:
     """(source, line, profile) of every row in order, to compare across page boundaries."""
     return [(page.source, line, row) for page in pages for line, row in page.rows]
-
-
-def errors_of(pages: list[Page]) -> list[tuple[str, int, str]]:
-    """(source, line, reason) of every reported line in order."""
-    return [(page.source, line, reason) for page in pages for line, reason in page.errors]

@@ -26,7 +26,9 @@ def test_missing_file_fails_when_called(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("uri", "match"),
     [
-        ("", "snapshot URI is empty"),
+        ("", "the location is empty"),
+        ("s3://b/../k.jsonl", "climbs above its root"),
+        ("file:///x.jsonl?y", "would start a query"),
         ("ftp://host/x.jsonl", "unsupported scheme 'ftp'"),
         ("s3:///key.jsonl", "has no bucket"),
         ("file://otherhost/x.jsonl", "names a remote host"),

@@ -35,7 +35,14 @@ def run(args: argparse.Namespace) -> int:
         common.fail(problem)
     if problems:
         return common.EXIT_USAGE
-    common.print_json({"config": config.path, "ok": True, "connections": sorted(config.connections),
+    from worker.locations import prefix_note
+
+    notes = [n for p in config.worker.snapshot_prefixes or () if (n := prefix_note(p))]
+    if config.worker.snapshot_prefixes is None:
+        notes.append("snapshot_prefixes is not set: events may name any snapshot this worker can read")
+    for note in notes:
+        sys.stderr.write(f"segment-export: note: {note}\n")
+    common.print_json({"config": config.path, "ok": True, "notes": notes, "connections": sorted(config.connections),
                        "exports": {n: {"segment": e.segment, "connection": e.connection, "list_id": e.list_id}
                                    for n, e in sorted(config.exports.items())}})
     return common.EXIT_OK

@@ -33,7 +33,7 @@ import orjson
 
 from worker.contacts.mapping import MappedPage, Mapper
 from worker.contacts.synced import Entry, SyncedState
-from worker.snapshot import Page
+from worker.snapshot import Page, with_column
 from worker.syncstate import index as codes
 from worker.syncstate.index import SeenKeys
 from worker.syncstate.keys import email_keys, first_occurrences
@@ -192,8 +192,8 @@ class Planner:
 
     def plan_page(self, number: int, page: Page) -> PlanPart:
         """Plan one snapshot page; batches not yet full stay open for the next page."""
-        counts = Counts(profiles=len(page.rows) + len(page.errors), invalid=len(page.errors))
-        invalid: list[tuple[str, int, str | None, str]] = [(page.source, ln, None, why) for ln, why in page.errors]
+        counts = Counts(profiles=len(page.rows))
+        invalid: list[tuple[str, int, str | None, str]] = []
         skipped: list[str] = []
         kept_out: list[str] = []
         mapped = self.mapper.map_page(page.rows)
@@ -382,7 +382,8 @@ class Planner:
     def plan(self, pages: Iterable[Page]) -> Iterator[PlanPart]:
         """All parts for a snapshot, page by page, then the leavers."""
         n = 0
-        for page in pages:
+        column = self.mapper.export.mapping["email"]
+        for page in with_column(pages, column, f"exports.{self.mapper.export.name}.mapping.email"):
             yield self.plan_page(n, page)
             n += 1
         yield from self.finish(n)

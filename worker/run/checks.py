@@ -3,8 +3,10 @@
 - the list exists and the key works (one cheap request; a bad key answered with an HTML login page
   fails here too);
 - the snapshot holds no more than the export's ``max_profiles`` (a counting pass);
-- the removal guard (``worker.run.guard``): the run would not unsubscribe more of the list than the
-  export allows, unless overridden for this run;
+- the snapshot is read whole (``check_removals``, always): a part that is not well-formed, or a CSV
+  header without the mapped email column, fails the run here, before the first request, however late
+  in the snapshot the damage is; and on that pass the removal guard (``worker.run.guard``): the run
+  would not unsubscribe more of the list than the export allows, unless overridden for this run;
 - and, while planning, the same guard again on the leavers actually found, before any of them is
   handed to the sender (the snapshot may have changed since the first pass).
 
@@ -23,7 +25,7 @@ from worker.run.guard import CODE as GUARD_CODE
 from worker.run.guard import Removals, count_removals, verdict
 from worker.run.types import RunError, RunSpec
 from worker.settings import Export
-from worker.snapshot import Page
+from worker.snapshot import Page, with_column
 
 Pages = Callable[[], Iterator[Page]]
 
@@ -36,8 +38,8 @@ async def check_list(client: ActiveCampaignClient, export: Export) -> None:
 
 
 def count_profiles(pages: Pages) -> int:
-    """Profiles in the snapshot (rows plus unreadable lines, as a run counts them); reads it once."""
-    return sum(len(page.rows) + len(page.errors) for page in pages())
+    """Profiles in the snapshot (as a run counts them); reads it once."""
+    return sum(len(page.rows) for page in pages())
 
 
 def check_max_profiles(export: Export, pages: Pages) -> None:
@@ -54,11 +56,21 @@ def check_max_profiles(export: Export, pages: Pages) -> None:
 
 
 def check_removals(spec: RunSpec, synced: SyncedState, pages: Pages) -> None:
-    """The removal guard's own pass over the snapshot's emails; raises RunError(``removal_guard``)."""
+    """Read the whole snapshot before any request; on the way, the removal guard's count of leavers.
+
+    Raises SnapshotError (``snapshot_unreadable``) for a part that cannot be read whole or lacks the email
+    column, RunError(``removal_guard``) when the guard trips. The read happens even when the guard does
+    not apply (a first run, ``on_leave = "keep"``, an override): sending overlaps with planning, so damage
+    at the end of a snapshot would otherwise be found after the first batches were sent.
+    """
     export = spec.export
+    column = export.mapping["email"]
+    read = with_column(pages(), column, f"exports.{export.name}.mapping.email")
     if spec.allow_mass_removal or export.on_leave != "unsubscribe" or not synced.subscribed():
+        for _ in read:
+            pass
         return
-    message = verdict(export, count_removals(export, synced, pages()))
+    message = verdict(export, count_removals(export, synced, read))
     if message:
         raise RunError(GUARD_CODE, message)
 

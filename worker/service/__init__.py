@@ -6,7 +6,7 @@
 - ``publishing``: one confirmed publish for the command line (``publish``, ``request``).
 
 May import: ``worker.run``, ``worker.broker``, ``worker.activecampaign``, ``worker.contacts``,
-``worker.syncstate``, ``worker.snapshot``, ``worker.state``, ``worker.leases``, ``worker.settings``,
-``worker.events``, ``worker.privacy``, ``worker.clients``. Never the command line or the simulator; only
-``metrics`` and ``health`` import ``prometheus_client``.
+``worker.syncstate``, ``worker.snapshot``, ``worker.locations``, ``worker.state``, ``worker.leases``,
+``worker.settings``, ``worker.events``, ``worker.privacy``, ``worker.clients``. Never the command line or the
+simulator; only ``metrics`` and ``health`` import ``prometheus_client``.
 """

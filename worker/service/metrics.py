@@ -31,9 +31,15 @@ DEAD_LETTERED = Counter("segment_export_dead_lettered_total", "Messages sent to 
 SETTLE_FAILURES = Counter("segment_export_settle_failures_total",
                           "Deliveries that could not be settled the way the worker tried (ack, requeue, "
                           "dead_letter, defer); the broker redelivers them", ["action"])
+VISIBILITY_FAILURES = Counter("segment_export_visibility_extension_failures_total",
+                              "SQS visibility extensions (heartbeats) that failed; lapsed=true: for longer than "
+                              "the visibility timeout, so the delivery's runs stopped sending", ["lapsed"])
 DELIVERIES_STUCK = Gauge("segment_export_deliveries_stuck",
                          "Deliveries held longer than their bound without being settled (/readyz fails)")
 RUNS = Counter("segment_export_runs_total", "Export runs that ended, by status", ["export", "status"])
+RUN_FAILURES = Counter("segment_export_run_failures_total",
+                       "Runs that ended in export.failed, by the event's error code (snapshot_unreadable, "
+                       "removal_guard, ...)", ["export", "code"])
 RUNS_IN_PROGRESS = Gauge("segment_export_runs_in_progress", "Export runs executing now")
 RUN_DURATION = Histogram("segment_export_run_duration_seconds", "Wall time of a run, start to commit",
                          ["export"], buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 2400, 3600, 7200))
@@ -100,6 +106,8 @@ def record_run(event: Mapping[str, Any], *, now: float | None = None) -> None:
     """Runs, profiles by outcome and the last-success time, from a first-time completion event."""
     export = event["export"]
     RUNS.labels(export, event["status"]).inc()
+    if event["status"] == "failed":
+        RUN_FAILURES.labels(export, (event.get("error") or {}).get("code", "unknown")).inc()
     counts = event.get("counts") or {}
     for outcome in PROFILE_OUTCOMES:
         if counts.get(outcome):
@@ -164,6 +172,9 @@ class MetricsHooks(Hooks):
 
     def settle_failed(self, action: str) -> None:
         SETTLE_FAILURES.labels(action).inc()
+
+    def visibility_not_extended(self, lapsed: bool) -> None:
+        VISIBILITY_FAILURES.labels("true" if lapsed else "false").inc()
 
     def deliveries_stuck(self, count: int) -> None:
         DELIVERIES_STUCK.set(count)

@@ -40,6 +40,7 @@ from worker.broker import BrokerBridge, Delivery, Topology, transport_options_fo
 from worker.events.envelopes import ExportRequested, new_id, now_iso, snapshot_ref
 from worker.events.schemas import InvalidEvent, load_validators, parse_event, validate_event
 from worker.leases import open_leases
+from worker.locations import LocationError, OutsidePrefixes, Prefixes
 from worker.run.dryrun import dry_run
 from worker.run.engine import Engine
 from worker.run.hooks import HookBus, Hooks
@@ -118,6 +119,7 @@ class Worker:
                                    transport_options=transport_options_for(
                                        self.url, **{**w.broker_options, **(transport_options or {})}))
         metrics.set_info(self.bridge.kind)
+        self.prefixes = Prefixes.parse(w.snapshot_prefixes)  # normalised once, as every location will be
         self.max_unacked = w.max_unacked_seconds
         self.grace = w.shutdown_grace_seconds
         self.stopping = asyncio.Event()
@@ -272,7 +274,7 @@ class Worker:
             stop.set()
         timer = asyncio.get_running_loop().call_later(
             max(0.0, self.max_unacked * (1 - CHECKPOINT_MARGIN) - (time.monotonic() - received)), stop.set)
-        heartbeat = asyncio.ensure_future(self._heartbeat(d))
+        heartbeat = asyncio.ensure_future(self._heartbeat(d, stop))
         try:
             outcomes = await asyncio.gather(*(self._process(job, stop) for job in jobs), return_exceptions=True)
         finally:
@@ -284,29 +286,70 @@ class Worker:
                 raise outcome
         return Settlement("ack", etype, outcomes=[str(o) for o in outcomes])
 
-    async def _heartbeat(self, d: Delivery) -> None:
-        """Keep an SQS delivery invisible to other consumers while we hold it (no-op on RabbitMQ)."""
-        interval = max(1.0, self.bridge.visibility_timeout / 3)
+    async def _heartbeat(self, d: Delivery, stop: asyncio.Event) -> None:
+        """Keep an SQS delivery invisible to other consumers while it is held (other brokers need nothing).
+
+        It beats every third of the visibility timeout, and survives any error: a failed beat (throttled,
+        a 5xx, access denied, no connection) is logged and counted, and the next one comes after a
+        quarter of that. Once the visibility could not be extended for longer than the timeout (or the
+        broker took the delivery back), another consumer may hold the message and be running the same
+        runs: ``stop`` is set, so they stop sending at a checkpoint and hand themselves on, as after
+        ``max_unacked_seconds``, instead of finishing blind. Beating goes on until the delivery is
+        settled (the run still needs its checkpoint, and SQS may answer again) or taken back.
+        """
+        if self.bridge.kind != "sqs":
+            return
+        timeout = self.bridge.visibility_timeout
+        interval = max(1.0, timeout / 3)
+        extended = d.received_at  # the visibility the receive gave runs from here
+        delay = interval
         while True:
-            await asyncio.sleep(interval)
-            if not await self.bridge.hold(d):  # the next beat tries again; a lost one risks a cheap redelivery
-                log.warning("could not extend the delivery's visibility")
+            await asyncio.sleep(delay)
+            started = time.monotonic()
+            try:
+                ok, why = await self.bridge.hold(d), "no broker connection, or the delivery is no longer held"
+            except Exception as exc:  # any error: the next beat may work (a dead heartbeat never would)
+                ok, why = False, f"{type(exc).__name__}: {exc}"[:300]
+            if ok:
+                extended, delay = started, interval
+                continue
+            taken = not any(held is d for held, _ in self.bridge.unsettled())
+            lapsed = taken or time.monotonic() - extended >= timeout
+            self.hooks.visibility_not_extended(lapsed)
+            delay = max(0.25, interval / 4)
+            if lapsed and not stop.is_set():
+                log.error("the delivery's visibility could not be extended for %.0f s (visibility timeout %.0f s): "
+                          "another consumer may have taken the message; its runs stop sending at a checkpoint "
+                          "and hand themselves on (%s)", time.monotonic() - extended, timeout, why)
+                stop.set()
+            elif not taken:
+                log.warning("could not extend the delivery's visibility (%s); trying again in %.1f s", why, delay)
+            if taken:  # the broker took it back: no beat can extend it any more
+                return
 
     # ------------------------------------------------------------------------------------ dispatch
-    def _check_uri(self, uri: str) -> None:
-        prefixes = self.config.worker.snapshot_prefixes
-        if prefixes is not None and not any(uri.startswith(p) for p in prefixes):
-            raise Rejected(f"snapshot URI {uri[:300]!r} is outside [worker] snapshot_prefixes; publish snapshots "
-                           f"under an allowed prefix or add it to the worker's config", "forbidden_uri")
+    def _admit(self, snap: dict[str, Any]) -> dict[str, Any]:
+        """The event's snapshot, with the URI of the location that was checked (what the run reads).
+
+        The location is decided by ``worker.locations`` (decoded once, normalised, links resolved) and
+        compared with the prefixes on whole segments; the run then reads that canonical URI, not the
+        event's text, so what was checked is what is read.
+        """
+        try:
+            location = self.prefixes.admit(snap["uri"])
+        except OutsidePrefixes as exc:
+            raise Rejected(str(exc), "forbidden_uri") from None
+        except LocationError as exc:
+            raise Rejected(f"snapshot URI: {exc}", "bad_uri") from None
+        return {**snap, "uri": location.uri}
 
     async def _jobs(self, event: dict[str, Any]) -> list[Job]:
         if event["type"] == "segment.refreshed":
-            snap = event["snapshot"]
-            self._check_uri(snap["uri"])
+            admitted = self._admit(event["snapshot"])
             jobs = []
             for export in self.config.exports_for_segment(event["segment"]["id"]):
-                await self.engine.remember_snapshot(export.name, snap, event["refresh_id"], event["occurred_at"])
-                jobs.append(Job(self._spec(export, snap, event["refresh_id"], event["occurred_at"], False,
+                await self.engine.remember_snapshot(export.name, admitted, event["refresh_id"], event["occurred_at"])
+                jobs.append(Job(self._spec(export, admitted, event["refresh_id"], event["occurred_at"], False,
                                            run_id_for(export.name, event["refresh_id"])), 0))
             return jobs
         if event["type"] == "export.requested":
@@ -325,7 +368,7 @@ class Worker:
                                    f"request or wait for a segment.refreshed", "no_snapshot")
                 snap, occurred_at = last["snapshot"], last["occurred_at"]
                 refresh_id = refresh_id or last["refresh_id"]
-            self._check_uri(snap["uri"])
+            snap = self._admit(snap)
             full = bool(event.get("full"))
             refresh_id = refresh_id or f"requested-{event['id']}"
             run_id = event.get("run_id") or run_id_for(export.name, f"{refresh_id}\0{event['id']}")

@@ -6,7 +6,8 @@ The models (``model``: one declaration per key, with its description and bounds)
 the key and the fix (the CLI exits with 2; ``load``), the JSON Schema generated from the same models
 (``schema``) and the value rules shared with the converters (``rules``).
 
-May import: ``worker.privacy`` (a key is a ``Secret`` from the moment it is read).
+May import: ``worker.privacy`` (a key is a ``Secret`` from the moment it is read), ``worker.locations``
+(``snapshot_prefixes`` are normalised by the same function as every location).
 """
 
 from __future__ import annotations

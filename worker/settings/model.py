@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
+from worker.locations import LocationError, locate
 from worker.privacy.secret import Secret
 from worker.settings.rules import (
     DATE_FORMAT_PATTERN,
@@ -55,6 +56,16 @@ def _date_format(value: str, path: str) -> str:
     return value
 
 
+def _snapshot_prefixes(value: tuple[str, ...], path: str) -> tuple[str, ...]:
+    """Each prefix must name a place, read by the one location function the worker checks events with."""
+    for i, prefix in enumerate(value):
+        try:
+            locate(prefix)
+        except LocationError as exc:
+            raise ConfigError(f"{path}[{i}]: {exc}") from None
+    return value
+
+
 def _tag_names(value: tuple[str, ...], path: str) -> tuple[str, ...]:
     """Trimmed, first spelling kept; blank ones are then refused by the item pattern."""
     return tuple(dict.fromkeys(t.strip() for t in value))
@@ -84,7 +95,9 @@ class WorkerSettings(Table):
     metrics_port: int = field(default=9108, metadata=key(
         "Port of /metrics, /healthz and /readyz; 0 turns them off.", minimum=0, maximum=65535))
     snapshot_prefixes: tuple[str, ...] | None = field(default=None, metadata=key(
-        "Snapshot URIs that events may name, e.g. [\"s3://cdp-exports/\"]; unset: all.", min_length=1,
+        "Snapshot URIs that events may name, e.g. [\"s3://cdp-exports/\"]; unset: all. Each is a folder (a "
+        "missing trailing slash is added); locations are decoded, normalised and resolved, then compared on "
+        "whole segments.", min_length=1, check=_snapshot_prefixes,
         example='snapshot_prefixes = ["s3://cdp-exports/", "file:///data/segments/"]'))
     concurrency: int = field(default=4, metadata=key(
         "Runs at once per replica (the prefetch count).", minimum=1))

@@ -1,12 +1,19 @@
-"""List the parts of a snapshot on the local filesystem: one file, or the part files of a folder."""
+"""List the parts of a snapshot on the local filesystem: one file, or the part files of a folder.
+
+The location comes from ``worker.locations.locate``, so its path is already resolved: no symbolic link
+is left in it. Inside a folder a part may be a link only to a file inside that same folder (a link
+elsewhere would let whoever can write the folder make the worker read anything); every part is opened
+with O_NOFOLLOW, so a link put in place after the listing is refused rather than followed.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Callable
-from pathlib import Path
 
+from worker.locations import Location, locate
 from worker.snapshot.errors import SnapshotError
 from worker.snapshot.formats import PART_SUFFIXES, is_part_name
 from worker.snapshot.parts import Part, ReadableStream
@@ -22,42 +29,50 @@ def _os_error(exc: OSError, uri: str, doing: str) -> SnapshotError:
         return SnapshotError(
             f"permission denied {doing} snapshot {uri} (make it readable by the user the worker runs as)"
         )
+    if exc.errno == errno.ELOOP:
+        return SnapshotError(f"snapshot {uri} became a symbolic link after it was listed; it is not followed "
+                             "(write the snapshot's files in place, not as links)")
     return SnapshotError(f"cannot {doing.removesuffix('ing')} snapshot {uri}: {exc.strerror or exc}")
 
 
+def _no_follow(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NOFOLLOW)
+
+
 def _opener(path: str, uri: str) -> Callable[[], ReadableStream]:
-    """A function that opens ``path`` unbuffered: the parsers read 1 MiB chunks themselves."""
+    """A function that opens ``path`` unbuffered (the parsers read 1 MiB chunks themselves), no link followed."""
 
     def open_file() -> ReadableStream:
         try:
-            return open(path, "rb", buffering=0)  # closed by the reader when the part is done
+            return open(path, "rb", buffering=0, opener=_no_follow)  # closed by the reader when the part is done
         except OSError as exc:
             raise _os_error(exc, uri, "reading") from exc
 
     return open_file
 
 
-def _part(path: str, name: str, st: os.stat_result) -> Part:
-    uri = Path(path).as_uri()
-    return Part(name, uri, st.st_size, str(st.st_mtime_ns), _opener(path, uri), _READ_ERRORS)
+def _part(location: Location, name: str, st: os.stat_result) -> Part:
+    uri = location.uri
+    return Part(name, uri, st.st_size, str(st.st_mtime_ns), _opener(location.path, uri), _READ_ERRORS)
 
 
-def list_local_parts(path: str) -> list[Part]:
-    """The file at ``path``, or the part files directly inside the folder at ``path`` in name order."""
-    uri = Path(path).as_uri()
+def list_local_parts(location: Location) -> list[Part]:
+    """The file at ``location``, or the part files directly inside that folder, in name order."""
+    uri, path = location.uri, location.path
     try:
         st = os.stat(path)
     except OSError as exc:
         raise _os_error(exc, uri, "reading") from exc
     if not stat.S_ISDIR(st.st_mode):
-        return [_part(path, os.path.basename(path), st)]
+        return [_part(location, location.segments[-1] if location.segments else "", st)]
     parts: list[Part] = []
     others: list[str] = []
     try:
         with os.scandir(path) as entries:
             for entry in entries:
-                if is_part_name(entry.name) and entry.is_file():
-                    parts.append(_part(entry.path, entry.name, entry.stat()))
+                part = _entry_part(location, entry) if is_part_name(entry.name) else None
+                if part is not None:
+                    parts.append(part)
                 elif not entry.name.startswith((".", "_")):
                     others.append(entry.name)
     except OSError as exc:
@@ -66,6 +81,20 @@ def list_local_parts(path: str) -> list[Part]:
         raise SnapshotError(empty_folder_message(uri, others))
     parts.sort(key=lambda part: part.name)
     return parts
+
+
+def _entry_part(folder: Location, entry: os.DirEntry[str]) -> Part | None:
+    """The part an entry of the folder is (a regular file, or a link to one inside the folder), else None."""
+    where = folder.child(entry.name)
+    if entry.is_symlink():
+        target = locate(where.uri)  # resolved like any location
+        if not target.is_under(folder):
+            raise SnapshotError(
+                f"snapshot {folder.uri}: part {entry.name} is a symbolic link to {target.uri}, outside the "
+                "snapshot's folder; links are only followed inside it (copy the file into the folder)")
+        where = target
+    st = os.stat(where.path, follow_symlinks=False)
+    return _part(where, entry.name, st) if stat.S_ISREG(st.st_mode) else None
 
 
 def empty_folder_message(uri: str, others: list[str]) -> str:

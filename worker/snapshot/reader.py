@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 
+from worker.locations import LocationError, locate
 from worker.snapshot.csv_pages import csv_pages
+from worker.snapshot.errors import SnapshotError
 from worker.snapshot.formats import Compression, Format, check_arguments, compression_of, format_of
 from worker.snapshot.jsonl_pages import jsonl_pages
 from worker.snapshot.local_parts import list_local_parts
@@ -13,15 +15,21 @@ from worker.snapshot.page import Page
 from worker.snapshot.parts import Part
 from worker.snapshot.s3_parts import list_s3_parts
 from worker.snapshot.stream import open_part
-from worker.snapshot.uri import LocalLocation, parse_snapshot_uri
 
 
 def list_parts(uri: str) -> list[Part]:
-    """The parts ``uri`` names, in reading order; SnapshotError if there are none."""
-    location = parse_snapshot_uri(uri)
-    if isinstance(location, LocalLocation):
-        return list_local_parts(location.path)
-    return list_s3_parts(location.bucket, location.key)
+    """The parts ``uri`` names, in reading order; SnapshotError if there are none.
+
+    The location is decided by ``worker.locations.locate``, the one function that says what a location
+    means (the service checks events' URIs against the allowed prefixes with the same function).
+    """
+    try:
+        location = locate(uri)
+    except LocationError as exc:
+        raise SnapshotError(f"bad snapshot URI: {exc}") from None
+    if location.kind == "file":
+        return list_local_parts(location)
+    return list_s3_parts(location)
 
 
 def read_pages(

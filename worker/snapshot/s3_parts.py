@@ -1,10 +1,17 @@
-"""List the parts of a snapshot in S3: one object, or the part objects under a prefix."""
+"""List the parts of a snapshot in S3: one object, or the part objects of one folder.
+
+The location comes from ``worker.locations.locate`` (decoded once, ``..``/``.``/``//`` resolved), and
+what is listed and read is exactly its key: a name is an object or a folder (``name/``), never a bare
+key prefix, which would also read the siblings that start with the same characters (``seg1.csv`` and
+``seg10/...`` for ``seg1``).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from worker.clients.s3 import s3_client
+from worker.locations import Location
 from worker.snapshot.errors import SnapshotError
 from worker.snapshot.formats import is_part_name
 from worker.snapshot.local_parts import empty_folder_message
@@ -49,8 +56,8 @@ def _s3_error(exc: Exception, uri: str, bucket: str) -> SnapshotError:
     return SnapshotError(f"cannot read snapshot {uri}: {code} {error.get('Message', '')}".rstrip(), transient=transient)
 
 
-def _part(bucket: str, key: str, size: int, etag: str) -> Part:
-    uri = f"s3://{bucket}/{key}"
+def _part(location: Location, size: int, etag: str) -> Part:
+    bucket, key, uri = location.root, location.key, location.uri
 
     def open_object() -> ReadableStream:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -62,51 +69,61 @@ def _part(bucket: str, key: str, size: int, etag: str) -> Part:
         except (ClientError, BotoCoreError) as exc:
             raise _s3_error(exc, uri, bucket) from exc
 
-    return Part(key.rsplit("/", 1)[-1], uri, size, etag, open_object, _read_errors())
+    return Part(location.segments[-1], uri, size, etag, open_object, _read_errors())
 
 
-def _list_level(client: Any, bucket: str, prefix: str) -> tuple[list[Part], list[str]]:
-    """Part objects whose key starts with ``prefix`` and has no further '/', plus skipped names."""
+def _list_level(client: Any, folder: Location) -> tuple[list[Part], list[str]]:
+    """Part objects directly inside ``folder`` (no further '/'), plus the names skipped."""
     parts: list[Part] = []
     others: list[str] = []
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+    prefix = folder.key
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=folder.root, Prefix=prefix, Delimiter="/"):
         for obj in page.get("Contents", ()):
-            name = obj["Key"].rsplit("/", 1)[-1]
+            name = obj["Key"][len(prefix):]
             if is_part_name(name):
-                parts.append(_part(bucket, obj["Key"], obj["Size"], obj["ETag"]))
+                parts.append(_part(folder.child(name), obj["Size"], obj["ETag"]))
             elif name and not name.startswith((".", "_")):
                 others.append(name)
-        others.extend(p["Prefix"] for p in page.get("CommonPrefixes", ()))
-    parts.sort(key=lambda part: part.source)
+        others.extend(p["Prefix"][len(prefix):] for p in page.get("CommonPrefixes", ()))
+    parts.sort(key=lambda part: part.name)
     return parts, others
 
 
-def list_s3_parts(bucket: str, key: str) -> list[Part]:
-    """The object ``key``, else the parts in folder ``key/``, else the parts whose key starts with ``key``.
+def _near(client: Any, location: Location) -> list[str]:
+    """Names beside ``location`` that start like it (for the message only: they are never read)."""
+    parent = Location("s3", location.root, location.segments[:-1], True)
+    names: list[str] = []
+    for page in client.get_paginator("list_objects_v2").paginate(
+            Bucket=location.root, Prefix=location.key, Delimiter="/", PaginationConfig={"MaxItems": 5}):
+        names += [o["Key"][len(parent.key):] for o in page.get("Contents", ())]
+        names += [p["Prefix"][len(parent.key):] for p in page.get("CommonPrefixes", ())]
+    return names[:5]
 
-    Why the folder is tried before the bare prefix: ``s3://b/exports/seg1`` must not also pick up
-    ``exports/seg10/...``.
-    """
+
+def list_s3_parts(location: Location) -> list[Part]:
+    """The object at ``location``, else the parts in the folder of that name (a folder location: its parts)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    uri = f"s3://{bucket}/{key}"
+    uri, bucket = location.uri, location.root
     client = s3_client()
+    near: list[str] = []
     try:
-        if key and not key.endswith("/"):
+        if not location.folder:
             try:
-                head = client.head_object(Bucket=bucket, Key=key)
-                return [_part(bucket, key, head["ContentLength"], head["ETag"])]
+                head = client.head_object(Bucket=bucket, Key=location.key)
+                return [_part(location, head["ContentLength"], head["ETag"])]
             except ClientError as exc:
                 if str(exc.response.get("Error", {}).get("Code")) not in _NOT_FOUND:
                     raise
-            parts, others = _list_level(client, bucket, key + "/")
-            if not parts:
-                parts, more = _list_level(client, bucket, key)
-                others += more
-        else:
-            parts, others = _list_level(client, bucket, key)
+        parts, others = _list_level(client, location.as_folder())
+        if not parts and not others and not location.folder:
+            near = _near(client, location)
     except (ClientError, BotoCoreError) as exc:
         raise _s3_error(exc, uri, bucket) from exc
+    if near:
+        raise SnapshotError(
+            f"snapshot not found: {uri} is neither an object nor a folder; beside it are {', '.join(near)} "
+            f"(name the object or the folder exactly: a key prefix is not read, it would take in siblings)")
     if not parts:
         raise SnapshotError(empty_folder_message(uri, others))
     return parts

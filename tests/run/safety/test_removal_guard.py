@@ -144,16 +144,11 @@ def test_max_removals_trips_on_its_own(tmp_path: Path, sim: Sim, capsys: pytest.
 
 
 def test_no_valid_profile_always_trips(tmp_path: Path, sim: Sim, capsys: pytest.CaptureFixture[str]) -> None:
-    """The email column renamed upstream: every profile is invalid. Even a limit that allows removing
+    """The email field renamed upstream: every profile is invalid. Even a limit that allows removing
     everyone (fraction 1.0) does not let that run unsubscribe the list."""
     config = synced_list(tmp_path, sim, capsys, export="max_removal_fraction = 1.0")
-    renamed = tmp_path / "snap" / "renamed.csv"
-    with renamed.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["Email", "FirstName", "LastName", "Phone"])  # was EmailAddress
-        for i in range(EVERYONE):
-            p = person(i)
-            w.writerow([p["EmailAddress"], p["FirstName"], p["LastName"], p["Phone"]])
+    renamed = write_jsonl(tmp_path / "snap" / "renamed.jsonl", [
+        {("Email" if k == "EmailAddress" else k): v for k, v in person(i).items()} for i in range(EVERYONE)])
     members, seen = sim.client.members(3), len(sim.client.requests())
     rc, event, _ = cli(capsys, "sync", "--config", config, "--export", "vip", "--snapshot", renamed)
     assert rc == 1 and event["error"]["code"] == "removal_guard"
@@ -162,6 +157,33 @@ def test_no_valid_profile_always_trips(tmp_path: Path, sim: Sim, capsys: pytest.
     rc, preview, _ = cli(capsys, "sync", "--config", config, "--export", "vip", "--snapshot", renamed, "--dry-run")
     assert rc == 1 and preview["would_fail"]["code"] == "removal_guard"
     assert preview["counts"]["invalid"] == EVERYONE
+
+
+@pytest.mark.parametrize(("delimiter", "header", "hint"), [
+    (",", ["Email", "FirstName", "LastName", "Phone"], "'Email', 'FirstName', 'LastName', 'Phone'"),
+    (";", ["EmailAddress", "FirstName", "LastName", "Phone"], "split on ';' the header has it, so the file is "
+                                                              "';'-delimited: export it comma-separated"),
+    ("\t", ["EmailAddress", "FirstName", "LastName", "Phone"], "split on tab the header has it"),
+])
+def test_a_csv_header_without_the_email_column_fails_naming_its_columns(
+        tmp_path: Path, sim: Sim, capsys: pytest.CaptureFixture[str], delimiter: str, header: list[str],
+        hint: str) -> None:
+    """Issue 19: a renamed column, or a file with another delimiter (one column holding the whole header
+    line), made every row "missing its email"; now the run fails before any request and says why."""
+    config = synced_list(tmp_path, sim, capsys, export="max_removal_fraction = 1.0")
+    snap = tmp_path / "snap" / "other.csv"
+    with snap.open("w", newline="") as fh:
+        w = csv.writer(fh, delimiter=delimiter)
+        w.writerow(header)
+        for i in range(EVERYONE):
+            p = person(i)
+            w.writerow([p["EmailAddress"], p["FirstName"], p["LastName"], p["Phone"]])
+    members, seen = sim.client.members(3), len(sim.client.requests())
+    rc, event, _ = cli(capsys, "sync", "--config", config, "--export", "vip", "--snapshot", snap)
+    assert rc == 1 and event["error"]["code"] == "snapshot_unreadable"
+    message = event["error"]["message"]
+    assert "has no column 'EmailAddress' (exports.vip.mapping.email); its header has" in message and hint in message
+    assert writes(sim, seen) == [] and sim.client.members(3) == members
 
 
 # ------------------------------------------------------------------------------------------ the worker

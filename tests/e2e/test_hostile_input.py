@@ -1,0 +1,185 @@
+"""Issue 19's reproductions, end to end: a real worker process, RabbitMQ, the simulator (and moto's S3).
+
+1. What an event may make the worker read: ``..``, ``%2e%2e``, ``%2F..``, a relative URI, a sibling of a
+   prefix written without a trailing slash (a folder and a bucket), a link under the prefix. Each went
+   through before (20 members synced from outside the prefix); now each is dead-lettered with the reason
+   ``forbidden_uri`` and nothing reaches ActiveCampaign, while a snapshot inside the prefix still syncs.
+5. A link inside an allowed snapshot folder that points outside: the run fails (``snapshot_unreadable``)
+   before any request.
+2. A snapshot that is damaged late (an open quote on row 851 of 1,000; a quote that swallows past the
+   128 KiB field limit in 20,000 rows; an invalid UTF-8 byte): before, the run succeeded without the rows
+   after the damage and unsubscribed them (150 members) or added a truncated segment; now it fails with
+   ``snapshot_unreadable`` naming the file, line and reason, and no write request reaches ActiveCampaign.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import ROOT, RabbitBroker, Sim, refreshed, run_id_for, wait_for, write_config
+from worker.contacts.samples import make_segment, person, write_jsonl
+
+REASON_CLASS = "x-segment-export-error-class"
+REASON = "x-segment-export-error"
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _writes(sim: Sim, since: int = 0) -> list[dict]:
+    """Requests that change something in ActiveCampaign (anything but a read)."""
+    return [r for r in sim.client.requests()[since:] if r["method"] != "GET"]
+
+
+def _prefixes(config: Path, prefixes: list[str]) -> Path:
+    text = re.sub(r"^snapshot_prefixes = .*$", "snapshot_prefixes = [" + ", ".join(f'"{p}"' for p in prefixes)
+                  + "]", config.read_text(), flags=re.M)
+    config.write_text(text)
+    return config
+
+
+def test_an_event_cannot_make_the_worker_read_outside_its_prefixes(
+        tmp_path: Path, sim: Sim, rabbit: RabbitBroker, workers, s3_bucket: str) -> None:
+    import boto3
+
+    allowed, outside = tmp_path / "allowed", tmp_path / "outside"
+    secret = make_segment(range(20), seed=9)
+    write_jsonl(outside / "secret.jsonl", secret.profiles)
+    write_jsonl(tmp_path / "allowed-other" / "x.jsonl", secret.profiles)
+    good = make_segment(range(100, 130), seed=1)
+    write_jsonl(allowed / "vip" / "seg.jsonl", good.profiles)
+    (allowed / "link").symlink_to(outside, target_is_directory=True)
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=f"{s3_bucket}-evil")
+    s3.put_object(Bucket=f"{s3_bucket}-evil", Key="x.jsonl",
+                  Body=(outside / "secret.jsonl").read_bytes())
+    # both prefixes written without a trailing slash: they are folders, not string prefixes
+    config = _prefixes(write_config(tmp_path, sim, rabbit), [f"file://{allowed}", f"s3://{s3_bucket}"])
+    worker = workers(config)
+
+    climbs = "%2F..".join([""] * (len(allowed.parts)))  # enough '/..' to reach / from the prefix
+    hostile = [
+        f"file://{allowed}/../outside/secret.jsonl",
+        f"file://{allowed}/%2e%2e/outside/secret.jsonl",
+        f"file://{allowed}/%2E%2E/%2e%2E/{tmp_path.name}/outside/secret.jsonl",
+        f"file://{allowed}/{climbs}%2Fetc/passwd",
+        "file://./" + os.path.relpath(allowed, ROOT) + "/../outside/secret.jsonl",  # the worker runs in ROOT
+        f"file://{tmp_path}/allowed-other/x.jsonl",                                 # a sibling folder
+        f"file://{allowed}/link/secret.jsonl",                                      # a link under the prefix
+        f"s3://{s3_bucket}-evil/x.jsonl",                                           # a sibling bucket
+    ]
+    seen = len(sim.client.requests())
+    for i, uri in enumerate(hostile):
+        event = refreshed(outside / "unused.jsonl", refresh_id=f"hostile-{i}")
+        event["snapshot"]["uri"] = uri
+        rabbit.publish(event)
+    nowhere = refreshed(outside / "unused.jsonl", refresh_id="nowhere")
+    nowhere["snapshot"]["uri"] = f"file://otherhost{allowed}/x.jsonl"  # names no place this worker has
+    rabbit.publish(nowhere)
+    rabbit.publish(refreshed(allowed / "vip" / "seg.jsonl", refresh_id="good"))
+
+    rabbit.wait_completions(1, 90, check=worker.assert_alive, run_id=run_id_for("vip", "good"))
+    wait_for(lambda: len(rabbit.read_dead()) >= len(hostile) + 1, 60, f"{len(hostile) + 1} dead-lettered events",
+             check=worker.assert_alive)
+    rabbit.wait_idle(60, check=worker.assert_alive)
+
+    dead = {_text(headers[REASON]): _text(headers[REASON_CLASS]) for _, headers in rabbit.read_dead()}
+    assert len(rabbit.read_dead()) == len(hostile) + 1
+    assert sorted(dead.values()) == ["bad_uri"] + ["forbidden_uri"] * len(hostile)
+    for reason, reason_class in dead.items():
+        assert ("is outside [worker] snapshot_prefixes" if reason_class == "forbidden_uri"
+                else "names a remote host") in reason
+    assert sorted(e["refresh_id"] for e in rabbit.read_events()) == ["good"], "a hostile event made a run"
+    assert all(e["counts"]["added"] == len(good.expected) for e in rabbit.completions())
+    sim.assert_list_exact(3, good.expected)  # nobody from outside the prefix
+    assert len(_writes(sim, seen)) >= 1  # the good run wrote; the hostile ones are not on the list above
+    assert "snapshot_prefixes is not set" not in worker.text()
+
+
+def test_a_link_inside_an_allowed_folder_fails_the_run_before_any_request(
+        tmp_path: Path, sim: Sim, rabbit: RabbitBroker, workers) -> None:
+    write_jsonl(tmp_path / "outside" / "secret.jsonl", make_segment(range(20), seed=9).profiles)
+    write_jsonl(tmp_path / "snap" / "part-0000.jsonl", make_segment(range(100, 130), seed=1).profiles)
+    (tmp_path / "snap" / "part-0001.jsonl").symlink_to(tmp_path / "outside" / "secret.jsonl")
+    worker = workers(write_config(tmp_path, sim, rabbit))
+    seen = len(sim.client.requests())
+    rabbit.publish(refreshed(tmp_path / "snap", refresh_id="linked"))
+
+    failed = wait_for(lambda: [e for e in rabbit.read_events() if e["type"] == "export.failed"], 90,
+                      "export.failed", check=worker.assert_alive)
+    assert failed[0]["error"]["code"] == "snapshot_unreadable"
+    assert "part part-0001.jsonl is a symbolic link to" in failed[0]["error"]["message"]
+    assert "outside the snapshot's folder" in failed[0]["error"]["message"]
+    assert _writes(sim, seen) == [] and sim.subscribed(3) == {}
+
+
+def _csv(rows: list[dict]) -> str:
+    out = io.StringIO(newline="")
+    w = csv.DictWriter(out, ["EmailAddress", "FirstName", "LastName", "Phone"], extrasaction="ignore",
+                       lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return out.getvalue()
+
+
+def _csv_event(path: Path, refresh_id: str) -> dict:
+    event = refreshed(path, refresh_id=refresh_id)
+    event["snapshot"]["format"] = "csv"
+    return event
+
+
+def _break(text: str, row: int, how: str) -> bytes:
+    """The CSV text with data row ``row`` (1-based) damaged: its last field opens a quote, or a bad byte."""
+    lines = text.split("\n")
+    if how == "open-quote":  # the issue's row: 'u850@example.com,"Bob' (an open quote, nothing closes it)
+        cells = lines[row].split(",")
+        lines[row] = ",".join([cells[0], '"' + cells[1]])
+        return "\n".join(lines).encode()
+    data = "\n".join(lines).encode()
+    at = len("\n".join(lines[:row]).encode()) + 3
+    return data[:at] + b"\xff" + data[at:]
+
+
+@pytest.mark.parametrize(("how", "size", "row", "first_sync", "says"), [
+    ("open-quote", 1000, 851, True, "the row starting on line 852 (read to line 1001) opens a quoted value that "
+                                     "is never closed"),
+    ("open-quote", 20000, 5000, False, "the row starting on line 5001 (read to line"),
+    ("bad-byte", 1000, 900, True, "is not UTF-8: line 901 holds an invalid byte (invalid start byte)"),
+], ids=["open-quote-at-851-after-a-sync", "quote-past-the-field-limit-first-run", "invalid-utf8-at-900"])
+def test_a_damaged_snapshot_fails_the_run_before_any_request(
+        tmp_path: Path, sim: Sim, rabbit: RabbitBroker, workers, how: str, size: int, row: int,
+        first_sync: bool, says: str) -> None:
+    people = [person(i) for i in range(size)]
+    snap = tmp_path / "snap"
+    snap.mkdir()
+    worker = workers(write_config(tmp_path, sim, rabbit))
+    members: dict = {}
+    if first_sync:
+        (snap / "whole.csv").write_text(_csv(people))
+        rabbit.publish(_csv_event(snap / "whole.csv", "whole"))
+        rabbit.wait_completions(1, 120, check=worker.assert_alive)
+        members = sim.subscribed(3)
+        assert len(members) == size
+    damaged = _break(_csv(people), row, how)
+    if size > 1000:  # the swallowed text must pass the 128 KiB field limit: it does, with 15,000 rows after it
+        assert len(damaged) - damaged.index(b'"') > 131_072
+    (snap / "damaged.csv").write_bytes(damaged)
+    seen = len(sim.client.requests())
+    rabbit.publish(_csv_event(snap / "damaged.csv", "damaged"))
+
+    failed = wait_for(lambda: [e for e in rabbit.read_events() if e["type"] == "export.failed"], 120,
+                      "export.failed", check=worker.assert_alive)
+    rabbit.wait_idle(60, check=worker.assert_alive)
+    error = failed[0]["error"]
+    assert error["code"] == "snapshot_unreadable", error
+    assert f"snapshot file://{snap}/damaged.csv" in error["message"] and says in error["message"], error["message"]
+    assert _writes(sim, seen) == [], "a write request reached ActiveCampaign before the run failed"
+    assert sim.subscribed(3) == members  # nobody unsubscribed, nobody added from half a file
+    assert [e["refresh_id"] for e in rabbit.completions()] == (["whole"] if first_sync else [])
