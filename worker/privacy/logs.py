@@ -10,26 +10,19 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import sys
 from typing import Any
 
 import orjson
 
-from worker.privacy.masking import mask_credentials, mask_email
+from worker.privacy.masking import EMAIL_RE, mask_text
 
-EMAIL_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+__all__ = ["EMAIL_RE", "JsonFormatter", "MaskEmails", "TextFormatter", "setup"]
+
 _STANDARD = set(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None))) | {"message", "asctime", "taskName"}
 
 
-def _mask_str(text: str) -> str:
-    """Credentials in URLs first (``user:pass@host.com`` would otherwise half-match the email rule)."""
-    return EMAIL_RE.sub(_mask_match, mask_credentials(text))
-
-
-def _mask_match(match: re.Match[str]) -> str:
-    found = match.group(0)
-    return found if not found.split("@", 1)[0].strip("/*") else mask_email(found)  # "//***@host": masked already
+_mask_str = mask_text
 
 
 def _mask(value: Any) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+EMAIL_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 #: ``scheme://userinfo@`` anywhere in a text: a URL that carries a user and password (or a token).
 #: Percent-encoded too, and with one slash (``https%3A/user%3Apass%40host``: a URL inside a normalised path).
 _USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*(?::|%3[Aa])(?:/{1,2}|(?:%2[Ff]){1,2}))([^/@\s'\"<>]*?)(@|%40)")
@@ -28,3 +29,16 @@ def mask_credentials(text: str) -> str:
     every location shown in a message and, by the log filter, to every log record.
     """
     return _USERINFO.sub(r"\1***\3", text) if "@" in text or "%40" in text else text
+
+
+def mask_text(text: str) -> str:
+    """Any text that may leave the process (a log line, an error in an event): URL credentials, then emails, masked.
+
+    Credentials first: ``user:pass@host.com`` would otherwise half-match the email rule.
+    """
+    return EMAIL_RE.sub(_mask_match, mask_credentials(text)) if "@" in text or "%40" in text else text
+
+
+def _mask_match(match: re.Match[str]) -> str:
+    found = match.group(0)
+    return found if not found.split("@", 1)[0].strip("/*") else mask_email(found)  # "//***@host": masked already
