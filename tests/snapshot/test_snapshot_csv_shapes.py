@@ -20,18 +20,23 @@ from worker.snapshot.csv_pages import _BUFFER
 @pytest.mark.parametrize("end", ["\n", "\r\n"])
 def test_quoted_line_breaks_across_the_block_boundary_keep_rows_and_line_numbers(
         write: Callable[..., Path], end: str) -> None:
+    """The reader cuts its 1 MiB blocks after a line break: here the last one in the first block is inside
+    a quoted value, so the value's lines come from two blocks."""
     head = f"email,note{end}"
-    filler = "".join(f"f{i}@x.io,plain{end}" for i in range(_BUFFER // 16))  # lines 2 .. n+1, past 1 MiB
-    note = f"first{end}second{end}third"  # a value over three lines, around the block's end
-    body = head + filler + f'm@x.io,"{note}"{end}' + f"z@x.io,after{end}"
-    at = len((head + filler).encode()) + 9  # where the quoted value starts
-    assert at < _BUFFER < at + len(note) + 40 or at > _BUFFER  # the value is in reach of a block's end
-    path = write("seg.csv", body.encode())
-    rows = rows_of(read_all(str(path)))
-    lines = 1 + body[:len(head + filler)].count(end)  # the physical line the quoted row starts on
-    assert rows[-2][1:] == (lines, {"email": "m@x.io", "note": note})
-    assert rows[-1][1:] == (lines + 3, {"email": "z@x.io", "note": "after"})
-    assert len(rows) == _BUFFER // 16 + 2
+    line = f"f0000000@x.io,plain{end}"
+    count = (_BUFFER - len(head) - 40) // len(line)
+    filler = "".join(f"f{i:07d}@x.io,plain{end}" for i in range(count))
+    pad = "p@x.io," + "x" * (_BUFFER - 30 - len(head) - len(filler)) + end  # the quoted row starts 23 bytes before
+    note = f"first{end}second{end}third"
+    body = head + filler + pad + f'm@x.io,"{note}"{end}' + f"z@x.io,after{end}"
+    data = body.encode()
+    first_break = len((head + filler + pad).encode()) + len('m@x.io,"first')
+    assert first_break < _BUFFER < first_break + len(f"{end}second{end}third")  # a break inside, then the cut
+    rows = rows_of(read_all(str(write("seg.csv", data))))
+    start = 1 + (head + filler + pad).count(end)  # the physical line the quoted row starts on
+    assert rows[-2][1:] == (start, {"email": "m@x.io", "note": note})
+    assert rows[-1][1:] == (start + 3, {"email": "z@x.io", "note": "after"})
+    assert len(rows) == count + 3
 
 
 @pytest.mark.parametrize("gzip_it", [False, True])
