@@ -10,7 +10,7 @@ anywhere is a second meaning, and the gap between two meanings is how an event r
   resolve symbolic links of local paths; ``Location.is_under(prefix)`` compares whole segments.
 - ``prefixes``: the allowed prefixes, normalised the same way, and the verdict on one location.
 
-May import: nothing of ``worker``.
+May import: ``worker.privacy`` (to mask credentials in the locations its messages show).
 """
 
 from worker.locations.location import Location, LocationError, locate

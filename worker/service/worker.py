@@ -337,7 +337,8 @@ class Worker:
         """
         try:
             location = self.prefixes.admit(snap["uri"])
-        except OutsidePrefixes as exc:
+        except OutsidePrefixes as exc:  # the prefixes go to our log, never to the publisher's DLQ reason
+            log.warning("snapshot URI outside snapshot_prefixes (%s): %s", exc.detail, exc)
             raise Rejected(str(exc), "forbidden_uri") from None
         except LocationError as exc:
             raise Rejected(f"snapshot URI: {exc}", "bad_uri") from None
