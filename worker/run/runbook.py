@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
-from worker.events.instants import is_after
+from worker.events.instants import refresh_after
 from worker.state import StateError
 
 if TYPE_CHECKING:
@@ -148,8 +148,9 @@ def decode_part_header(data: bytes) -> dict[str, Any]:
 
 
 def _newer(known_id: str | None, known_at: str | None, refresh_id: str, occurred_at: str) -> bool:
-    """The known refresh is another one, made after ``occurred_at``."""
-    return known_id != refresh_id and is_after(known_at, occurred_at)
+    """The known refresh is another one that comes after this one (by instant, then by refresh id:
+    ``worker.events.instants.refresh_after``)."""
+    return known_id != refresh_id and refresh_after(known_at, known_id, occurred_at, refresh_id)
 
 
 def _batch_number(key: str) -> int:
@@ -300,23 +301,25 @@ class Runbook:
         """Remember the newest refresh synced for this export (stale detection; newest instant wins)."""
         rec = orjson.dumps({"refresh_id": refresh_id, "occurred_at": occurred_at, "run_id": self.run_id,
                             "snapshot": {"uri": snapshot_uri}})
-        self._keep_newest(self.keys.last_refresh, rec, occurred_at)
+        self._keep_newest(self.keys.last_refresh, rec, occurred_at, refresh_id)
 
     def remember_snapshot(self, snapshot: dict[str, Any], refresh_id: str, occurred_at: str) -> None:
         """Keep the segment's newest known snapshot, for ``export.requested`` without one."""
         rec = orjson.dumps({"snapshot": snapshot, "refresh_id": refresh_id, "occurred_at": occurred_at})
-        self._keep_newest(self.keys.last_snapshot, rec, occurred_at)
+        self._keep_newest(self.keys.last_snapshot, rec, occurred_at, refresh_id)
 
     def last_snapshot(self) -> dict[str, Any] | None:
         data = self.store.get(self.keys.last_snapshot)
         return cast(dict[str, Any], orjson.loads(data)) if data else None
 
-    def _keep_newest(self, key: str, rec: bytes, occurred_at: str) -> None:
-        """Compare-and-swap ``rec`` into ``key`` unless the record there is of a later instant."""
+    def _keep_newest(self, key: str, rec: bytes, occurred_at: str, refresh_id: str) -> None:
+        """Compare-and-swap ``rec`` into ``key`` unless the record there is of a later refresh (instant, then id)."""
         for _ in range(8):
             got = self.store.get_versioned(key)
-            if got is not None and is_after(orjson.loads(got[0]).get("occurred_at"), occurred_at):
-                return
+            if got is not None:
+                held = orjson.loads(got[0])
+                if refresh_after(held.get("occurred_at"), held.get("refresh_id"), occurred_at, refresh_id):
+                    return
             if self.store.replace_if_unchanged(key, rec, got[1] if got else None):
                 return
         raise StateError(f"{key}: kept changing under 8 compare-and-swap attempts")
