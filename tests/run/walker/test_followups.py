@@ -1,5 +1,7 @@
 """Issue 15's follow-ups (a hostile review of the run protocol), each reproduced against the simulator.
 
+5. The plan format is part of the plan id: a worker of another version (another ``PLAN_FORMAT``) finds a plan
+   interrupted mid-run, folds it in and plans afresh; it never resumes it.
 4. Two refreshes with the same ``occurred_at``: whichever committed, the other is ordered after or before it
    by refresh id, the same way on every replica (a late duplicate of equal time is stale, or it is not,
    whatever the order they arrive in).
@@ -13,8 +15,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.run.walker.test_reviewer_sequences import config, expected, first_names, run, sim, snapshot, spec
+from tests.run.walker.test_reviewer_sequences import (
+    base_and_refreshes,
+    config,
+    expected,
+    fingerprints_of,
+    first_names,
+    interrupted_after_two_batches,
+    run,
+    sim,
+    snapshot,
+    spec,
+    synced_fingerprints,
+)
 from worker.events.instants import refresh_after
+from worker.run import engine as engine_module
+from worker.run import plans
+from worker.run.plans import PlanHead, PlanKey
 from worker.state import FileStore
 
 __all__ = ["sim"]  # the simulator fixture, shared with the reviewer's sequences
@@ -55,3 +72,42 @@ def test_a_refresh_of_the_same_instant_arriving_second_is_ordered_by_its_id(tmp_
     late = run(cfg, store, spec(cfg, uris[second], second, SAME_TIME))
     assert late.stale is (second == "r-a"), late.outcome
     assert first_names(simc) == expected(range(5, 45), "vb")
+
+
+# ------------------------------------------------------------------------------------------ 5
+
+
+def test_the_plan_format_is_part_of_the_plan_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    key = PlanKey("base", "snapshot", "shape")
+    before = key.id
+    monkeypatch.setattr(plans, "PLAN_FORMAT", plans.PLAN_FORMAT + 1)
+    assert key.id != before
+
+
+def test_a_worker_of_another_plan_format_folds_the_interrupted_plan_in(tmp_path: Path, sim,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """r1 is interrupted after two accepted batches by a worker of one plan format; a worker of the next one
+    takes the delivery over. It must not resume the plan (it would read its records its own way): it folds
+    the plan in (its accepted batches polled to the end) and plans afresh, and the list is exact."""
+    url, simc = sim
+    cfg = config(url, (tmp_path / "state").as_uri())
+    store = FileStore(tmp_path / "state")
+    _, r1 = base_and_refreshes(tmp_path, cfg, store)
+    s1 = spec(cfg, r1, "r1", "2026-12-01T11:00:00Z")
+    interrupted_after_two_batches(cfg, store, s1)
+    [old] = [PlanHead.decode(store.get(k) or b"") for k in store.list("exports/vip/plans/")]
+
+    folded: list[list[str]] = []
+    real_settle = engine_module.settle
+
+    async def watched(store_: object, export: str, list_id: int, heads: list[PlanHead], *args: object) -> bool:
+        folded.append([h.plan for h in heads])
+        return await real_settle(store_, export, list_id, heads, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine_module, "settle", watched)
+    monkeypatch.setattr(plans, "PLAN_FORMAT", plans.PLAN_FORMAT + 1)  # the upgraded worker
+    resumed = run(cfg, store, s1)
+    assert resumed.exit_code == 0, resumed.event and resumed.event.get("error")
+    assert folded == [[old.plan]], f"the plan of the other format was not folded in: {folded}"
+    assert first_names(simc) == expected(range(2000), "v1")
+    assert synced_fingerprints(store) == fingerprints_of(cfg, range(2000), "v1")
