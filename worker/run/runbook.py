@@ -16,6 +16,7 @@ Layout under ``exports/<export>/``::
     runs/<run_id>/plans/<plan>/batches/NNNNN.accepted|.final
     runs/<run_id>/plans/<plan>/tags/NNNNN           how far tag removal got, per chunk of contacts (worker.run.tags)
     runs/<run_id>/failures.jsonl|.csv   the failure report
+    runs/<run_id>/committed       the run's commit: its counts, failure report and refresh (right after the swap)
     runs/<run_id>/completed       the completion event (put-if-absent)
     runs/<run_id>/published       the event was confirmed by the broker
 
@@ -30,7 +31,7 @@ import hashlib
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 import orjson
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from worker.contacts.plan import PlanPart
     from worker.events.envelopes import CompletionEvent
     from worker.state import StateStore
-    from worker.syncstate.manifest import Refresh
+    from worker.syncstate.manifest import Committed, Refresh
 
 
 def run_id_for(export: str, refresh_id: str) -> str:
@@ -84,6 +85,7 @@ class RunKeys:
         self.run = f"{self.export}runs/{run_id}/"
         self.synced = f"{self.export}synced"
         self.completed = f"{self.run}completed"
+        self.committed = f"{self.run}committed"
         self.plans = f"{self.run}plans/"
         if plan is None:  # the layout of runs written before plans had an identity
             self.plan, self.batches = f"{self.run}plan/", f"{self.run}batches/"
@@ -204,6 +206,27 @@ class Runbook:
             return event, True
         recorded = self.completed()
         return (recorded, False) if recorded is not None else (event, True)
+
+    def record_committed(self, committed: Committed, refresh: Refresh | None) -> None:
+        """The run's commit, right after its manifest swap landed (put-if-absent: the first record stays).
+
+        Why, when the manifest records its commit too: the manifest remembers only the last few commits
+        (``RECENT``); a run resumed after more commits than that must still know it committed, or it would be
+        taken for stale (no completion event) or plan again. Kept until retention prunes the run.
+        """
+        rec = {"counts": committed.counts, "failures_uri": committed.failures_uri,
+               "refresh": asdict(refresh) if refresh is not None else None}
+        self.store.put_if_absent(self.keys.committed, orjson.dumps(rec))
+
+    def committed_record(self) -> Committed | None:
+        """The run's commit as ``record_committed`` wrote it, or None."""
+        from worker.syncstate.manifest import Committed
+
+        data = self.store.get(self.keys.committed)
+        if data is None:
+            return None
+        rec = orjson.loads(data)
+        return Committed(dict(rec["counts"]), str(rec["failures_uri"]))
 
     def mark_published(self) -> None:
         self.store.put_if_absent(self.keys.published, b"1")

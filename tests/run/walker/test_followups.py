@@ -1,5 +1,9 @@
 """Issue 15's follow-ups (a hostile review of the run protocol), each reproduced against the simulator.
 
+1. A run that crashed after its manifest swap, resumed after more commits than the manifest remembers
+   (``RECENT``): it knows its commit from its ``committed`` record, ends with its counts and sends nothing.
+3. A store error after the manifest swap never ends in ``export.failed``: the delivery ends ``committed`` and
+   the next one records the completion (the walker's "store fails" cases walk every such write).
 5. The plan format is part of the plan id: a worker of another version (another ``PLAN_FORMAT``) finds a plan
    interrupted mid-run, folds it in and plans afresh; it never resumes it.
 4. Two refreshes with the same ``occurred_at``: whichever committed, the other is ordered after or before it
@@ -16,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.run.walker.test_reviewer_sequences import (
+    Crash,
     base_and_refreshes,
     config,
     expected,
@@ -32,7 +37,8 @@ from worker.events.instants import refresh_after
 from worker.run import engine as engine_module
 from worker.run import plans
 from worker.run.plans import PlanHead, PlanKey
-from worker.state import FileStore
+from worker.state import FileStore, StateError
+from worker.syncstate.manifest import RECENT
 
 __all__ = ["sim"]  # the simulator fixture, shared with the reviewer's sequences
 
@@ -111,3 +117,70 @@ def test_a_worker_of_another_plan_format_folds_the_interrupted_plan_in(tmp_path:
     assert folded == [[old.plan]], f"the plan of the other format was not folded in: {folded}"
     assert first_names(simc) == expected(range(2000), "v1")
     assert synced_fingerprints(store) == fingerprints_of(cfg, range(2000), "v1")
+
+
+# ------------------------------------------------------------------------------------------ 1 and 3
+
+
+class FailsAtCompletion(FileStore):
+    """A folder store that fails (``StateError``) or dies (``Crash``) at the run's completion record, once."""
+
+    def __init__(self, root: Path, how: type[BaseException]) -> None:
+        super().__init__(root)
+        self.how: type[BaseException] | None = how
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        if key.endswith("/completed") and self.how is not None:
+            how, self.how = self.how, None
+            raise how(f"cannot write {key}: the store failed")
+        return super().put_if_absent(key, data)
+
+
+def bulk_posts(simc) -> int:  # type: ignore[no-untyped-def]
+    return sum(r["method"] == "POST" and r["path"].endswith("/import/bulk_import") for r in simc.requests())
+
+
+def test_a_store_error_after_the_commit_never_fails_the_run(tmp_path: Path, sim) -> None:
+    """r1 commits; the completion record's write fails (S3 down for that request) on the run's last attempt.
+    Before, the run ended ``export.failed`` (transient, so the worker's last attempt published it) though the
+    list and the state were committed. Now the delivery ends ``committed`` (no event: the worker retries it)
+    and the next delivery records and reports the commit's counts, sending nothing."""
+    url, simc = sim
+    cfg = config(url, (tmp_path / "state").as_uri())
+    store = FileStore(tmp_path / "state")
+    base = snapshot(tmp_path, "base", range(40), "v0")
+    assert run(cfg, store, spec(cfg, base, "r-base", "2026-12-01T08:00:00Z")).exit_code == 0
+    s1 = spec(cfg, snapshot(tmp_path, "r1", range(5, 45), "v1"), "r1", "2026-12-01T11:00:00Z")
+    first = run(cfg, FailsAtCompletion(tmp_path / "state", StateError), s1)
+    assert first.event is None and first.committed and first.interrupted, first.outcome
+    posts = bulk_posts(simc)
+    again = run(cfg, store, s1)
+    assert again.event is not None and again.event["status"] == "succeeded", again.outcome
+    assert again.event["counts"]["added"] == 5 and again.event["counts"]["updated"] == 35
+    assert bulk_posts(simc) == posts, "the run's batches were sent again"
+    assert first_names(simc) == expected(range(5, 45), "v1")
+
+
+def test_a_run_that_crashed_after_its_commit_knows_it_after_the_manifest_forgot_it(tmp_path: Path, sim) -> None:
+    """r1 dies right before its completion record; then more refreshes commit than the manifest remembers
+    (``RECENT``). r1's next delivery must still end with r1's counts and send nothing. Before, the manifest
+    no longer named r1's commit: the run was taken for a stale refresh and its commit never had a completion
+    event."""
+    url, simc = sim
+    cfg = config(url, (tmp_path / "state").as_uri())
+    store = FileStore(tmp_path / "state")
+    base = snapshot(tmp_path, "base", range(40), "v0")
+    assert run(cfg, store, spec(cfg, base, "r-base", "2026-12-01T08:00:00Z")).exit_code == 0
+    s1 = spec(cfg, snapshot(tmp_path, "r1", range(5, 45), "v1"), "r1", "2026-12-01T11:00:00Z")
+    with pytest.raises(Crash):
+        run(cfg, FailsAtCompletion(tmp_path / "state", Crash), s1)
+    newer = snapshot(tmp_path, "newer", range(5, 45), "v1")
+    for n in range(RECENT + 1):
+        assert run(cfg, store, spec(cfg, newer, f"r2-{n}", f"2026-12-01T12:{n:02d}:00Z")).exit_code == 0
+    posts = bulk_posts(simc)
+    resumed = run(cfg, store, s1)
+    assert not resumed.stale, "the committed run was taken for a stale refresh: its commit has no event"
+    assert resumed.event is not None and resumed.event["status"] == "succeeded", resumed.outcome
+    assert resumed.event["counts"]["added"] == 5 and resumed.event["counts"]["updated"] == 35
+    assert bulk_posts(simc) == posts
+    assert first_names(simc) == expected(range(5, 45), "v1")
