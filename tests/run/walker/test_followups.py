@@ -2,6 +2,8 @@
 
 1. A run that crashed after its manifest swap, resumed after more commits than the manifest remembers
    (``RECENT``): it knows its commit from its ``committed`` record, ends with its counts and sends nothing.
+2. ``segment-export sync`` that died after its commit: the same command finds that run (its commit is the
+   state's, it has no completion record) and finishes it, instead of starting a new run over its records.
 3. A store error after the manifest swap never ends in ``export.failed``: the delivery ends ``committed`` and
    the next one records the completion (the walker's "store fails" cases walk every such write).
 5. The plan format is part of the plan id: a worker of another version (another ``PLAN_FORMAT``) finds a plan
@@ -36,6 +38,7 @@ from tests.run.walker.test_reviewer_sequences import (
 from worker.events.instants import refresh_after
 from worker.run import engine as engine_module
 from worker.run import plans
+from worker.run.direct import direct_spec
 from worker.run.plans import PlanHead, PlanKey
 from worker.state import FileStore, StateError
 from worker.syncstate.manifest import RECENT
@@ -184,3 +187,37 @@ def test_a_run_that_crashed_after_its_commit_knows_it_after_the_manifest_forgot_
     assert resumed.event["counts"]["added"] == 5 and resumed.event["counts"]["updated"] == 35
     assert bulk_posts(simc) == posts
     assert first_names(simc) == expected(range(5, 45), "v1")
+
+
+# ------------------------------------------------------------------------------------------ 2
+
+
+def test_the_same_sync_finishes_a_sync_that_died_after_its_commit(tmp_path: Path, sim) -> None:
+    """``sync`` of r1 dies right before its completion record. Its commit changed the base its run id is
+    derived from, so before, running the same command again started a new run: the crashed run's completion
+    was never recorded and its plan records were left behind. Now the same command is the same run: it ends
+    with r1's counts, sends nothing and removes its plan records; the command after that is a new run."""
+    url, simc = sim
+    cfg = config(url, (tmp_path / "state").as_uri())
+    store = FileStore(tmp_path / "state")
+    export = cfg.exports["vip"]
+    assert run(cfg, store, direct_spec(store, export, snapshot(tmp_path, "base", range(40), "v0"))).exit_code == 0
+    r1 = snapshot(tmp_path, "r1", range(5, 45), "v1")
+    crashed = direct_spec(store, export, r1)
+    with pytest.raises(Crash):
+        run(cfg, FailsAtCompletion(tmp_path / "state", Crash), crashed)
+
+    again = direct_spec(store, export, r1)
+    assert again.run_id == crashed.run_id, "the same command started a new run over the crashed run's records"
+    posts = bulk_posts(simc)
+    done = run(cfg, store, again)
+    assert done.event is not None and done.event["status"] == "succeeded" and not done.replayed, done.outcome
+    assert done.event["counts"]["added"] == 5 and done.event["counts"]["updated"] == 35
+    assert bulk_posts(simc) == posts
+    assert store.list(f"exports/vip/runs/{crashed.run_id}/plans/") == []
+    assert store.get(f"exports/vip/runs/{crashed.run_id}/completed") is not None
+
+    after = direct_spec(store, export, r1)  # completed: the next sync is a new run, with nothing to send
+    assert after.run_id != crashed.run_id
+    assert run(cfg, store, after).event["counts"]["unchanged"] == 40  # type: ignore[index]
+    assert bulk_posts(simc) == posts and first_names(simc) == expected(range(5, 45), "v1")
