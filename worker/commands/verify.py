@@ -34,7 +34,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from worker.activecampaign.errors import ActiveCampaignError
     from worker.run.exclusive import ExportBusy
-    from worker.run.verify import StateChanged
+    from worker.run.verify import StateChanged, StateReplaced
     from worker.state import StateError
 
     config = common.load(args)
@@ -43,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     store = common.open_state(config)
     try:
         table, differences = asyncio.run(_verify(config, store, export.name, args.repair))
+    except StateReplaced as exc:
+        return common.fail(f"verify stopped: {exc}", common.EXIT_FAILED)
     except (ActiveCampaignError, StateError) as exc:
         return common.fail(f"verify stopped: {exc}; run it again to resume", common.EXIT_FAILED)
     except (ExportBusy, StateChanged) as exc:
