@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -99,3 +100,71 @@ def test_forget_leaves_no_trace_in_the_store_and_deletes_the_contact(sim, tmp_pa
     assert main([*sync, str(write_jsonl(tmp_path / "r3.jsonl", people))]) == 0
     event = json.loads(capsys.readouterr().out)
     assert (event["counts"]["added"], event["counts"]["updated"], event["counts"]["unchanged"]) == (0, 3, 397)
+
+
+def state_holds(state: Path, email: str) -> list[str]:
+    """The store's files that hold ``email`` as a whole address (``searchable`` bytes, any case)."""
+    pattern = re.compile(rb"(?<![\w.+-])" + re.escape(email.encode()) + rb"(?![\w-]|\.\w)")
+    return [str(p.relative_to(state)) for p in state.rglob("*")
+            if p.is_file() and pattern.search(searchable(p.read_bytes()))]
+
+
+def test_forget_matches_whole_addresses_in_any_case_never_a_part_of_another(sim, tmp_path: Path, capsys) -> None:
+    """Forgetting ann@ leaves joann@, ann@...au and their failure-report lines alone, and finishes (residue 0)."""
+    url, simc = sim
+    config = write_config(tmp_path, url, rate_scale=20)
+    simc.exclude("*@excluded.example")
+    target, neighbours = "ann@example.com", ["joann@example.com", "ann@example.com.au"]
+    refused, refused_neighbour = "ann@excluded.example", "joann@excluded.example"
+    people = [{"EmailAddress": e} for e in [target, *neighbours, refused, refused_neighbour]]
+    people += [person(i) for i in range(20)]
+    assert main(["sync", "--config", str(config), "--export", "vip", "--snapshot",
+                 str(write_jsonl(tmp_path / "r1.jsonl", people))]) == 3  # the excluded two failed
+    capsys.readouterr()
+    state = tmp_path / "state"
+    reports = [f for f in state_holds(state, refused_neighbour) if "failures" in f]
+    assert len(reports) == 2  # failures.csv and failures.jsonl
+
+    rc = main(["forget", "--config", str(config), "--email", "ANN@Example.com", "--email", "Ann@Excluded.example"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    counts = json.loads(out)
+    assert (counts["synced_entries"], counts["report_lines"], counts["residue"]) == (1, 2, 0), counts
+    assert state_holds(state, target) == [] and state_holds(state, refused) == []
+    for email in neighbours:
+        assert any("/shards/" in f for f in state_holds(state, email)), email  # still synced
+    assert [f for f in state_holds(state, refused_neighbour) if "failures" in f] == reports  # its lines kept
+    assert main(["sync", "--config", str(config), "--export", "vip", "--snapshot", str(tmp_path / "r1.jsonl")]) == 3
+    event = json.loads(capsys.readouterr().out)
+    assert (event["counts"]["added"], event["counts"]["unchanged"]) == (1, 22)  # only the forgotten one is new
+
+
+def test_forget_finishes_in_one_pass_over_a_crashed_commit_s_fresh_generation(sim, tmp_path: Path, capsys) -> None:
+    """A commit that died after writing its generation (not swapped in, minutes young) holds the email: forget
+    deletes it in the same pass (it fences it off by swapping the manifest itself) and exits 0."""
+    from worker.contacts.synced import SyncedState
+    from worker.state import open_store
+    from worker.syncstate.merge import Changes, write_generation
+
+    url, _ = sim
+    config = write_config(tmp_path, url, rate_scale=20)
+    assert main(["sync", "--config", str(config), "--export", "vip", "--snapshot",
+                 str(write_jsonl(tmp_path / "r1.jsonl", [person(i) for i in range(30)]))]) == 0
+    capsys.readouterr()
+    store = open_store((tmp_path / "state").as_uri())
+    synced, _ = SyncedState.load(store, "exports/vip/synced")
+    with Changes(2) as changes:  # what a crashed run's commit leaves: its generation, never swapped in
+        changes.set("newcomer@example.com", 7, "")
+        debris = write_generation(store, "exports/vip/", synced.source, changes, "crashed-run", None).manifest
+    target = "member4@example.com"
+    assert any(debris.generation in f for f in state_holds(tmp_path / "state", target))
+
+    rc = main(["forget", "--config", str(config), "--email", target])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    counts = json.loads(out)
+    assert counts["residue"] == 0 and counts["orphan_shards"] == len(debris.shard_keys()), counts
+    assert state_holds(tmp_path / "state", target) == []
+    assert state_holds(tmp_path / "state", "newcomer@example.com") == []  # the debris is gone whole
+    assert main(["sync", "--config", str(config), "--export", "vip", "--snapshot", str(tmp_path / "r1.jsonl")]) == 0
+    assert json.loads(capsys.readouterr().out)["counts"]["added"] == 1  # the state is intact but for the one

@@ -74,8 +74,7 @@ async def _forget(config: Config, store: StateStore, emails: set[str], erased: E
             export = config.exports[name]
             async with holding(leases, name, wait=config.worker.lease_seconds + 2):
                 await fold_open_plans(store, export, functools.partial(engine.client_for, export))
-                await asyncio.to_thread(forget_in_export, store, name, emails, erased,
-                                        settled_after=2 * config.worker.lease_seconds)
+                await asyncio.to_thread(forget_in_export, store, name, emails, erased)
     finally:
         await engine.aclose()
     if delete_contact:
