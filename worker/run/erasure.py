@@ -24,6 +24,7 @@ import csv
 import io
 import logging
 import re
+import uuid
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from worker.activecampaign.client import ActiveCampaignClient
 from worker.contacts.synced import SyncedState
 from worker.run.commit import install
 from worker.run.runbook import RunKeys, export_prefix
@@ -55,6 +57,7 @@ class Erased:
     residue: int = 0  # objects that still hold one of the emails afterwards (must be 0)
     contacts_deleted: int = 0
     contacts_not_found: int = 0
+    list_unsubscribed: int = 0  # unsubscribed from an owned list (without --delete-contact)
     per_export: dict[str, int] = field(default_factory=dict)  # export -> synced entries removed
 
     def as_dict(self) -> dict[str, Any]:
@@ -141,6 +144,46 @@ def readable(key: str, data: bytes) -> bytes:
         except zlib.error:
             return data
     return data
+
+
+# ------------------------------------------------------------------------------------ erasure mark
+#: At the store's root: ``open <id>`` while a forget is under way (or died), ``done <id>`` once one finished.
+#: Verify notes it when it starts and gives up (no report, no repair) when it changed or is open, so a
+#: forget that ran meanwhile can never have its emails written back by a verify's report or repair.
+ERASURE_KEY = "erasure"
+
+
+def erasure_mark(store: StateStore) -> str:
+    data = store.get(ERASURE_KEY)
+    return data.decode() if data else ""
+
+
+def mark_erasure(store: StateStore, *, done: bool) -> None:
+    store.put(ERASURE_KEY, f"{'done' if done else 'open'} {uuid.uuid4().hex}".encode())
+
+
+def erasure_intervened(store: StateStore, noted: str) -> bool:
+    """Whether a forget ran (or is running) since ``noted`` was read."""
+    now = erasure_mark(store)
+    return now != noted or now.startswith("open")
+
+
+# ------------------------------------------------------------------------------------ ActiveCampaign
+async def unsubscribe_from_list(client: ActiveCampaignClient, list_id: int, emails: set[str], erased: Erased) -> None:
+    """Unsubscribe the people from an owned list (forget without ``--delete-contact``): the list is this
+    export's alone, so a subscriber it no longer knows would be "unexpected" to verify, and repair would
+    take the email back in. As an API client does it (AC's record shows no person's action)."""
+    for email in sorted(emails):
+        contact = await client.find_contact(email)
+        if contact is None:
+            continue
+        record = await client.list_record(int(contact["id"]), list_id)
+        if record is None or str(record.get("status")) != "1":
+            continue
+        done, why = await client.unsubscribe(str(contact["id"]), list_id)
+        if not done:
+            raise RuntimeError(f"ActiveCampaign refused to unsubscribe a person from list {list_id}: {why}")
+        erased.list_unsubscribed += 1
 
 
 # ------------------------------------------------------------------------------------ synced state

@@ -54,6 +54,7 @@ from worker.activecampaign.client import ActiveCampaignClient
 from worker.activecampaign.readmission import OWN_UNSUBSCRIBE_FIELDS
 from worker.contacts.synced import SyncedState
 from worker.run.commit import install
+from worker.run.erasure import erasure_intervened, erasure_mark
 from worker.run.runbook import RunKeys, export_prefix
 from worker.settings import Export
 from worker.state import StateError, StateStore
@@ -98,6 +99,7 @@ class Findings:
     unexpected: list[str] = field(default_factory=list)  # owned list only
     others_subscribed: int = 0  # shared list: subscribed contacts this export did not send (not drift)
     repaired: dict[str, int] | None = None
+    erasure_mark: str = ""  # the store's erasure mark when verify started (worker.run.erasure)
 
     @property
     def differences(self) -> int:
@@ -158,6 +160,7 @@ class _Checkpoint:
     list_subscribed: int
     list_unsubscribed: int
     ours: list[str] = field(default_factory=list)  # doubtful entries the API unsubscribed: this export's
+    erasure: str = ""  # the store's erasure mark when this verify started
 
     def encode(self) -> bytes:
         raw = {k: v for k, v in asdict(self).items() if not k.startswith("seen_")}
@@ -205,6 +208,9 @@ class Verifier:
             raise StateError(f"export {self.export.name} has no committed synced state yet: run it first")
         base = [synced.run_id, synced.manifest.generation]
         cp = await asyncio.to_thread(self._resume, base, len(synced))
+        if await asyncio.to_thread(erasure_intervened, self.store, cp.erasure):
+            await asyncio.to_thread(self._drop, cp.verify_id)
+            raise ForgetIntervened()
         index = synced.index
         pages = 0
         for phase, status in (("subscribed", SUBSCRIBED), ("unsubscribed", UNSUBSCRIBED)):
@@ -249,7 +255,10 @@ class Verifier:
             list_subscribed=cp.list_subscribed, list_unsubscribed=cp.list_unsubscribed, missing=missing,
             unsubscribed_by_person=cp.person, unsubscribed_by_other=cp.other, unsubscribed_by_export=cp.ours,
             unexpected=cp.unexpected,
-            others_subscribed=cp.others_subscribed)
+            others_subscribed=cp.others_subscribed, erasure_mark=cp.erasure)
+        if await asyncio.to_thread(erasure_intervened, self.store, cp.erasure):
+            await asyncio.to_thread(self._drop, cp.verify_id)
+            raise ForgetIntervened()
         return findings, synced, version
 
     def _compare(self, cp: _Checkpoint, synced: SyncedState, status: int, page: list[tuple[int, str]]) -> None:
@@ -287,7 +296,7 @@ class Verifier:
                     return cp
         verify_id = f"v-{int(time.time())}-{base[1][-8:]}"
         cp = _Checkpoint(verify_id, base, "subscribed", 0, _now_iso(), 0, np.zeros(entries, np.bool_),
-                         np.zeros(entries, np.bool_), [], 0, [], [], [], 0, 0, 0, [])
+                         np.zeros(entries, np.bool_), [], 0, [], [], [], 0, 0, 0, [], erasure_mark(self.store))
         self.store.put(f"{self.prefix}current", verify_id.encode())
         self._save(cp)
         return cp
@@ -308,6 +317,10 @@ class Verifier:
         self.store.put(f"{folder}report.txt", findings.table(uri).encode())
         self.store.delete(f"{folder}checkpoint")
         self.store.delete(f"{self.prefix}current")
+        if erasure_intervened(self.store, findings.erasure_mark):  # a forget began before it could scrub this
+            self.store.delete(f"{folder}report.json")
+            self.store.delete(f"{folder}report.txt")
+            raise ForgetIntervened()
         return uri
 
 
@@ -319,6 +332,16 @@ class StateReplaced(StateError):
             f"a run of export {export} committed a new synced state while verify was reading the list, so what "
             f"verify found no longer describes it; nothing was changed and no report was kept. Run verify again "
             f"when no run of the export is in progress: it starts over against the new state")
+
+
+class ForgetIntervened(StateError):
+    """A forget ran (or is unfinished) since verify started: its findings may name a forgotten person."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "a forget ran while verify was reading the list, or one is unfinished (then run that forget again "
+            "to finish it); so that no forgotten email is written back, verify kept no report and changed "
+            "nothing. Run verify again")
 
 
 class StateChanged(Exception):
@@ -335,6 +358,8 @@ def repair(store: StateStore, export: Export, findings: Findings, synced: Synced
     if synced.run_id != findings.base_run_id or synced.manifest is None \
             or synced.manifest.generation != findings.base_generation:
         raise StateChanged("the synced state changed since verify read the list")
+    if erasure_intervened(store, findings.erasure_mark):
+        raise StateChanged("a forget ran since verify read the list; its people must not be written back")
     index = synced.index
     changes = Changes(bits_for(len(synced) + len(findings.unexpected)))
     try:
