@@ -48,7 +48,7 @@ from worker.activecampaign.limiter import RateLimiter
 from worker.activecampaign.limiter_factory import make_limiter
 from worker.activecampaign.readmission import readmitter
 from worker.contacts.fields import resolve_fields
-from worker.contacts.mapping import Mapper
+from worker.contacts.mapping import Mapper, profile_columns
 from worker.contacts.plan import READMIT, Planner, PlanPart, tune_gc
 from worker.contacts.synced import SyncedState
 from worker.events.envelopes import CompletionEvent, completion_event, now_iso
@@ -168,7 +168,7 @@ class Engine:
 
     def pages(self, spec: RunSpec) -> Iterator[Page]:
         return read_pages(spec.snapshot_uri, format=spec.snapshot_format, compression=spec.snapshot_compression,
-                          page_size=self.page_size)
+                          page_size=self.page_size, columns=profile_columns(spec.export))
 
     def planner_for(self, spec: RunSpec, mapper: Mapper, synced: SyncedState) -> Planner:
         export = spec.export

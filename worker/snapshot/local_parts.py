@@ -9,6 +9,7 @@ with O_NOFOLLOW, so a link put in place after the listing is refused rather than
 from __future__ import annotations
 
 import errno
+import io
 import os
 import stat
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from worker.locations import Location, locate
 from worker.snapshot.errors import SnapshotError
 from worker.snapshot.formats import PART_SUFFIXES, is_part_name
-from worker.snapshot.parts import Part, ReadableStream
+from worker.snapshot.parts import Part
 
 _READ_ERRORS: tuple[type[BaseException], ...] = (OSError,)
 
@@ -39,10 +40,13 @@ def _no_follow(path: str, flags: int) -> int:
     return os.open(path, flags | os.O_NOFOLLOW)
 
 
-def _opener(path: str, uri: str) -> Callable[[], ReadableStream]:
-    """A function that opens ``path`` unbuffered (the parsers read 1 MiB chunks themselves), no link followed."""
+def _opener(path: str, uri: str) -> Callable[[], io.RawIOBase]:
+    """A function that opens ``path`` unbuffered (the parsers read 1 MiB chunks themselves), no link followed.
 
-    def open_file() -> ReadableStream:
+    The file is seekable, so the same opener serves the streaming parsers and Parquet's footer-first reads.
+    """
+
+    def open_file() -> io.RawIOBase:
         try:
             return open(path, "rb", buffering=0, opener=_no_follow)  # closed by the reader when the part is done
         except OSError as exc:
@@ -53,7 +57,8 @@ def _opener(path: str, uri: str) -> Callable[[], ReadableStream]:
 
 def _part(location: Location, name: str, st: os.stat_result) -> Part:
     uri = location.uri
-    return Part(name, uri, st.st_size, str(st.st_mtime_ns), _opener(location.path, uri), _READ_ERRORS)
+    opener = _opener(location.path, uri)
+    return Part(name, uri, st.st_size, str(st.st_mtime_ns), opener, _READ_ERRORS, opener)
 
 
 def list_local_parts(location: Location) -> list[Part]:

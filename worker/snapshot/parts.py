@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -34,3 +35,6 @@ class Part:
     """Opens a fresh binary stream of the stored bytes; raises SnapshotError."""
     read_errors: tuple[type[BaseException], ...]
     """Transport exceptions that reading the stream may raise; turned into SnapshotError."""
+    open_seekable: Callable[[], io.RawIOBase]
+    """Opens the stored bytes as a seekable file (Parquet: footer first, then only the mapped columns);
+    on S3 each read is a ranged GET of the listed version, so nothing is buffered whole."""

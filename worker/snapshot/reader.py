@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 from worker.locations import LocationError, locate
 from worker.snapshot.csv_pages import csv_pages
@@ -12,6 +12,7 @@ from worker.snapshot.formats import Compression, Format, check_arguments, compre
 from worker.snapshot.jsonl_pages import jsonl_pages
 from worker.snapshot.local_parts import list_local_parts
 from worker.snapshot.page import Page
+from worker.snapshot.parquet_pages import parquet_pages, require_pyarrow
 from worker.snapshot.parts import Part
 from worker.snapshot.s3_parts import list_s3_parts
 from worker.snapshot.stream import open_part
@@ -33,15 +34,17 @@ def list_parts(uri: str) -> list[Part]:
 
 
 def read_pages(
-    uri: str, *, format: str | None = None, compression: str | None = None, page_size: int = 5000
+    uri: str, *, format: str | None = None, compression: str | None = None, page_size: int = 5000,
+    columns: Collection[str] | None = None,
 ) -> Iterator[Page]:
     """Stream the snapshot at ``uri`` as pages of at most ``page_size`` profiles, part by part.
 
     The snapshot is located and listed now, so a missing or unlistable snapshot raises SnapshotError
     from this call; a part that cannot be opened, decompressed or read raises SnapshotError from the
     iterator, possibly after earlier pages were yielded (the run must then fail, not commit).
-    ``format`` ('jsonl' | 'csv') and ``compression`` ('gzip' | 'none') override the parts' suffixes.
-    A page never spans two parts.
+    ``format`` ('jsonl' | 'csv' | 'parquet') and ``compression`` ('gzip' | 'none') override the parts'
+    suffixes. ``columns``: the profile fields the caller uses; a columnar part (Parquet) reads only
+    those (None: all). A page never spans two parts.
     """
     if page_size < 1:
         raise ValueError(f"page_size must be at least 1, got {page_size}")
@@ -50,11 +53,22 @@ def read_pages(
         (part, format_of(part.name, part.source, format), compression_of(part.name, compression))
         for part in list_parts(uri)
     ]
-    return _pages(plan, page_size)
+    parquet = next((part for part, part_format, _ in plan if part_format == "parquet"), None)
+    if parquet is not None:
+        require_pyarrow(parquet.source)
+    return _pages(plan, page_size, columns)
 
 
-def _pages(plan: list[tuple[Part, Format, Compression]], page_size: int) -> Iterator[Page]:
+def _pages(plan: list[tuple[Part, Format, Compression]], page_size: int,
+           columns: Collection[str] | None) -> Iterator[Page]:
     for part, part_format, part_compression in plan:
+        if part_format == "parquet":
+            file = part.open_seekable()
+            try:
+                yield from parquet_pages(file, part.source, page_size, columns)
+            finally:
+                file.close()
+            continue
         stream = open_part(part, part_compression)
         try:
             if part_format == "jsonl":

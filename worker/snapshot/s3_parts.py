@@ -16,6 +16,7 @@ from worker.snapshot.errors import SnapshotError
 from worker.snapshot.formats import is_part_name
 from worker.snapshot.local_parts import empty_folder_message
 from worker.snapshot.parts import Part, ReadableStream
+from worker.snapshot.ranged import RangedObject
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 
@@ -69,7 +70,10 @@ def _part(location: Location, size: int, etag: str) -> Part:
         except (ClientError, BotoCoreError) as exc:
             raise _s3_error(exc, uri, bucket) from exc
 
-    return Part(location.segments[-1], uri, size, etag, open_object, _read_errors())
+    def open_ranged() -> RangedObject:
+        return RangedObject(s3_client(), bucket, key, etag, size, lambda exc: _s3_error(exc, uri, bucket))
+
+    return Part(location.segments[-1], uri, size, etag, open_object, _read_errors(), open_ranged)
 
 
 def _list_level(client: Any, folder: Location) -> tuple[list[Part], list[str]]:
