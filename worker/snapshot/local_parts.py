@@ -109,3 +109,36 @@ def empty_folder_message(uri: str, others: list[str]) -> str:
         f"snapshot not found: {uri} has no part files{seen} "
         f"(parts must end in {', '.join(PART_SUFFIXES)}; hidden and _-prefixed names are skipped)"
     )
+
+
+def local_file_part(location: Location) -> Part:
+    """The regular file at ``location`` (a file a manifest or model.json lists); SnapshotError if it is none."""
+    uri = location.uri
+    try:
+        st = os.lstat(location.path)  # the location is resolved: a link here appeared after it was located
+    except OSError as exc:
+        raise _os_error(exc, uri, "reading") from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise SnapshotError(f"snapshot {uri} is not a file (a listed part must be one file)")
+    return _part(location, location.segments[-1] if location.segments else "", st)
+
+
+def local_file_exists(location: Location) -> bool:
+    """A regular file is at ``location`` (a ``_SUCCESS`` marker; a link does not count)."""
+    try:
+        return stat.S_ISREG(os.lstat(location.path).st_mode)
+    except OSError:
+        return False
+
+
+def read_local_document(location: Location, limit: int) -> bytes:
+    """The bytes of a small file that describes a snapshot (a manifest, a model.json), at most ``limit``."""
+    uri = location.uri
+    try:
+        with open(location.path, "rb", opener=_no_follow) as file:
+            data = file.read(limit + 1)
+    except OSError as exc:
+        raise _os_error(exc, uri, "reading") from exc
+    if len(data) > limit:
+        raise SnapshotError(f"snapshot {uri} is over {limit >> 20} MiB, too big for a manifest or model.json")
+    return data
