@@ -12,7 +12,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--segment", required=True, help="the segment id")
     p.add_argument("--snapshot", required=True, help="the snapshot URI the refresh wrote")
     p.add_argument("--refresh-id", help="the refresh's id (default: a new one)")
-    p.add_argument("--format", choices=["jsonl", "csv"])
+    p.add_argument("--format", choices=["jsonl", "csv", "parquet"])
     p.add_argument("--compression", choices=["none", "gzip"])
     p.add_argument("--broker", help="broker URL (overrides [worker] broker_url)")
 

@@ -33,7 +33,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
                    help="this run only: go ahead even if it would unsubscribe more than the export's removal "
                         "guard allows (max_removal_fraction / max_removals)")
     p.add_argument("--refresh-id", help="the upstream refresh id to record (default: derived from the snapshot)")
-    p.add_argument("--format", choices=["jsonl", "csv"], help="snapshot format (default: by file suffix)")
+    p.add_argument("--format", choices=["jsonl", "csv", "parquet"], help="snapshot format (default: by file suffix)")
     p.add_argument("--compression", choices=["none", "gzip"], help="snapshot compression (default: by suffix)")
     p.add_argument("--metrics-file", help="write the run's Prometheus metrics (text format) to this file")
 

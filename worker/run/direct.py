@@ -60,10 +60,11 @@ def direct_spec(store: StateStore, export: Export, snapshot_uri: str, *, full: b
     its identity is the URI itself, with a warning.
     """
     from worker.run.types import RunSpec
-    from worker.snapshot import SnapshotError, snapshot_identity
+    from worker.snapshot import SnapshotError, SnapshotRules, snapshot_identity
 
     try:
-        identity = snapshot_identity(snapshot_uri)
+        identity = snapshot_identity(snapshot_uri, SnapshotRules(require_marker=export.require_marker,
+                                                                 entity=export.snapshot_entity))
     except SnapshotError as exc:
         identity = f"unreadable:{snapshot_uri}"
         log.warning("%s", exc)

@@ -54,7 +54,7 @@ from worker.activecampaign.limiter import RateLimiter
 from worker.activecampaign.limiter_factory import make_limiter
 from worker.activecampaign.readmission import readmitter
 from worker.contacts.fields import resolve_fields
-from worker.contacts.mapping import Mapper
+from worker.contacts.mapping import Mapper, profile_columns
 from worker.contacts.plan import READMIT, Planner, PlanPart, tune_gc
 from worker.contacts.synced import SyncedState
 from worker.events.envelopes import CompletionEvent, completion_event, now_iso
@@ -174,7 +174,7 @@ class Engine:
 
     def pages(self, spec: RunSpec) -> Iterator[Page]:
         return read_pages(spec.snapshot_uri, format=spec.snapshot_format, compression=spec.snapshot_compression,
-                          page_size=self.page_size)
+                          page_size=self.page_size, columns=profile_columns(spec.export), rules=spec.snapshot_rules())
 
     def planner_for(self, spec: RunSpec, mapper: Mapper, synced: SyncedState) -> Planner:
         export = spec.export
@@ -307,9 +307,10 @@ class Engine:
         def pages() -> Iterator[Page]:
             return self.pages(spec)
 
+        # Listed before any request: a snapshot its marker or manifest says is unfinished fails here.
+        snapshot = await asyncio.to_thread(snapshot_identity, spec.snapshot_uri, spec.snapshot_rules())
         async with self.client_for(export, fence.may_send) as client:
             mapper = await self.mapper_for(client, export)
-            snapshot = await asyncio.to_thread(snapshot_identity, spec.snapshot_uri)
             shape = shape_of(export, sorted(mapper.resolved.items()), spec.full, self.page_size)
             for _ in range(SETTLE_ROUNDS):
                 key = PlanKey(synced.base, snapshot, shape)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from worker.activecampaign.errors import ActiveCampaignError
 from worker.events.envelopes import CompletionEvent
 from worker.settings import ConfigError, Export
-from worker.snapshot import SnapshotError
+from worker.snapshot import SnapshotError, SnapshotRules
 from worker.state import StateError
 
 EXIT_OK, EXIT_FAILED, EXIT_PARTIAL = 0, 1, 3
@@ -43,6 +43,12 @@ class RunSpec:
     occurred_at: str | None = None  # when upstream refreshed the segment: orders refreshes for staleness
     allow_mass_removal: bool = False  # this run only: the removal guard does not stop it
     attempt: int = 1  # which attempt of a run retried after transient failures (events and logs carry it)
+    snapshot_prefixes: tuple[str, ...] | None = None  # [worker] snapshot_prefixes: where listed files may be
+
+    def snapshot_rules(self) -> SnapshotRules:
+        """What the export and the worker ask of the snapshot beyond its URI (``worker.snapshot.layouts``)."""
+        return SnapshotRules(require_marker=self.export.require_marker, entity=self.export.snapshot_entity,
+                             prefixes=self.snapshot_prefixes)
 
 
 @dataclass
@@ -103,7 +109,7 @@ def error_code(exc: BaseException) -> str:
     if isinstance(exc, RunError):
         return exc.code
     if isinstance(exc, SnapshotError):
-        return "snapshot_unreadable"
+        return exc.code
     if isinstance(exc, StateError):
         return "state_store"
     if isinstance(exc, ConfigError):

@@ -380,12 +380,12 @@ class Worker:
             return [Job(spec, int(event.get("continuation", 0)), bool(event.get("dry_run")))]
         raise Rejected(f"{event['type']} is not a request this worker acts on (it publishes those)", "unknown_type")
 
-    @staticmethod
-    def _spec(export: Export, snap: dict[str, Any], refresh_id: str, occurred_at: str | None, full: bool,
+    def _spec(self, export: Export, snap: dict[str, Any], refresh_id: str, occurred_at: str | None, full: bool,
               run_id: str, *, allow_mass_removal: bool = False, attempt: int = 1) -> RunSpec:
         return RunSpec(export=export, snapshot_uri=snap["uri"], refresh_id=refresh_id, run_id=run_id, full=full,
                        snapshot_format=snap.get("format"), snapshot_compression=snap.get("compression"),
-                       occurred_at=occurred_at, allow_mass_removal=allow_mass_removal, attempt=attempt)
+                       occurred_at=occurred_at, allow_mass_removal=allow_mass_removal, attempt=attempt,
+                       snapshot_prefixes=self.config.worker.snapshot_prefixes)
 
     # ------------------------------------------------------------------------------------ runs
     async def _process(self, job: Job, stop: asyncio.Event) -> str:

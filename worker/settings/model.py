@@ -316,6 +316,13 @@ class Export(Table):
         "subscribed count to equal the export's (not only to be no smaller), and verify reports subscribed "
         "contacts the export never sent (--repair has the next run unsubscribe them, behind the removal "
         "guard)."))
+    require_marker: bool = field(default=False, metadata=key(
+        "Refuse a snapshot that does not show it is whole (snapshot_incomplete, before anything is read or "
+        "sent): a folder needs the _SUCCESS marker its job writes when it commits; a manifest or a CDM "
+        "model.json is its own marker; a single file is refused."))
+    snapshot_entity: str | None = field(default=None, metadata=key(
+        "The entity to read when the snapshot is a CDM model.json holding several (by its name).",
+        min_length=1, example='snapshot_entity = "VipCustomers"'))
     remove_tags: bool = field(default=True, metadata=key(
         "Remove the tags this export added once they no longer apply: a leaver loses them, a contact whose "
         "tag_field no longer holds a value loses that tag. Tags others added are never touched. Removal "

@@ -1,4 +1,5 @@
-"""Streaming snapshot readers: JSON Lines or CSV, plain or gzip, one file or a folder of parts.
+"""Streaming snapshot readers: JSON Lines, CSV (plain or gzip) or Parquet; a file, a folder of parts, a
+job's ``_SUCCESS`` marker, a Redshift UNLOAD manifest or a CDM model.json (``layouts``).
 
 Usage::
 
@@ -20,7 +21,8 @@ May import: ``worker.locations``, ``worker.clients``, ``worker.privacy`` (no ema
 
 from worker.snapshot.columns import with_column
 from worker.snapshot.errors import SnapshotError
+from worker.snapshot.layouts import SnapshotRules
 from worker.snapshot.page import Page
 from worker.snapshot.reader import read_pages, snapshot_identity
 
-__all__ = ["Page", "SnapshotError", "read_pages", "snapshot_identity", "with_column"]
+__all__ = ["Page", "SnapshotError", "SnapshotRules", "read_pages", "snapshot_identity", "with_column"]

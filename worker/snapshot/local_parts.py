@@ -16,6 +16,7 @@ device and inode, still regular), so nothing can be swapped in between the check
 from __future__ import annotations
 
 import errno
+import io
 import os
 import stat
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from collections.abc import Callable
 from worker.locations import Location, locate
 from worker.snapshot.errors import SnapshotError
 from worker.snapshot.formats import PART_SUFFIXES, is_part_name
-from worker.snapshot.parts import Part, ReadableStream
+from worker.snapshot.parts import Part
 
 _READ_ERRORS: tuple[type[BaseException], ...] = (OSError,)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -55,7 +56,7 @@ def _not_regular(uri: str, mode: int, when: str = "") -> SnapshotError:
                          "part must be a regular file: write the export's files in place)")
 
 
-def open_no_links(path: str, admitted: os.stat_result, uri: str) -> ReadableStream:
+def open_no_links(path: str, admitted: os.stat_result, uri: str) -> io.RawIOBase:
     """``path`` opened unbuffered with no link followed anywhere, if it is still the ``admitted`` file.
 
     Walks from ``/`` one segment at a time (O_NOFOLLOW on every folder), checks the last segment without
@@ -96,10 +97,13 @@ def open_no_links(path: str, admitted: os.stat_result, uri: str) -> ReadableStre
             os.close(fd)
 
 
-def _opener(path: str, admitted: os.stat_result, uri: str) -> Callable[[], ReadableStream]:
-    """A function that opens ``path`` as :func:`open_no_links` does (the parsers read 1 MiB chunks themselves)."""
+def _opener(path: str, admitted: os.stat_result, uri: str) -> Callable[[], io.RawIOBase]:
+    """A function that opens ``path`` as :func:`open_no_links` does (the parsers read 1 MiB chunks themselves).
 
-    def open_file() -> ReadableStream:
+    The file is seekable, so the same opener serves the streaming parsers and Parquet's footer-first reads.
+    """
+
+    def open_file() -> io.RawIOBase:
         return open_no_links(path, admitted, uri)
 
     return open_file
@@ -107,7 +111,8 @@ def _opener(path: str, admitted: os.stat_result, uri: str) -> Callable[[], Reada
 
 def _part(location: Location, name: str, st: os.stat_result) -> Part:
     uri = location.uri
-    return Part(name, uri, st.st_size, str(st.st_mtime_ns), _opener(location.path, st, uri), _READ_ERRORS)
+    opener = _opener(location.path, st, uri)
+    return Part(name, uri, st.st_size, str(st.st_mtime_ns), opener, _READ_ERRORS, opener)
 
 
 def list_local_parts(location: Location) -> list[Part]:
@@ -165,3 +170,37 @@ def empty_folder_message(uri: str, others: list[str]) -> str:
         f"snapshot not found: {uri} has no part files{seen} "
         f"(parts must end in {', '.join(PART_SUFFIXES)}; hidden and _-prefixed names are skipped)"
     )
+
+
+def local_file_part(location: Location) -> Part:
+    """The regular file at ``location`` (a file a manifest or model.json lists); SnapshotError if it is none."""
+    uri = location.uri
+    try:
+        st = os.lstat(location.path)  # the location is resolved: a link here appeared after it was located
+    except OSError as exc:
+        raise _os_error(exc, uri, "reading") from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise SnapshotError(f"snapshot {uri} is not a file (a listed part must be one file)")
+    return _part(location, location.segments[-1] if location.segments else "", st)
+
+
+def local_file_exists(location: Location) -> bool:
+    """A regular file is at ``location`` (a ``_SUCCESS`` marker; a link does not count)."""
+    try:
+        return stat.S_ISREG(os.lstat(location.path).st_mode)
+    except OSError:
+        return False
+
+
+def read_local_document(location: Location, limit: int) -> bytes:
+    """The bytes of a small file that describes a snapshot (a manifest, a model.json), at most ``limit``."""
+    uri = location.uri
+    try:
+        admitted = os.lstat(location.path)
+    except OSError as exc:
+        raise _os_error(exc, uri, "reading") from exc
+    with open_no_links(location.path, admitted, uri) as file:
+        data = file.read(limit + 1)
+    if len(data) > limit:
+        raise SnapshotError(f"snapshot {uri} is over {limit >> 20} MiB, too big for a manifest or model.json")
+    return data
