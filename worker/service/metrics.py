@@ -28,6 +28,10 @@ EVENTS = Counter("segment_export_events_consumed_total", "Messages consumed from
                  ["type", "outcome"])
 DEAD_LETTERED = Counter("segment_export_dead_lettered_total", "Messages sent to the dead-letter queue",
                         ["reason"])
+NOTIFICATIONS_IGNORED = Counter(
+    "segment_export_notifications_ignored_total",
+    "Objects an upstream notification announced that started no run, acked (never dead-lettered): test_event, "
+    "deleted, not_created, no_trigger (under no segment's triggers), bad_location", ["reason"])
 SETTLE_FAILURES = Counter("segment_export_settle_failures_total",
                           "Deliveries that could not be settled the way the worker tried (ack, requeue, "
                           "dead_letter, defer); the broker redelivers them", ["action"])
@@ -169,6 +173,9 @@ class MetricsHooks(Hooks):
     def delivery_dead_lettered(self, event_type: str, reason_class: str) -> None:
         DEAD_LETTERED.labels(reason_class).inc()
         EVENTS.labels(event_type, "dead_lettered").inc()
+
+    def notification_ignored(self, reason: str) -> None:
+        NOTIFICATIONS_IGNORED.labels(reason).inc()
 
     def settle_failed(self, action: str) -> None:
         SETTLE_FAILURES.labels(action).inc()

@@ -21,6 +21,7 @@ from worker.settings.model import (
     ContactMapping,
     Export,
     FieldMapping,
+    Segment,
     WorkerSettings,
 )
 from worker.settings.spec import ConfigError
@@ -34,6 +35,7 @@ __all__ = [
     "ContactMapping",
     "Export",
     "FieldMapping",
+    "Segment",
     "WorkerSettings",
     "load_config",
     "parse_config",

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from worker.locations import LocationError, locate
+from worker.locations import LocationError, compile_glob, locate
 from worker.privacy.secret import Secret
 from worker.settings.rules import (
     DATE_FORMAT_PATTERN,
@@ -61,6 +61,16 @@ def _snapshot_prefixes(value: tuple[str, ...], path: str) -> tuple[str, ...]:
     for i, prefix in enumerate(value):
         try:
             locate(prefix)
+        except LocationError as exc:
+            raise ConfigError(f"{path}[{i}]: {exc}") from None
+    return value
+
+
+def _triggers(value: tuple[str, ...], path: str) -> tuple[str, ...]:
+    """Each trigger must compile, by the same glob rules the worker matches notifications with."""
+    for i, pattern in enumerate(value):
+        try:
+            compile_glob(pattern)
         except LocationError as exc:
             raise ConfigError(f"{path}[{i}]: {exc}") from None
     return value
@@ -328,6 +338,26 @@ class Export(Table):
                               f"or remove tag_separator")
 
 
+# ------------------------------------------------------------------------------------------- segments
+@dataclass(frozen=True)
+class Segment(Table):
+    """A segment's settings: which written objects announce its refresh (its exports name it by ``segment``).
+
+    ``triggers`` are globs on the decoded location of an object an S3 event notification announces
+    (``*`` within one folder, ``**`` across folders); a created object that matches starts a run of every
+    export of the segment, reading the snapshot the object marks: its folder for a marker whose name
+    starts with ``_`` (``_SUCCESS``), else the object itself (a manifest, a ``model.json``, one file).
+    """
+
+    DEF_NAME = "segment"
+
+    name: str
+    triggers: tuple[str, ...] = field(default=(), metadata=key(
+        "Globs on the decoded location of objects whose creation announces a refresh of this segment, e.g. "
+        "[\"s3://cdp-exports/vip/*/_SUCCESS\"]: * stays within one folder, ** crosses folders.", min_length=1,
+        check=_triggers, example='triggers = ["s3://cdp-exports/vip/*/_SUCCESS"]'))
+
+
 # ------------------------------------------------------------------------------------------- the file
 @dataclass(frozen=True)
 class Config(Table):
@@ -339,6 +369,8 @@ class Config(Table):
         "ActiveCampaign accounts, one table per connection: [connections.NAME]."))
     exports: dict[str, Export] = field(default_factory=dict, metadata=key(
         "Exports, one table per export: [exports.NAME] (segment -> connection + list)."))
+    segments: dict[str, Segment] = field(default_factory=dict, metadata=key(
+        "Segments, one table per segment id: [segments.ID], with the triggers that announce its refresh."))
     path: str = ""
 
     def check(self, given: frozenset[str], where: str) -> None:
@@ -353,6 +385,12 @@ class Config(Table):
             if export.owner_role not in conn.usable_by:
                 raise ConfigError(f"{at}.owner_role: {export.owner_role!r} may not use connection {conn.name!r} "
                                   f"(usable_by = {list(conn.usable_by)}); add it to usable_by or change owner_role")
+        for segment in self.segments.values():
+            if segment.triggers and not self.exports_for_segment(segment.name):
+                known = ", ".join(sorted({e.segment for e in self.exports.values()})) or "none"
+                raise ConfigError(f"segments.{segment.name}.triggers: no export has segment = {segment.name!r}, so "
+                                  f"a trigger would start nothing (segments of the exports: {known}); fix the "
+                                  f"table's name or add the export")
 
     def exports_for_segment(self, segment: str) -> list[Export]:
         return [e for e in self.exports.values() if e.segment == segment]
