@@ -38,7 +38,8 @@ from worker.events.schemas import InvalidEvent
 Action = Literal["created", "deleted", "other"]
 """What happened to the object: only ``created`` may start a run; the others are acked and counted."""
 
-Shape = Literal["s3", "sns", "eventbridge"]
+Shape = Literal["s3", "sns", "eventbridge", "eventgrid", "cloudevent"]
+Store = Literal["s3", "az"]
 
 MAX_RECORDS: Final = 100
 """S3 sends one record per message today; a body with more than this is refused rather than fanned out."""
@@ -50,18 +51,23 @@ class ObjectNote:
     """One object a notification announces: where (bucket and decoded key), what happened, when, which write."""
 
     bucket: str
+    """The bucket; on Azure ``container@account``."""
     key: str
-    """The object's key, decoded: exactly the name it has in the bucket."""
+    """The object's key (on Azure the blob's path), decoded: exactly the name it has in the store."""
     action: Action
     occurred_at: str
     """The notification's event time (RFC 3339), the refresh's ``occurred_at`` (stale detection)."""
     token: str
     """Which write of the object: ``sequencer:...`` when S3 gives one, else ``etag:...``."""
     shape: Shape
+    store: Store = "s3"
 
     @property
     def uri(self) -> str:
         """The object's location as ``worker.locations`` reads it (decoded once: a ``%`` in a key is ``%25``)."""
+        if self.store == "az":
+            container, _, account = self.bucket.partition("@")
+            return f"abfss://{container}@{account}.dfs.core.windows.net/" + quote(self.key, safe="/")
         return f"s3://{self.bucket}/" + quote(self.key, safe="/")
 
 

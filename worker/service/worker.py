@@ -38,8 +38,9 @@ import orjson
 
 from worker.broker import BrokerBridge, Delivery, Topology, transport_options_for
 from worker.events.envelopes import ExportRequested, SnapshotRef, new_id, now_iso
-from worker.events.notifications import Notification, read_notification
-from worker.events.schemas import InvalidEvent, decode_body, load_validators, validate_event
+from worker.events.incoming import read_message
+from worker.events.notifications import Notification
+from worker.events.schemas import InvalidEvent, load_validators, validate_event
 from worker.leases import open_leases
 from worker.locations import LocationError, OutsidePrefixes, Prefixes
 from worker.run.dryrun import dry_run
@@ -261,20 +262,17 @@ class Worker:
     async def _decide(self, d: Delivery) -> Settlement:
         received = d.received_at
         try:
-            data = decode_body(d.body)
-            notification = read_notification(data)
-            if notification is None:
-                validate_event(data, allow_extra_fields=True)
+            message = read_message(d.body)
         except InvalidEvent as exc:
-            etype = NOTIFICATION if exc.reason.startswith("S3 notification") else "invalid"
-            return Settlement("dead_letter", etype, reason=exc.reason, reason_class=exc.reason_class)
-        etype = NOTIFICATION if notification is not None else data["type"]
+            return Settlement("dead_letter", "invalid", reason=exc.reason, reason_class=exc.reason_class)
+        notified = isinstance(message, Notification)
+        etype = NOTIFICATION if isinstance(message, Notification) else str(message["type"])
         try:
-            jobs = await (self._notified(notification) if notification is not None else self._jobs(data))
+            jobs = await (self._notified(message) if isinstance(message, Notification) else self._jobs(message))
         except Rejected as exc:
             return Settlement("dead_letter", etype, reason=exc.reason, reason_class=exc.reason_class)
         if not jobs:
-            if notification is not None:
+            if notified:
                 return Settlement("ack", etype, outcomes=["ignored"])
             log.info("no export is configured for this segment; acked", extra={"event_type": etype})
             return Settlement("ack", etype, outcomes=["no_export"])
@@ -378,7 +376,7 @@ class Worker:
         for note in notification.objects:
             if note.action != "created":
                 self._ignored("deleted" if note.action == "deleted" else "not_created",
-                              f"s3://{note.bucket}/{note.key[:300]} was not created ({note.action})")
+                              f"{note.uri[:300]} was not created or not finished ({note.action})")
                 continue
             try:
                 found = self.triggers.refreshes(note)
@@ -386,7 +384,7 @@ class Worker:
                 self._ignored("bad_location", f"the announced object names no place we read: {exc}")
                 continue
             if not found:
-                self._ignored("no_trigger", f"s3://{note.bucket}/{note.key[:300]} matches no segment's triggers")
+                self._ignored("no_trigger", f"{note.uri[:300]} matches no segment's triggers")
             refreshes.extend(found)
         admitted = [(r, self._admit({"uri": r.snapshot_uri})) for r in refreshes]
         jobs: list[Job] = []
