@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from worker.settings import Config, ConfigError, Connection, Export, WorkerSettings, parse_config
-from worker.settings.model import ContactMapping, FieldMapping, Segment
+from worker.settings.model import ContactMapping, FieldMapping, IngressSettings, Segment
 from worker.settings.spec import Setting, Table, optional_of, settings_of
 
 VALID: dict[str, Any] = {
@@ -22,6 +22,7 @@ VALID: dict[str, Any] = {
     "exports": {"x": {"segment": "s", "connection": "c", "list_id": 3, "mapping": {"email": "E"},
                       "fields": {"F": {"field": "Birthday"}}}},
     "segments": {"s": {"triggers": ["s3://b/s/*/_SUCCESS"]}},
+    "ingress": {},
 }
 #: Where each table model sits in VALID.
 PLACES: dict[type[Table], tuple[str, ...]] = {
@@ -31,6 +32,7 @@ PLACES: dict[type[Table], tuple[str, ...]] = {
     ContactMapping: ("exports", "x", "mapping"),
     FieldMapping: ("exports", "x", "fields", "F"),
     Segment: ("segments", "s"),
+    IngressSettings: ("ingress",),
 }
 EVERY_KEY = [(model, s) for model in (Config, *PLACES) for s in settings_of(model)]
 

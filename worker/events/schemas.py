@@ -240,7 +240,7 @@ def _describe(exc: fastjsonschema.JsonSchemaValueException) -> tuple[str, str]:
             text += f" (and {', '.join(missing[1:])})"
         if "properties" not in definition and definition.get("description"):  # an if/then rule explains itself
             text += f": {definition['description']}"
-        return path, text
+        return (f"{where}{missing[0]}" if missing else path), text  # the field that is missing
     if rule == "type":
         expected = definition.get("type")
         kinds = " or ".join(_article(t) for t in (expected if isinstance(expected, list) else [expected]))

@@ -21,6 +21,7 @@ from worker.settings.model import (
     ContactMapping,
     Export,
     FieldMapping,
+    IngressSettings,
     Segment,
     WorkerSettings,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "ContactMapping",
     "Export",
     "FieldMapping",
+    "IngressSettings",
     "Segment",
     "WorkerSettings",
     "load_config",

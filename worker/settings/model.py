@@ -338,6 +338,35 @@ class Export(Table):
                               f"or remove tag_separator")
 
 
+# ------------------------------------------------------------------------------------------- ingress
+@dataclass(frozen=True)
+class IngressSettings(Table):
+    """Settings of the HTTP ingress (segment-export ingress): webhooks in, the requests queue out.
+
+    Callers authenticate with a bearer token; tokens come from the environment variable ``tokens_env``
+    and/or the file ``tokens_file`` (one or more, separated by whitespace or commas: several for
+    rotation). The file is read again when it changes, so a mounted secret rotates without a restart.
+    """
+
+    DEF_NAME = "ingress"
+
+    port: int = field(default=8080, metadata=key(
+        "Port of POST /events, /metrics and /healthz.", minimum=1, maximum=65535))
+    tokens_env: str | None = field(default="SEGMENT_EXPORT_INGRESS_TOKENS", metadata=key(
+        "Environment variable holding the accepted bearer tokens (whitespace or comma separated).", min_length=1))
+    tokens_file: str | None = field(default=None, metadata=key(
+        "A file holding accepted bearer tokens (e.g. a mounted Kubernetes secret), re-read when it changes.",
+        min_length=1))
+    max_body_bytes: int = field(default=1_048_576, metadata=key(
+        "Largest request body accepted (413 above it); Event Grid batches are at most 1 MiB.",
+        minimum=1024, maximum=16_777_216))
+    webhook_origins: tuple[str, ...] = field(default=("eventgrid.azure.net",), metadata=key(
+        "Origins allowed by the CloudEvents webhook handshake (OPTIONS with WebHook-Request-Origin).",
+        min_length=1))
+    publish_timeout_seconds: float = field(default=10.0, metadata=key(
+        "How long a request waits for the broker to confirm before it is answered 503.", exclusive_minimum=0))
+
+
 # ------------------------------------------------------------------------------------------- segments
 @dataclass(frozen=True)
 class Segment(Table):
@@ -371,6 +400,8 @@ class Config(Table):
         "Exports, one table per export: [exports.NAME] (segment -> connection + list)."))
     segments: dict[str, Segment] = field(default_factory=dict, metadata=key(
         "Segments, one table per segment id: [segments.ID], with the triggers that announce its refresh."))
+    ingress: IngressSettings = field(default_factory=IngressSettings, metadata=key(
+        "Settings of the HTTP ingress (segment-export ingress)."))
     path: str = ""
 
     def check(self, given: frozenset[str], where: str) -> None:
