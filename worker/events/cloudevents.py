@@ -71,6 +71,17 @@ def read_cloudevent(ce: Mapping[str, Any]) -> dict[str, Any] | Notification:
                                        f"one of {', '.join(CONSUMED_TYPES)}, {BLOB_CREATED}")
 
 
+def to_cloudevent(event: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """Our event as a structured CloudEvent: its id, type and time as attributes, the rest as ``data``.
+
+    ``read_cloudevent`` turns it back into an event with the same fields, except ``id``, which becomes
+    ``event_id_for(source, id)`` (a CloudEvent is identified by source and id together).
+    """
+    data = {k: v for k, v in event.items() if k not in ("type", "version", "id", "occurred_at")}
+    return {"specversion": SPEC_VERSION, "id": event["id"], "source": source, "type": event["type"],
+            "time": event["occurred_at"], "datacontenttype": "application/json", "data": data}
+
+
 def event_id_for(source: str, ce_id: str) -> str:
     """Our event id for a CloudEvent: ``source`` and ``id`` identify it (a duplicate has both the same)."""
     return "ce-" + hashlib.sha256(f"{source}\0{ce_id}".encode()).hexdigest()[:40]
