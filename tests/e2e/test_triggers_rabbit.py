@@ -88,3 +88,36 @@ def test_eventbridge_and_cloudevent_start_runs_unrelated_acked_bad_dead_lettered
     assert _metric(config, "segment_export_notifications_ignored_total", 'reason="no_trigger"') == 1
     assert len(rabbit.completions()) == 2 and len(sim.bulk_posts()) == posts
     sim.assert_list_exact(3, second.expected)
+
+
+def test_a_triggered_csv_folder_run_continues_as_csv(tmp_path: Path, sim: Sim, rabbit: RabbitBroker,
+                                                      s3_bucket: str, workers: Callable[..., Any]) -> None:
+    """A run started by a marker carries no format (the readers decide by the parts' names); handed on past
+    ``max_unacked_seconds``, its continuation must not invent one (a folder is not JSON Lines)."""
+    import csv
+    import io
+
+    import boto3
+
+    s3 = boto3.client("s3", region_name="us-east-1")
+    seg = make_segment(range(20_000), seed=23)
+    columns = list(seg.profiles[0])
+    for i in range(4):
+        text = io.StringIO()
+        writer = csv.DictWriter(text, columns)
+        writer.writeheader()
+        writer.writerows(seg.profiles[i::4])
+        s3.put_object(Bucket=s3_bucket, Key=f"vip/csv/part-{i:05d}.csv", Body=text.getvalue().encode())
+    s3.put_object(Bucket=s3_bucket, Key="vip/csv/_SUCCESS", Body=b"")
+    config = write_config(tmp_path, sim, rabbit, rate_scale=4, worker="max_unacked_seconds = 6")
+    config.write_text(config.read_text().replace(f'snapshot_prefixes = ["file://{tmp_path}/"]',
+                                                 f'snapshot_prefixes = ["s3://{s3_bucket}/"]')
+                      + f'\n[segments.vip-customers]\ntriggers = ["s3://{s3_bucket}/vip/*/_SUCCESS"]\n')
+    worker = workers(config)
+    rabbit.publish_raw([_eventbridge(s3_bucket, "vip/csv/_SUCCESS", "0042", "2026-11-28T10:00:00Z")])
+    (done,) = rabbit.wait_completions(1, 180, check=worker.assert_alive)
+    rabbit.wait_idle(60, check=worker.assert_alive)
+    assert "run handed on through a continuation" in worker.text()
+    assert done["counts"]["added"] == len(seg.expected) and done["status"] == "succeeded"
+    sim.assert_list_exact(3, seg.expected)
+    assert len(sim.bulk_posts(None)) == -(-len(seg.expected) // 250)  # nothing sent twice across the hand-over
