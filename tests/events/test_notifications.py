@@ -159,3 +159,11 @@ def test_a_created_object_without_sequencer_or_etag_is_refused_a_delete_is_not()
     deleted = copy.deepcopy(record)
     deleted["eventName"] = "ObjectRemoved:Delete"
     assert read_notification({"Records": [deleted]}).objects[0].action == "deleted"  # type: ignore[union-attr]
+
+
+def test_an_sns_subscription_confirmation_says_what_to_do() -> None:
+    body = {"Type": "SubscriptionConfirmation", "MessageId": "m", "Token": "t" * 40,
+            "TopicArn": "arn:aws:sns:us-west-2:123456789012:exports", "SubscribeURL": "https://sns.example/confirm"}
+    with pytest.raises(InvalidEvent) as info:
+        read_notification(body)
+    assert info.value.reason_class == "unknown_type" and "confirm the subscription" in info.value.reason

@@ -90,6 +90,10 @@ def read_notification(data: Any) -> Notification | None:
         return None
     if data.get("Type") == "Notification" and "Message" in data and "TopicArn" in data:
         return _sns(data)
+    if data.get("Type") == "SubscriptionConfirmation" and "TopicArn" in data:
+        raise InvalidEvent("unknown_type", f"an SNS SubscriptionConfirmation for topic {_show(data['TopicArn'])}: "
+                                           "confirm the subscription (aws sns confirm-subscription with its Token, "
+                                           "or open its SubscribeURL); this message itself starts nothing")
     if "Records" in data and "type" not in data:
         return _records(data, "s3", "")
     if data.get("Event") == "s3:TestEvent" and "type" not in data:
