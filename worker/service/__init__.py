@@ -3,7 +3,10 @@
 - ``worker``: ``segment-export run``, deliveries to runs (validation, leases, continuations, retries,
   settlement);
 - ``health``: ``/metrics``, ``/healthz``, ``/readyz``; ``metrics``: the Prometheus side, fed by hooks;
-- ``publishing``: one confirmed publish for the command line (``publish``, ``request``).
+- ``publishing``: one confirmed publish for the command line (``publish``, ``request``);
+- ``triggers``: an object a notification announced -> the segment refresh it means (``[segments.ID] triggers``);
+- ``ingress``: ``segment-export ingress``, webhooks in, confirmed publishes to the requests queue out;
+  ``tokens``: its bearer tokens.
 
 May import: ``worker.run``, ``worker.broker``, ``worker.activecampaign``, ``worker.contacts``,
 ``worker.syncstate``, ``worker.snapshot``, ``worker.locations``, ``worker.state``, ``worker.leases``,

@@ -38,8 +38,10 @@ from typing import Any
 import orjson
 
 from worker.broker import BrokerBridge, Delivery, Topology, transport_options_for
-from worker.events.envelopes import ExportRequested, new_id, now_iso, snapshot_ref
-from worker.events.schemas import InvalidEvent, load_validators, parse_event, validate_event
+from worker.events.envelopes import ExportRequested, SnapshotRef, new_id, now_iso
+from worker.events.incoming import read_message
+from worker.events.notifications import Notification
+from worker.events.schemas import InvalidEvent, load_validators, validate_event
 from worker.leases import open_leases
 from worker.locations import LocationError, OutsidePrefixes, Prefixes
 from worker.run.dryrun import dry_run
@@ -49,6 +51,7 @@ from worker.run.runbook import run_id_for
 from worker.run.types import RunResult, RunSpec
 from worker.service import metrics
 from worker.service.health import HealthServer
+from worker.service.triggers import Refresh, Triggers
 from worker.settings import Config, Export
 from worker.state import open_store
 
@@ -59,7 +62,8 @@ MAX_RETRY_DELAY = 900.0  # seconds: the longest a put-back request waits (SQS's 
 #: Header counting how often a delivery was put back after an unexpected error (dead-lettered past the limit).
 RETRIES_HEADER = "x-segment-export-retries"
 STUCK_CHECK_SECONDS = 5.0
-_KNOWN_TYPES = {"segment.refreshed", "export.requested"}
+NOTIFICATION = "notification"  # the event-type label of upstream notifications (S3, SNS, EventBridge)
+_KNOWN_TYPES = {"segment.refreshed", "export.requested", NOTIFICATION}
 
 
 class Rejected(Exception):
@@ -121,6 +125,7 @@ class Worker:
                                        self.url, **{**w.broker_options, **(transport_options or {})}))
         metrics.set_info(self.bridge.kind)
         self.prefixes = Prefixes.parse(w.snapshot_prefixes)  # normalised once, as every location will be
+        self.triggers = Triggers(config.segments)
         self.max_unacked = w.max_unacked_seconds
         self.grace = w.shutdown_grace_seconds
         self.stopping = asyncio.Event()
@@ -258,15 +263,18 @@ class Worker:
     async def _decide(self, d: Delivery) -> Settlement:
         received = d.received_at
         try:
-            event = parse_event(d.body)
+            message = read_message(d.body)
         except InvalidEvent as exc:
             return Settlement("dead_letter", "invalid", reason=exc.reason, reason_class=exc.reason_class)
-        etype = event["type"]
+        notified = isinstance(message, Notification)
+        etype = NOTIFICATION if isinstance(message, Notification) else str(message["type"])
         try:
-            jobs = await self._jobs(event)
+            jobs = await (self._notified(message) if isinstance(message, Notification) else self._jobs(message))
         except Rejected as exc:
             return Settlement("dead_letter", etype, reason=exc.reason, reason_class=exc.reason_class)
         if not jobs:
+            if notified:
+                return Settlement("ack", etype, outcomes=["ignored"])
             log.info("no export is configured for this segment; acked", extra={"event_type": etype})
             return Settlement("ack", etype, outcomes=["no_export"])
         stop = asyncio.Event()
@@ -345,15 +353,58 @@ class Worker:
             raise Rejected(f"snapshot URI: {exc}", "bad_uri") from None
         return {**snap, "uri": location.uri}
 
+    async def _refresh_jobs(self, segment: str, snapshot: dict[str, Any], refresh_id: str,
+                            occurred_at: str) -> list[Job]:
+        """A run of every export of ``segment`` on the (admitted) snapshot; the run id follows the refresh id."""
+        jobs = []
+        for export in self.config.exports_for_segment(segment):
+            await self.engine.remember_snapshot(export.name, snapshot, refresh_id, occurred_at)
+            jobs.append(Job(self._spec(export, snapshot, refresh_id, occurred_at, False,
+                                       run_id_for(export.name, refresh_id)), 0))
+        return jobs
+
+    async def _notified(self, notification: Notification) -> list[Job]:
+        """The runs an upstream notification starts: each created object matching a segment's triggers.
+
+        Everything else a bucket announces (the test event sent when a notification is configured, a
+        delete, an object under no trigger) is acked, logged and counted by reason, never dead-lettered:
+        a bucket notification carries unrelated objects. Every snapshot is admitted (``snapshot_prefixes``)
+        before any run starts, so one outside them dead-letters the whole message and runs nothing.
+        """
+        if notification.test_event:
+            self._ignored("test_event", "an S3 test event (sent when a bucket notification is configured)")
+            return []
+        refreshes: list[Refresh] = []
+        for note in notification.objects:
+            if note.action != "created":
+                self._ignored("deleted" if note.action == "deleted" else "not_created",
+                              f"{note.uri[:300]} was not created or not finished ({note.action})")
+                continue
+            try:
+                found = self.triggers.refreshes(note)
+            except LocationError as exc:
+                self._ignored("bad_location", f"the announced object names no place we read: {exc}")
+                continue
+            if not found:
+                self._ignored("no_trigger", f"{note.uri[:300]} matches no segment's triggers")
+            refreshes.extend(found)
+        admitted = [(r, self._admit({"uri": r.snapshot_uri})) for r in refreshes]
+        jobs: list[Job] = []
+        for refresh, snapshot in admitted:
+            log.info("a created object announced a segment refresh", extra={
+                "segment": refresh.segment, "marker": refresh.marker[:300], "snapshot": snapshot["uri"][:300],
+                "refresh_id": refresh.refresh_id, "occurred_at": refresh.occurred_at})
+            jobs += await self._refresh_jobs(refresh.segment, snapshot, refresh.refresh_id, refresh.occurred_at)
+        return jobs
+
+    def _ignored(self, reason: str, what: str) -> None:
+        log.info("notification acked without a run (%s): %s", reason, what)
+        self.hooks.notification_ignored(reason)
+
     async def _jobs(self, event: dict[str, Any]) -> list[Job]:
         if event["type"] == "segment.refreshed":
-            admitted = self._admit(event["snapshot"])
-            jobs = []
-            for export in self.config.exports_for_segment(event["segment"]["id"]):
-                await self.engine.remember_snapshot(export.name, admitted, event["refresh_id"], event["occurred_at"])
-                jobs.append(Job(self._spec(export, admitted, event["refresh_id"], event["occurred_at"], False,
-                                           run_id_for(export.name, event["refresh_id"])), 0))
-            return jobs
+            return await self._refresh_jobs(event["segment"]["id"], self._admit(event["snapshot"]),
+                                            event["refresh_id"], event["occurred_at"])
         if event["type"] == "export.requested":
             named = self.config.exports.get(event["export"])
             if named is None:
@@ -460,7 +511,11 @@ class Worker:
     async def _continue(self, job: Job, *, delay: float = 0.0, attempt: int | None = None) -> None:
         """Hand the run on: a request naming the run id, so the next worker resumes from its records."""
         spec = job.spec
-        snapshot = snapshot_ref(spec.snapshot_uri, spec.snapshot_format, spec.snapshot_compression)
+        snapshot: SnapshotRef = {"uri": spec.snapshot_uri}  # the format only when the run was given one
+        if spec.snapshot_format in ("jsonl", "csv"):
+            snapshot["format"] = "csv" if spec.snapshot_format == "csv" else "jsonl"
+        if spec.snapshot_compression in ("none", "gzip"):
+            snapshot["compression"] = "gzip" if spec.snapshot_compression == "gzip" else "none"
         msg: ExportRequested = {
             "type": "export.requested", "version": 1, "id": new_id(), "occurred_at": now_iso(),
             "export": spec.export.name, "full": spec.full, "run_id": spec.run_id, "refresh_id": spec.refresh_id,
