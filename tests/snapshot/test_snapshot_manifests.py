@@ -119,7 +119,7 @@ def test_listed_files_must_pass_the_worker_prefixes(store: Store) -> None:
     uri, _ = unload(store, prefix="unload/vip/")
     allowed = store.uri("unload/vip/")
     assert emails_of(uri, rules=SnapshotRules(prefixes=(allowed,)))
-    with pytest.raises(SnapshotError, match=r"lists .* is outside \[worker\] snapshot_prefixes"):
+    with pytest.raises(SnapshotError, match=r"lists .* is outside the snapshot prefixes this worker reads"):
         read_pages(uri, rules=SnapshotRules(prefixes=(store.uri("unload/vip/0000_part_00.parquet") + "/",)))
 
 
