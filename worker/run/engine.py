@@ -168,7 +168,7 @@ class Engine:
 
     def pages(self, spec: RunSpec) -> Iterator[Page]:
         return read_pages(spec.snapshot_uri, format=spec.snapshot_format, compression=spec.snapshot_compression,
-                          page_size=self.page_size)
+                          page_size=self.page_size, exact=spec.snapshot_admitted)
 
     def planner_for(self, spec: RunSpec, mapper: Mapper, synced: SyncedState) -> Planner:
         export = spec.export
@@ -296,7 +296,7 @@ class Engine:
 
         async with self.client_for(export, fence.may_send) as client:
             mapper = await self.mapper_for(client, export)
-            snapshot = await asyncio.to_thread(snapshot_identity, spec.snapshot_uri)
+            snapshot = await asyncio.to_thread(snapshot_identity, spec.snapshot_uri, exact=spec.snapshot_admitted)
             shape = shape_of(export, sorted(mapper.resolved.items()), spec.full, self.page_size)
             for _ in range(SETTLE_ROUNDS):
                 key = PlanKey(synced.base, snapshot, shape)

@@ -43,6 +43,9 @@ class RunSpec:
     occurred_at: str | None = None  # when upstream refreshed the segment: orders refreshes for staleness
     allow_mass_removal: bool = False  # this run only: the removal guard does not stop it
     attempt: int = 1  # which attempt of a run retried after transient failures (events and logs carry it)
+    #: The service admitted ``snapshot_uri`` (canonical, checked against ``snapshot_prefixes``): the run
+    #: reads exactly that place and fails if a link on its path now leads elsewhere (no check-then-read gap).
+    snapshot_admitted: bool = False
 
 
 @dataclass

@@ -344,7 +344,8 @@ class Worker:
               run_id: str, *, allow_mass_removal: bool = False, attempt: int = 1) -> RunSpec:
         return RunSpec(export=export, snapshot_uri=snap["uri"], refresh_id=refresh_id, run_id=run_id, full=full,
                        snapshot_format=snap.get("format"), snapshot_compression=snap.get("compression"),
-                       occurred_at=occurred_at, allow_mass_removal=allow_mass_removal, attempt=attempt)
+                       occurred_at=occurred_at, allow_mass_removal=allow_mass_removal, attempt=attempt,
+                       snapshot_admitted=True)  # every snapshot here went through _admit
 
     # ------------------------------------------------------------------------------------ runs
     async def _process(self, job: Job, stop: asyncio.Event) -> str:
