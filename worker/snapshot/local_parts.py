@@ -42,7 +42,8 @@ def _os_error(exc: OSError, uri: str, doing: str) -> SnapshotError:
         )
     if exc.errno in (errno.ELOOP, errno.ENOTDIR):
         return SnapshotError(f"snapshot {uri}: the file or a folder above it became a symbolic link after it was "
-                             "listed; it is not followed (write the snapshot's files in place, not as links)")
+                             "listed (or is no folder); it is not followed (write the snapshot's files in place, "
+                             "not as links)")
     return SnapshotError(f"cannot {doing.removesuffix('ing')} snapshot {uri}: {exc.strerror or exc}")
 
 
