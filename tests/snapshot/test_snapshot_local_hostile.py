@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from snapshot_support import jsonl_bytes, read_all
 
-from worker.snapshot import SnapshotError, read_pages
+from worker.snapshot import SnapshotError, SnapshotRules, read_pages
 
 SECRET = [{"email": "ceo@example.com"}]
 
@@ -112,3 +112,21 @@ def test_a_part_replaced_by_a_link_inside_the_folder_after_the_listing_is_refuse
 def test_a_regular_part_in_place_still_reads(write: Callable[..., Path], tmp_path: Path) -> None:
     write("seg/part-0000.jsonl", jsonl_bytes([{"n": 1}, {"n": 2}]))
     assert [row for page in read_all(str(tmp_path / "seg")) for _, row in page.rows] == [{"n": 1}, {"n": 2}]
+
+
+def test_an_admitted_location_is_read_exactly_or_not_at_all(write: Callable[..., Path], tmp_path: Path) -> None:
+    """The service admits an event's location (canonical, inside the prefix), the run reads it later: a
+    folder on its path swapped for a link in between must not move the read elsewhere."""
+    from worker.locations import Prefixes
+
+    write("allowed/vip/seg.jsonl", jsonl_bytes([{"n": 1}]))
+    write("outside/vip/seg.jsonl", jsonl_bytes(SECRET))
+    admitted = Prefixes.parse([str(tmp_path / "allowed")]).admit(str(tmp_path / "allowed" / "vip" / "seg.jsonl"))
+    assert [r for p in read_pages(admitted.uri, rules=SnapshotRules(exact=True)) for _, r in p.rows] == [{"n": 1}]
+    (tmp_path / "allowed" / "vip").rename(tmp_path / "allowed" / "vip.old")
+    (tmp_path / "allowed" / "vip").symlink_to(tmp_path / "outside" / "vip", target_is_directory=True)
+    with pytest.raises(SnapshotError, match="now leads elsewhere") as caught:
+        read_pages(admitted.uri, rules=SnapshotRules(exact=True))
+    assert "ceo" not in str(caught.value)
+    # an operator's own path (``segment-export sync``) is still resolved: the snapshot is where the bytes are
+    assert [r for p in read_pages(admitted.uri) for _, r in p.rows] == SECRET

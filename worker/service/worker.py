@@ -51,6 +51,7 @@ from worker.run.runbook import run_id_for
 from worker.run.types import RunResult, RunSpec
 from worker.service import metrics
 from worker.service.health import HealthServer
+from worker.service.heartbeat import VisibilityHeartbeat
 from worker.service.triggers import Refresh, Triggers
 from worker.settings import Config, Export
 from worker.state import open_store
@@ -283,7 +284,7 @@ class Worker:
             stop.set()
         timer = asyncio.get_running_loop().call_later(
             max(0.0, self.max_unacked * (1 - CHECKPOINT_MARGIN) - (time.monotonic() - received)), stop.set)
-        heartbeat = asyncio.ensure_future(self._heartbeat(d, stop))
+        heartbeat = asyncio.ensure_future(VisibilityHeartbeat(self.bridge, self.hooks, d, stop).run())
         try:
             outcomes = await asyncio.gather(*(self._process(job, stop) for job in jobs), return_exceptions=True)
         finally:
@@ -294,47 +295,6 @@ class Worker:
             if isinstance(outcome, BaseException):
                 raise outcome
         return Settlement("ack", etype, outcomes=[str(o) for o in outcomes])
-
-    async def _heartbeat(self, d: Delivery, stop: asyncio.Event) -> None:
-        """Keep an SQS delivery invisible to other consumers while it is held (other brokers need nothing).
-
-        It beats every third of the visibility timeout, and survives any error: a failed beat (throttled,
-        a 5xx, access denied, no connection) is logged and counted, and the next one comes after a
-        quarter of that. Once the visibility could not be extended for longer than the timeout (or the
-        broker took the delivery back), another consumer may hold the message and be running the same
-        runs: ``stop`` is set, so they stop sending at a checkpoint and hand themselves on, as after
-        ``max_unacked_seconds``, instead of finishing blind. Beating goes on until the delivery is
-        settled (the run still needs its checkpoint, and SQS may answer again) or taken back.
-        """
-        if self.bridge.kind != "sqs":
-            return
-        timeout = self.bridge.visibility_timeout
-        interval = max(1.0, timeout / 3)
-        extended = d.received_at  # the visibility the receive gave runs from here
-        delay = interval
-        while True:
-            await asyncio.sleep(delay)
-            started = time.monotonic()
-            try:
-                ok, why = await self.bridge.hold(d), "no broker connection, or the delivery is no longer held"
-            except Exception as exc:  # any error: the next beat may work (a dead heartbeat never would)
-                ok, why = False, f"{type(exc).__name__}: {exc}"[:300]
-            if ok:
-                extended, delay = started, interval
-                continue
-            taken = not any(held is d for held, _ in self.bridge.unsettled())
-            lapsed = taken or time.monotonic() - extended >= timeout
-            self.hooks.visibility_not_extended(lapsed)
-            delay = max(0.25, interval / 4)
-            if lapsed and not stop.is_set():
-                log.error("the delivery's visibility could not be extended for %.0f s (visibility timeout %.0f s): "
-                          "another consumer may have taken the message; its runs stop sending at a checkpoint "
-                          "and hand themselves on (%s)", time.monotonic() - extended, timeout, why)
-                stop.set()
-            elif not taken:
-                log.warning("could not extend the delivery's visibility (%s); trying again in %.1f s", why, delay)
-            if taken:  # the broker took it back: no beat can extend it any more
-                return
 
     # ------------------------------------------------------------------------------------ dispatch
     def _admit(self, snap: dict[str, Any]) -> dict[str, Any]:
@@ -436,7 +396,8 @@ class Worker:
         return RunSpec(export=export, snapshot_uri=snap["uri"], refresh_id=refresh_id, run_id=run_id, full=full,
                        snapshot_format=snap.get("format"), snapshot_compression=snap.get("compression"),
                        occurred_at=occurred_at, allow_mass_removal=allow_mass_removal, attempt=attempt,
-                       snapshot_prefixes=self.config.worker.snapshot_prefixes)
+                       snapshot_prefixes=self.config.worker.snapshot_prefixes,
+                       snapshot_admitted=True)  # every snapshot here went through _admit
 
     # ------------------------------------------------------------------------------------ runs
     async def _process(self, job: Job, stop: asyncio.Event) -> str:

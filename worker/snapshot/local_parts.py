@@ -43,7 +43,8 @@ def _os_error(exc: OSError, uri: str, doing: str) -> SnapshotError:
         )
     if exc.errno in (errno.ELOOP, errno.ENOTDIR):
         return SnapshotError(f"snapshot {uri}: the file or a folder above it became a symbolic link after it was "
-                             "listed; it is not followed (write the snapshot's files in place, not as links)")
+                             "listed (or is no folder); it is not followed (write the snapshot's files in place, "
+                             "not as links)")
     return SnapshotError(f"cannot {doing.removesuffix('ing')} snapshot {uri}: {exc.strerror or exc}")
 
 
@@ -63,15 +64,10 @@ def open_no_links(path: str, admitted: os.stat_result, uri: str) -> io.RawIOBase
     following it before opening it (non-blocking, so a FIFO cannot hang the open), then checks the open
     descriptor: a regular file with the listed device and inode. Raises SnapshotError otherwise.
     """
-    *folders, name = [s for s in path.split("/") if s]
     fd = -1
     try:
-        parent = os.open("/", _DIR_FLAGS)
+        parent, name = _parent(path, uri)
         try:
-            for folder in folders:
-                inner = os.open(folder, _DIR_FLAGS, dir_fd=parent)
-                os.close(parent)
-                parent = inner
             before = os.stat(name, dir_fd=parent, follow_symlinks=False)
             if stat.S_ISLNK(before.st_mode):
                 raise OSError(errno.ELOOP, "a symbolic link")
@@ -97,6 +93,23 @@ def open_no_links(path: str, admitted: os.stat_result, uri: str) -> io.RawIOBase
             os.close(fd)
 
 
+def _parent(path: str, uri: str) -> tuple[int, str]:
+    """A descriptor of the folder holding ``path``'s last segment, reached with no link followed; and that name."""
+    *folders, name = [s for s in path.split("/") if s] or [""]
+    if not name:
+        raise SnapshotError(f"snapshot {uri} names the root folder; name the snapshot's file or folder")
+    parent = os.open("/", _DIR_FLAGS)
+    try:
+        for folder in folders:
+            inner = os.open(folder, _DIR_FLAGS, dir_fd=parent)
+            os.close(parent)
+            parent = inner
+    except BaseException:
+        os.close(parent)
+        raise
+    return parent, name
+
+
 def _opener(path: str, admitted: os.stat_result, uri: str) -> Callable[[], io.RawIOBase]:
     """A function that opens ``path`` as :func:`open_no_links` does (the parsers read 1 MiB chunks themselves).
 
@@ -118,18 +131,28 @@ def _part(location: Location, name: str, st: os.stat_result) -> Part:
 def list_local_parts(location: Location) -> list[Part]:
     """The file at ``location``, or the part files directly inside that folder, in name order."""
     uri, path = location.uri, location.path
+    folder = -1
     try:
-        st = os.stat(path, follow_symlinks=False)
+        parent, name = _parent(path, uri)  # no link followed on the way: the location was resolved already
+        try:
+            st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                try:
+                    folder = os.open(name, _DIR_FLAGS, dir_fd=parent)
+                except OSError as exc:
+                    raise _os_error(exc, uri, "listing") from exc
+        finally:
+            os.close(parent)
     except OSError as exc:
         raise _os_error(exc, uri, "reading") from exc
-    if not stat.S_ISDIR(st.st_mode):
+    if folder < 0:
         if not stat.S_ISREG(st.st_mode):
             raise _not_regular(uri, st.st_mode)
-        return [_part(location, location.segments[-1] if location.segments else "", st)]
+        return [_part(location, name, st)]
     parts: list[Part] = []
     others: list[str] = []
     try:
-        with os.scandir(path) as entries:
+        with os.scandir(folder) as entries:
             for entry in entries:
                 if is_part_name(entry.name):
                     parts.append(_entry_part(location, entry))
@@ -137,6 +160,8 @@ def list_local_parts(location: Location) -> list[Part]:
                     others.append(entry.name)
     except OSError as exc:
         raise _os_error(exc, uri, "listing") from exc
+    finally:
+        os.close(folder)
     if not parts:
         raise SnapshotError(empty_folder_message(uri, others))
     parts.sort(key=lambda part: part.name)
@@ -156,8 +181,10 @@ def _entry_part(folder: Location, entry: os.DirEntry[str]) -> Part:
             raise SnapshotError(
                 f"snapshot {folder.uri}: part {entry.name} is a symbolic link to {target.uri}, outside the "
                 "snapshot's folder; links are only followed inside it (copy the file into the folder)")
+        st = os.stat(target.path, follow_symlinks=False)
         where = target
-    st = os.stat(where.path, follow_symlinks=False)
+    else:
+        st = entry.stat(follow_symlinks=False)  # relative to the folder's descriptor: no path walked again
     if not stat.S_ISREG(st.st_mode):
         raise _not_regular(where.uri, st.st_mode)
     return _part(where, entry.name, st)
