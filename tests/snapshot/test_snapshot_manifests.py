@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from conftest import Store
-from snapshot_support import read_all, rows_of
+from snapshot_support import Store, read_all, rows_of
 
 from worker.snapshot import SnapshotError, SnapshotRules, read_pages
 
