@@ -51,8 +51,8 @@ def world_dir() -> Iterator[Path]:
 class Store:
     """One place snapshots are written to (a folder on disk, or a bucket on moto's S3), for tests run on both."""
 
-    def __init__(self, kind: str, base: Path | None = None, s3: Any = None, bucket: str = "") -> None:
-        self.kind, self._base, self._s3, self.bucket = kind, base, s3, bucket
+    def __init__(self, kind: str, base: Path | None = None, s3: Any = None, bucket: str = "", az: Any = None) -> None:
+        self.kind, self._base, self._s3, self.bucket, self._az = kind, base, s3, bucket, az
 
     def put(self, key: str, data: bytes) -> str:
         """Write ``data`` at ``key`` (a '/'-separated path); returns its URI."""
@@ -61,6 +61,8 @@ class Store:
             path = self._base / key
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
+        elif self.kind == "az":
+            self._az.upload_blob(key, data, overwrite=True)
         else:
             self._s3.put_object(Bucket=self.bucket, Key=key, Body=data)
         return self.uri(key)
@@ -69,6 +71,8 @@ class Store:
         if self.kind == "file":
             assert self._base is not None
             (self._base / key).unlink()
+        elif self.kind == "az":
+            self._az.delete_blob(key)
         else:
             self._s3.delete_object(Bucket=self.bucket, Key=key)
 
@@ -76,13 +80,19 @@ class Store:
         if self.kind == "file":
             assert self._base is not None
             return (self._base / key).as_uri() + ("/" if key.endswith("/") else "")
-        return f"s3://{self.bucket}/{key}"
+        return f"{'az' if self.kind == 'az' else 's3'}://{self.bucket}/{key}"
 
 
-@pytest.fixture(params=["file", "s3"])
+@pytest.fixture(params=["file", "s3", "az"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    """A Store on disk, then on moto's S3 (the same test runs on both)."""
+    """A Store on disk, on moto's S3, on Azurite (the same test runs on each)."""
     if request.param == "file":
         return Store("file", base=tmp_path / "store")
+    if request.param == "az":
+        from azure.storage.blob import BlobServiceClient
+
+        container = request.getfixturevalue("az_container")
+        client = BlobServiceClient.from_connection_string(request.getfixturevalue("azurite"))
+        return Store("az", bucket=container, az=client.get_container_client(container))
     bucket = request.getfixturevalue("s3_bucket")
     return Store("s3", s3=request.getfixturevalue("s3"), bucket=bucket)
