@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from snapshot_support import read_all, rows_of
 
@@ -100,3 +101,29 @@ def test_without_the_extra_an_azure_snapshot_fails_naming_the_install_command() 
                          text=True, check=True, cwd=Path(__file__).resolve().parents[2]).stdout
     assert ("snapshot az://segments/vip/model.json: reading Azure Blob Storage needs azure-storage-blob: install "
             "the extra with pip install 'segment-export[azure]'") in out
+
+
+def test_a_model_json_naming_its_partitions_by_https_url_as_written_on_azure(container: Any, az_container: str) -> None:
+    """Customer Insights writes absolute https URLs of the storage account into model.json's partitions."""
+    container.upload_blob("ci/Vip/2026/12/06/1200/Vip_1.csv", b'"c1","a@x.io"\r\n')
+    container.upload_blob("ci/Vip/2026/12/06/1200/Vip_2.csv", b'"c2","b@x.io"\r\n')
+    container.upload_blob("elsewhere/Vip_1.csv", b'"c9","intruder@x.io"\r\n')
+
+    def model(*locations: str) -> bytes:
+        return orjson.dumps({"entities": [{"name": "Vip", "attributes": [{"name": "Id"}, {"name": "Email"}],
+                                           "partitions": [{"location": u} for u in locations]}]})
+
+    base = f"https://{ACCOUNT}.dfs.core.windows.net:443/{az_container}/ci/Vip/2026/12/06/1200"
+    container.upload_blob("ci/model.json", model(f"{base}/Vip_1.csv", f"{base}/Vip_2.csv"))
+    for uri in (f"az://{az_container}/ci/model.json",
+                f"abfss://{az_container}@{ACCOUNT}.dfs.core.windows.net/ci/model.json"):
+        assert [row["Email"] for _, _, row in rows_of(read_all(uri))] == ["a@x.io", "b@x.io"]
+    outside = f"https://{ACCOUNT}.blob.core.windows.net/{az_container}/elsewhere/Vip_1.csv"
+    container.upload_blob("ci/model.json", model(outside), overwrite=True)
+    with pytest.raises(SnapshotError, match=r"which is not a file in az://.*/ci/ or below it"):
+        read_pages(f"az://{az_container}/ci/model.json")
+    other = f"https://otheraccount.dfs.core.windows.net/{az_container}/ci/Vip/2026/12/06/1200/Vip_1.csv"
+    container.upload_blob("ci/model.json", model(other), overwrite=True)
+    with pytest.raises(SnapshotError, match=r"in storage account 'otheraccount', but the worker's Azure credentials "
+                                            r"are for 'devstoreaccount1'"):
+        read_pages(f"az://{az_container}/ci/model.json")

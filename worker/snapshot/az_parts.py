@@ -8,6 +8,7 @@ The client and its credentials come from ``worker.clients.azure`` (the extra ``s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +19,33 @@ from worker.snapshot.formats import is_part_name
 from worker.snapshot.local_parts import empty_folder_message
 from worker.snapshot.parts import Part, ReadableStream
 from worker.snapshot.ranged import RangedObject
+
+#: How a CDM model.json written on Azure names its partitions: an absolute https URL of the account's endpoint.
+_HTTPS = re.compile(r"^https://([a-z0-9]{3,24})\.(?:dfs|blob)\.core\.windows\.net(?::443)?/([^/?#]+)/([^?#]*)$",
+                    re.IGNORECASE)
+
+
+def azure_https_as_uri(url: str, document: Location) -> str | None:
+    """The ``az://``/``abfss://`` URI an Azure https URL in a document names, in the document's own form (so it
+    is compared with the document's folder and the prefixes as they are); None if ``url`` is no such URL.
+
+    A document read by ``az://`` (the credentials' account) may only name that account's blobs.
+    """
+    m = _HTTPS.match(url)
+    if m is None or document.kind != "az":
+        return None
+    account, container, path = m.group(1).lower(), m.group(2), m.group(3)
+    named = document.root.partition("@")[2]
+    if named:
+        return f"abfss://{container}@{account}.dfs.core.windows.net/{path}"
+    try:
+        configured = blob_service().account_name
+    except AzureUnavailable as exc:
+        raise SnapshotError(f"snapshot {document.uri}: {exc}") from None
+    if configured != account:
+        raise SnapshotError(f"{document.uri} lists {url[:300]!r}, in storage account {account!r}, but the worker's "
+                            f"Azure credentials are for {configured!r}")
+    return f"az://{container}/{path}"
 
 
 def _container(location: Location) -> Any:

@@ -24,7 +24,13 @@ import dataclasses
 from dataclasses import dataclass
 
 from worker.locations import Location, LocationError, Prefixes, locate
-from worker.snapshot.az_parts import az_object_exists, az_object_part, list_az_parts, read_az_document
+from worker.snapshot.az_parts import (
+    az_object_exists,
+    az_object_part,
+    azure_https_as_uri,
+    list_az_parts,
+    read_az_document,
+)
 from worker.snapshot.cdm import parse_model
 from worker.snapshot.errors import INCOMPLETE, SnapshotError
 from worker.snapshot.local_parts import list_local_parts, local_file_exists, local_file_part, read_local_document
@@ -130,6 +136,7 @@ def _listed(document: Location, text: str, what: str, rules: SnapshotRules) -> L
     """The location a document lists, if it may be read (see the module docstring); else SnapshotError."""
     folder = _parent(document)
     shown = repr(text[:300])
+    text = azure_https_as_uri(text, document) or text
     if "://" not in text:
         if text.startswith("/"):
             raise SnapshotError(f"{what} {document.uri} lists {shown}, an absolute path: write it relative to the "
