@@ -44,6 +44,7 @@ else
 	$(BIN)/python bench/sync_bench.py --profiles 10000000 --pipeline-only --json bench/results/10m.json
 	$(BIN)/python bench/retention_bench.py --profiles 1000000 --days 30 --readmit-days 10 --json bench/results/retention.json
 	$(BIN)/python bench/tags_bench.py --profiles 20000 --json bench/results/tags.json
+	$(BIN)/python bench/format_bench.py --profiles 1000000 --json bench/results/formats.json
 	$(BIN)/python bench/plot.py
 endif
 

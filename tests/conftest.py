@@ -98,3 +98,30 @@ def s3_bucket(moto_server: str) -> str:
     name = f"test-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1").create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Azurite (Azure Blob Storage) on a free loopback port for this session; yields its connection string."""
+    from tests.azurite import install, running
+
+    shared = tmp_path_factory.getbasetemp().parent  # one install per test run, shared by the xdist workers
+    binary = install(shared / "azurite")
+    with running(binary, free_port(), tmp_path_factory.mktemp("azurite-data")) as connection:
+        yield connection
+
+
+@pytest.fixture
+def az_container(azurite: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh container on Azurite, the worker's Azure credentials pointing at it; yields its name."""
+    import uuid
+
+    from azure.storage.blob import BlobServiceClient
+
+    for name in ("AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN",
+                 "AZURE_STORAGE_BLOB_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite)
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    BlobServiceClient.from_connection_string(azurite).create_container(name)
+    return name

@@ -271,3 +271,40 @@ def test_credentials_in_a_location_never_reach_a_message(uri: str) -> None:
         ALLOWED.admit(uri)
     text = str(caught.value) + getattr(caught.value, "detail", "")
     assert "hunter2" not in text and "***@" in text, text
+
+
+# ------------------------------------------------------------------------------------------ Azure (issue 16)
+@pytest.mark.parametrize(("uri", "root", "segments", "canonical"), [
+    ("az://segments/vip/model.json", "segments", ("vip", "model.json"), "az://segments/vip/model.json"),
+    ("az://segments/vip/x/../%6dodel.json", "segments", ("vip", "model.json"), "az://segments/vip/model.json"),
+    ("abfss://segments@acct1.dfs.core.windows.net/vip/model.json", "segments@acct1", ("vip", "model.json"),
+     "abfss://segments@acct1.dfs.core.windows.net/vip/model.json"),
+    ("ABFSS://segments@ACCT1.blob.core.windows.net/vip/", "segments@acct1", ("vip",),
+     "abfss://segments@acct1.dfs.core.windows.net/vip/"),
+])
+def test_azure_locations(uri: str, root: str, segments: tuple[str, ...], canonical: str) -> None:
+    location = locate(uri)
+    assert (location.kind, location.root, location.segments, location.uri) == ("az", root, segments, canonical)
+    assert locate(location.uri) == location
+
+
+def test_azure_prefixes_compare_container_and_whole_segments() -> None:
+    allowed = Prefixes.parse(["az://segments/vip"])
+    assert allowed.admit("az://segments/vip/2026/model.json").uri == "az://segments/vip/2026/model.json"
+    for outside in ("az://segments/vip-other/x.csv", "az://segments-evil/vip/x.csv", "az://segments/vip/../x.csv",
+                    "abfss://segments@acct1.dfs.core.windows.net/vip/x.csv", "s3://segments/vip/x.csv"):
+        with pytest.raises(OutsidePrefixes):
+            allowed.admit(outside)
+
+
+@pytest.mark.parametrize(("uri", "match"), [
+    ("az://Segments/x", "is not an Azure container name"),
+    ("az://a/x", "is not an Azure container name"),
+    ("az://seg--ments/x", "is not an Azure container name"),
+    ("abfss://segments/x", r"is not abfss://container@account.dfs.core.windows.net/path"),
+    ("abfss://segments@evil.example.com/x", r"is not abfss://container@account"),
+    ("az://segments/../../x", "climbs above its root"),
+])
+def test_azure_locations_that_name_nothing_are_refused(uri: str, match: str) -> None:
+    with pytest.raises(LocationError, match=match):
+        locate(uri)

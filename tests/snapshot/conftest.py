@@ -49,10 +49,16 @@ def world_dir() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture(params=["file", "s3"])
+@pytest.fixture(params=["file", "s3", "az"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    """A Store on disk, then on moto's S3 (the same test runs on both)."""
+    """A Store on disk, on moto's S3, on Azurite (the same test runs on each)."""
     if request.param == "file":
         return Store("file", base=tmp_path / "store")
+    if request.param == "az":
+        from azure.storage.blob import BlobServiceClient
+
+        container = request.getfixturevalue("az_container")
+        client = BlobServiceClient.from_connection_string(request.getfixturevalue("azurite"))
+        return Store("az", bucket=container, az=client.get_container_client(container))
     bucket = request.getfixturevalue("s3_bucket")
     return Store("s3", s3=request.getfixturevalue("s3"), bucket=bucket)

@@ -100,7 +100,7 @@ def test_uri(store: StateStore) -> None:
     if isinstance(store, FileStore):
         assert uri == f"file://{store.root}/{RUN}/failures.csv"
     else:
-        assert uri.startswith("s3://test-") and uri.endswith(f"/state/v1/{RUN}/failures.csv")
+        assert uri.startswith(("s3://test-", "az://test-")) and uri.endswith(f"/state/v1/{RUN}/failures.csv")
 
 
 def test_unicode_keys(store: StateStore) -> None:

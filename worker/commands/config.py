@@ -40,9 +40,15 @@ def run(args: argparse.Namespace) -> int:
     notes = [n for p in config.worker.snapshot_prefixes or () if (n := prefix_note(p))]
     if config.worker.snapshot_prefixes is None:
         notes.append("snapshot_prefixes is not set: events may name any snapshot this worker can read")
+    from worker.settings.extras import installed, needed_extras
+
+    extras = needed_extras(config)
+    notes += [f"{why}: it needs the extra segment-export[{extra}], which is not installed (pip install "
+              f"'segment-export[{extra}]')" for extra, why in extras.items() if not installed(extra)]
     for note in notes:
         sys.stderr.write(f"segment-export: note: {note}\n")
-    common.print_json({"config": config.path, "ok": True, "notes": notes, "connections": sorted(config.connections),
+    common.print_json({"config": config.path, "ok": True, "notes": notes, "extras": sorted(extras),
+                       "connections": sorted(config.connections),
                        "exports": {n: {"segment": e.segment, "connection": e.connection, "list_id": e.list_id}
                                    for n, e in sorted(config.exports.items())}})
     return common.EXIT_OK

@@ -38,12 +38,16 @@ from urllib.parse import quote, quote_from_bytes, unquote
 
 from worker.privacy.masking import mask_credentials
 
-Kind = Literal["file", "s3"]
+Kind = Literal["file", "s3", "az"]
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 #: S3 bucket names, including legacy ones (capitals, '_'); never '/', '%' or a dot segment.
 _BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: Azure container and storage account names (lower case; the account's at most 24 letters and digits).
+_CONTAINER = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}")
+_ACCOUNT = re.compile(r"[a-z0-9]{3,24}")
+_ADLS_HOST = re.compile(r"([a-z0-9]{3,24})\.(?:dfs|blob)\.core\.windows\.net")
 _DOTS = (".", "..")
 
 
@@ -57,7 +61,8 @@ class Location:
 
     kind: Kind
     root: str
-    """The bucket (s3); '' for local files."""
+    """The bucket (s3); the container (az), ``container@account`` when the URI named the account
+    (``abfss://``); '' for local files."""
     segments: tuple[str, ...]
     """The path's segments, decoded, without '', '.' or '..' (local: resolved, no links left)."""
     folder: bool = False
@@ -80,7 +85,11 @@ class Location:
         tail = "/" if self.folder and self.segments else ""
         if self.kind == "file":  # as pathlib's as_uri(), so part URIs read the same as before
             return "file://" + quote_from_bytes(os.fsencode(self.path)) + tail
-        return f"s3://{self.root}/" + quote("/".join(self.segments), safe="/") + tail
+        path = quote("/".join(self.segments), safe="/") + tail
+        if self.kind == "az":
+            container, _, account = self.root.partition("@")
+            return f"abfss://{container}@{account}.dfs.core.windows.net/{path}" if account else f"az://{container}/{path}"
+        return f"s3://{self.root}/" + path
 
     def __str__(self) -> str:
         return self.uri
@@ -118,7 +127,10 @@ def locate(uri: str) -> Location:
         return _file(rest, uri)
     if scheme == "s3":
         return _s3(rest, uri)
-    raise LocationError(f"location {_show(uri)} has unsupported scheme {scheme!r} (use file://, s3:// or a plain path)")
+    if scheme in ("az", "abfss"):
+        return _az(rest, uri, scheme)
+    raise LocationError(f"location {_show(uri)} has unsupported scheme {scheme!r} (use file://, s3://, az:// or a "
+                        "plain path)")
 
 
 def _file(rest: str, uri: str) -> Location:
@@ -163,6 +175,28 @@ def _s3(rest: str, uri: str) -> Location:
         raise LocationError(f"location {_show(uri)} holds a NUL character")
     folder = key.rsplit("/", 1)[-1] in ("", *_DOTS)
     return Location("s3", bucket, _normalise(key.split("/"), uri), folder)
+
+
+def _az(rest: str, uri: str, scheme: str) -> Location:
+    """``az://container/path``, or ``abfss://container@account.dfs.core.windows.net/path`` as the portal shows it."""
+    authority, _, raw_path = rest.partition("/")
+    authority = _decode(authority, uri)
+    if scheme == "abfss":
+        container, at, host = authority.partition("@")
+        m = _ADLS_HOST.fullmatch(host.lower())
+        if not at or m is None:
+            raise LocationError(f"location {_show(uri)} is not abfss://container@account.dfs.core.windows.net/path")
+        root = f"{container}@{m.group(1)}"
+    else:
+        container = root = authority
+    if not _CONTAINER.fullmatch(container):
+        raise LocationError(f"location {_show(uri)}: {container[:100]!r} is not an Azure container name "
+                            "(3-63 lower-case letters, digits and single hyphens)")
+    path = _decode(raw_path, uri)
+    if "\x00" in path:
+        raise LocationError(f"location {_show(uri)} holds a NUL character")
+    folder = path.rsplit("/", 1)[-1] in ("", *_DOTS)
+    return Location("az", root, _normalise(path.split("/"), uri), folder)
 
 
 def _decode(text: str, uri: str) -> str:

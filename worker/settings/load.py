@@ -25,7 +25,7 @@ from worker.settings.spec import ConfigError, KeySpec, Setting, Table, optional_
 T = TypeVar("T", bound=Table)
 _SHOWN_CHARS = 60  # values are quoted in messages, never at length
 _KNOWN_SCHEMES = frozenset({"http", "https", "tcp", "amqp", "amqps", "pyamqp", "sqs", "memory", "redis", "rediss",
-                            "unix", "redis+sentinel", "valkey", "file", "s3"})
+                            "unix", "redis+sentinel", "valkey", "file", "s3", "az", "abfss"})
 
 
 def parse_config(data: dict[str, Any], path: str = "") -> Config:

@@ -100,8 +100,8 @@ class WorkerSettings(Table):
     events_exchange: str = field(default="segment-export-events", metadata=key(
         "Where export.completed / export.failed are published.", min_length=1))
     state_url: str = field(default="file://./state", repr=False, metadata=key(
-        "file://PATH or s3://bucket/prefix: synced state, run records, failure reports.", min_length=1,
-        redact=True))
+        "file://PATH, s3://bucket/prefix or az://container/prefix: synced state, run records, failure reports.",
+        min_length=1, redact=True))
     metrics_port: int = field(default=9108, metadata=key(
         "Port of /metrics, /healthz and /readyz; 0 turns them off.", minimum=0, maximum=65535))
     snapshot_prefixes: tuple[str, ...] | None = field(default=None, metadata=key(

@@ -24,6 +24,13 @@ import dataclasses
 from dataclasses import dataclass
 
 from worker.locations import Location, LocationError, Prefixes, locate
+from worker.snapshot.az_parts import (
+    az_object_exists,
+    az_object_part,
+    azure_https_as_uri,
+    list_az_parts,
+    read_az_document,
+)
 from worker.snapshot.cdm import parse_model
 from worker.snapshot.errors import INCOMPLETE, SnapshotError
 from worker.snapshot.local_parts import list_local_parts, local_file_exists, local_file_part, read_local_document
@@ -132,6 +139,7 @@ def _listed(document: Location, text: str, what: str, rules: SnapshotRules) -> L
     """The location a document lists, if it may be read (see the module docstring); else SnapshotError."""
     folder = _parent(document)
     shown = repr(text[:300])
+    text = azure_https_as_uri(text, document) or text
     if "://" not in text:
         if text.startswith("/"):
             raise SnapshotError(f"{what} {document.uri} lists {shown}, an absolute path: write it relative to the "
@@ -161,18 +169,17 @@ def _parent(location: Location) -> Location:
 
 
 def _list(location: Location) -> list[Part]:
-    return list_local_parts(location) if location.kind == "file" else list_s3_parts(location)
+    return {"file": list_local_parts, "s3": list_s3_parts, "az": list_az_parts}[location.kind](location)
 
 
 def _one(location: Location) -> Part:
-    return local_file_part(location) if location.kind == "file" else s3_object_part(location)
+    return {"file": local_file_part, "s3": s3_object_part, "az": az_object_part}[location.kind](location)
 
 
 def _exists(location: Location) -> bool:
-    return local_file_exists(location) if location.kind == "file" else s3_object_exists(location)
+    return {"file": local_file_exists, "s3": s3_object_exists, "az": az_object_exists}[location.kind](location)
 
 
 def _document(location: Location) -> bytes:
-    if location.kind == "file":
-        return read_local_document(location, DOCUMENT_LIMIT)
-    return read_s3_document(location, DOCUMENT_LIMIT)
+    read = {"file": read_local_document, "s3": read_s3_document, "az": read_az_document}[location.kind]
+    return read(location, DOCUMENT_LIMIT)

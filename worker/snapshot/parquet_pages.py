@@ -65,7 +65,7 @@ def parquet_pages(file: io.RawIOBase, source: str, page_size: int,
             rows = pa.RecordBatch.from_arrays(arrays, names=wanted).to_pylist() if arrays else [{}] * batch.num_rows
             if any(array.null_count for array in arrays):
                 rows = [{k: v for k, v in row.items() if v is not None} for row in rows]
-            yield Page(source, list(zip(range(number + 1, number + 1 + len(rows)), rows, strict=True)), names)
+            yield Page(source, list(enumerate(rows, number + 1)), names)
             number += len(rows)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise SnapshotError(f"snapshot {source} is not a readable Parquet file: {exc} (a truncated or "

@@ -16,7 +16,7 @@ from worker.snapshot.errors import SnapshotError
 from worker.snapshot.formats import is_part_name
 from worker.snapshot.local_parts import empty_folder_message
 from worker.snapshot.parts import Part, ReadableStream
-from worker.snapshot.ranged import RangedObject
+from worker.snapshot.ranged import RangedObject, s3_range
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 
@@ -71,7 +71,8 @@ def _part(location: Location, size: int, etag: str) -> Part:
             raise _s3_error(exc, uri, bucket) from exc
 
     def open_ranged() -> RangedObject:
-        return RangedObject(s3_client(), bucket, key, etag, size, lambda exc: _s3_error(exc, uri, bucket))
+        fetch = s3_range(s3_client(), bucket, key, etag, uri, lambda exc: _s3_error(exc, uri, bucket))
+        return RangedObject(fetch, size, uri)
 
     return Part(location.segments[-1], uri, size, etag, open_object, _read_errors(), open_ranged)
 

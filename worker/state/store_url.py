@@ -6,6 +6,7 @@ import os
 import re
 
 from worker.privacy.masking import mask_credentials
+from worker.state.azure_store import AzureStore
 from worker.state.errors import StateError
 from worker.state.file_store import FileStore
 from worker.state.s3_store import S3Store
@@ -13,10 +14,13 @@ from worker.state.store import StateStore
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", re.DOTALL)
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_CONTAINER = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")
+_ADLS = re.compile(r"^([^@/]+)@([a-z0-9]{3,24})\.(?:dfs|blob)\.core\.windows\.net$")
 
 
 def open_store(url: str) -> StateStore:
-    """``file://./state``, ``file:///abs/dir``, a plain path, or ``s3://bucket[/prefix]``.
+    """``file://./state``, ``file:///abs/dir``, a plain path, ``s3://bucket[/prefix]`` or (Azure)
+    ``az://container[/prefix]`` / ``abfss://container@account.dfs.core.windows.net[/prefix]``.
 
     No I/O happens here (a missing folder is created on the first write; a missing bucket is
     reported by the first call), so opening is cheap and never needs the network.
@@ -46,4 +50,19 @@ def open_store(url: str) -> StateStore:
             return S3Store(bucket, prefix)
         except ValueError as exc:
             raise StateError(f"state_url {mask_credentials(url)!r}: {exc}") from exc
-    raise StateError(f"state_url {mask_credentials(url)!r} has unsupported scheme {scheme!r} (use file:// or s3://)")
+    if scheme in ("az", "abfss"):
+        authority, _, prefix = rest.partition("/")
+        account = None
+        if scheme == "abfss":
+            m = _ADLS.match(authority.lower())
+            if m is None:
+                raise StateError(f"state_url {mask_credentials(url)!r} is not abfss://container@account.dfs.core.windows.net/prefix")
+            authority, account = m.group(1), m.group(2)
+        if not _CONTAINER.match(authority):
+            raise StateError(f"state_url {mask_credentials(url)!r}: {authority!r} is not a valid Azure container name "
+                             "(az://container/prefix)")
+        try:
+            return AzureStore(authority, prefix, account)
+        except ValueError as exc:
+            raise StateError(f"state_url {mask_credentials(url)!r}: {exc}") from exc
+    raise StateError(f"state_url {mask_credentials(url)!r} has unsupported scheme {scheme!r} (use file://, s3:// or az://)")
