@@ -15,7 +15,9 @@ can pick the run up where it stopped:
 The protocol (issue 15, proved by the crash-point walker in ``tests/run/walker``):
 
 - A plan is made against a base, the committed state (its digest), a snapshot and a config
-  (``worker.run.plans``); its records live under its id and it is registered before its first part.
+  (``worker.run.plans``); its records live under its id and it is registered before its first part. A
+  fresh plan first claims the state (one compare-and-swap of its manifest), so a commit made against the
+  state as it was before (a writer that lost the lease) fails instead of landing over the new plan.
 - A run that finds its own plan, still on the current base and with the same snapshot and config,
   resumes it: it re-plans deterministically, sends only batches without an ``accepted`` record, polls
   those without a ``final`` one, and commits. A crash re-sends at most the batches in flight.
@@ -68,7 +70,7 @@ from worker.run.guard import CODE as GUARD_CODE
 from worker.run.history import record_failure
 from worker.run.hooks import HookBus, Hooks
 from worker.run.pipeline import PlanFeed
-from worker.run.plans import PlanKey, live_plans, register, shape_of
+from worker.run.plans import PlanKey, claim, live_plans, register, shape_of
 from worker.run.runbook import Runbook
 from worker.run.settle import settle
 from worker.run.tags import TagRemover, Untagged, planned
@@ -327,6 +329,14 @@ class Engine:
             else:
                 raise RunError("concurrent_commit", f"export {export.name}: the synced state kept changing while "
                                                     f"this run folded earlier plans in; it is retried", transient=True)
+            if not heads:  # a fresh plan: claim the state first, so no commit made without it can land
+                claimed = await asyncio.to_thread(claim, book.store, export.name, spec.run_id, fence.token, synced,
+                                                  version)
+                if claimed is None:
+                    raise RunError("concurrent_commit", f"export {export.name}: the synced state changed while this "
+                                                        f"run claimed it for its plan; it is retried", transient=True)
+                synced, version = claimed
+                key = PlanKey(synced.base, snapshot, shape)
             plan = book.for_plan(key.id, key.base)
             resume = await asyncio.to_thread(plan.progress)
             if not resume.started:  # with batch records, an earlier attempt passed these checks

@@ -8,6 +8,8 @@
    the next one records the completion (the walker's "store fails" cases walk every such write).
 5. The plan format is part of the plan id: a worker of another version (another ``PLAN_FORMAT``) finds a plan
    interrupted mid-run, folds it in and plans afresh; it never resumes it.
+6. A writer that lost the export's lease while its commit was on the way (here ``verify --repair``) cannot
+   commit over a plan registered since it read the state: the plan's run claimed the state first.
 4. Two refreshes with the same ``occurred_at``: whichever committed, the other is ordered after or before it
    by refresh id, the same way on every replica (a late duplicate of equal time is stale, or it is not,
    whatever the order they arrive in).
@@ -35,11 +37,13 @@ from tests.run.walker.test_reviewer_sequences import (
     spec,
     synced_fingerprints,
 )
+from worker.contacts.synced import SyncedState
 from worker.events.instants import refresh_after
 from worker.run import engine as engine_module
 from worker.run import plans
 from worker.run.direct import direct_spec
 from worker.run.plans import PlanHead, PlanKey
+from worker.run.verify import Findings, StateChanged, repair
 from worker.state import FileStore, StateError
 from worker.syncstate.manifest import RECENT
 
@@ -221,3 +225,34 @@ def test_the_same_sync_finishes_a_sync_that_died_after_its_commit(tmp_path: Path
     assert after.run_id != crashed.run_id
     assert run(cfg, store, after).event["counts"]["unchanged"] == 40  # type: ignore[index]
     assert bulk_posts(simc) == posts and first_names(simc) == expected(range(5, 45), "v1")
+
+
+# ------------------------------------------------------------------------------------------ 6
+
+
+def test_a_repair_that_lost_the_lease_cannot_commit_over_a_new_plan(tmp_path: Path, sim) -> None:
+    """``verify --repair`` read the synced state, then lost the export's lease (paused longer than
+    ``lease_seconds``); run r1 took the lease, registered its plan and had two batches accepted; then the
+    repair's write landed. Before, it committed (the state was still the version it read): r1's plan was made
+    against a state no longer current, so its next delivery took it for folded in, dropped its registration
+    and planned again without what it had sent. Now r1 claimed the state before registering its plan: the
+    repair's compare-and-swap fails (refused, "verify again") and r1 resumes its plan to an exact list."""
+    url, simc = sim
+    cfg = config(url, (tmp_path / "state").as_uri())
+    store = FileStore(tmp_path / "state")
+    _, r1 = base_and_refreshes(tmp_path, cfg, store)
+    synced, version = SyncedState.load(store, "exports/vip/synced")
+    assert synced.manifest is not None
+    findings = Findings(export="vip", list_id=3, owns_list=False, verify_id="v-1", base_run_id=synced.run_id,
+                        base_generation=synced.manifest.generation, started_at="2026-12-01T10:00:00Z",
+                        missing=["person0@example.com"])
+
+    s1 = spec(cfg, r1, "r1", "2026-12-01T11:00:00Z")
+    interrupted_after_two_batches(cfg, store, s1)  # the lease changed hands; the repair's write is on its way
+    with pytest.raises(StateChanged):
+        repair(store, cfg.exports["vip"], findings, synced, version, "")
+
+    resumed = run(cfg, store, s1)
+    assert resumed.exit_code == 0, resumed.event and resumed.event.get("error")
+    assert first_names(simc) == expected(range(2000), "v1")
+    assert synced_fingerprints(store) == fingerprints_of(cfg, range(2000), "v1")
