@@ -30,7 +30,6 @@ from tests.run.walker.test_reviewer_sequences import (
     expected,
     fingerprints_of,
     first_names,
-    interrupted_after_two_batches,
     run,
     sim,
     snapshot,
@@ -50,6 +49,27 @@ from worker.syncstate.manifest import RECENT
 __all__ = ["sim"]  # the simulator fixture, shared with the reviewer's sequences
 
 SAME_TIME = "2026-12-01T11:00:00Z"
+
+
+class CrashAtAccepted(FileStore):
+    """A folder store whose process dies before it records the ``n``-th accepted batch (whatever else is in
+    flight: deterministic, unlike a stop request that may come after the last batch left)."""
+
+    def __init__(self, root: Path, n: int) -> None:
+        super().__init__(root)
+        self.left = n
+
+    def put(self, key: str, data: bytes) -> None:
+        if key.endswith(".accepted"):
+            self.left -= 1
+            if self.left < 0:
+                raise Crash(f"killed before {key}")
+        super().put(key, data)
+
+
+def crash_after_two_accepted(cfg, tmp_path: Path, s) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(Crash):
+        run(cfg, CrashAtAccepted(tmp_path / "state", 2), s)
 
 
 # ------------------------------------------------------------------------------------------ 4
@@ -99,7 +119,7 @@ def test_the_plan_format_is_part_of_the_plan_id(monkeypatch: pytest.MonkeyPatch)
 
 def test_a_worker_of_another_plan_format_folds_the_interrupted_plan_in(tmp_path: Path, sim,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    """r1 is interrupted after two accepted batches by a worker of one plan format; a worker of the next one
+    """r1 dies after two accepted batches on a worker of one plan format; a worker of the next one
     takes the delivery over. It must not resume the plan (it would read its records its own way): it folds
     the plan in (its accepted batches polled to the end) and plans afresh, and the list is exact."""
     url, simc = sim
@@ -107,7 +127,7 @@ def test_a_worker_of_another_plan_format_folds_the_interrupted_plan_in(tmp_path:
     store = FileStore(tmp_path / "state")
     _, r1 = base_and_refreshes(tmp_path, cfg, store)
     s1 = spec(cfg, r1, "r1", "2026-12-01T11:00:00Z")
-    interrupted_after_two_batches(cfg, store, s1)
+    crash_after_two_accepted(cfg, tmp_path, s1)
     [old] = [PlanHead.decode(store.get(k) or b"") for k in store.list("exports/vip/plans/")]
 
     folded: list[list[str]] = []
@@ -248,7 +268,7 @@ def test_a_repair_that_lost_the_lease_cannot_commit_over_a_new_plan(tmp_path: Pa
                         missing=["person0@example.com"])
 
     s1 = spec(cfg, r1, "r1", "2026-12-01T11:00:00Z")
-    interrupted_after_two_batches(cfg, store, s1)  # the lease changed hands; the repair's write is on its way
+    crash_after_two_accepted(cfg, tmp_path, s1)  # the lease changed hands; the repair's write is on its way
     with pytest.raises(StateChanged):
         repair(store, cfg.exports["vip"], findings, synced, version, "")
 
