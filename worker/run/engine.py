@@ -329,21 +329,17 @@ class Engine:
             else:
                 raise RunError("concurrent_commit", f"export {export.name}: the synced state kept changing while "
                                                     f"this run folded earlier plans in; it is retried", transient=True)
-            if not heads:  # a fresh plan: claim the state first, so no commit made without it can land
-                claimed = await asyncio.to_thread(claim, book.store, export.name, spec.run_id, fence.token, synced,
-                                                  version)
-                if claimed is None:
-                    raise RunError("concurrent_commit", f"export {export.name}: the synced state changed while this "
-                                                        f"run claimed it for its plan; it is retried", transient=True)
-                synced, version = claimed
-                key = PlanKey(synced.base, snapshot, shape)
             plan = book.for_plan(key.id, key.base)
             resume = await asyncio.to_thread(plan.progress)
             if not resume.started:  # with batch records, an earlier attempt passed these checks
                 await self._refusable(spec, checks.check_list(client, export))
                 await self._refusable(spec, asyncio.to_thread(checks.check_max_profiles, export, pages))
                 await self._refusable(spec, asyncio.to_thread(checks.check_removals, spec, synced, pages))
-            if not heads:  # registered before its first part: from here on it may send
+            if not heads:  # a fresh plan: claim the state, then register the plan; from here on it may send
+                synced, version = await self._claim(spec, book, synced, version, fence)
+                key = PlanKey(synced.base, snapshot, shape)
+                plan = book.for_plan(key.id, key.base)
+                resume = await asyncio.to_thread(plan.progress)  # nothing: a plan made against its own claim
                 await asyncio.to_thread(register, book.store, export.name, spec.run_id, key)
             planner = self.planner_for(spec, mapper, synced)
             outcomes = await self._send(spec, plan, client, planner, resume, stop)
@@ -357,6 +353,18 @@ class Engine:
         if untagged is not None:
             merged.counts.update(untagged.as_counts())
         return await asyncio.to_thread(self._commit, spec, plan, synced, version, merged)
+
+    @staticmethod
+    async def _claim(spec: RunSpec, book: Runbook, synced: SyncedState, version: str | None,
+                     fence: Fence) -> tuple[SyncedState, str | None]:
+        """Claim the state for a fresh plan (``worker.run.plans.claim``): a commit made against it as it was
+        before (a writer that lost the lease) then fails instead of landing over the plan."""
+        claimed = await asyncio.to_thread(claim, book.store, spec.export.name, spec.run_id, fence.token, synced,
+                                          version)
+        if claimed is None:
+            raise RunError("concurrent_commit", f"export {spec.export.name}: the synced state changed while this "
+                                                f"run claimed it for its plan; it is retried", transient=True)
+        return claimed
 
     async def _untag(self, spec: RunSpec, book: Runbook, client: ActiveCampaignClient, planner: Planner,
                      outcome_of: Callable[[int], BatchOutcome], stop: asyncio.Event | None) -> Untagged | None:
