@@ -139,6 +139,13 @@ class SyncedState:
         state.index  # noqa: B018 - read the columns now, in the caller's thread
         return state, version
 
+    def claimed(self, data: bytes) -> SyncedState:
+        """This state under ``data``, its manifest with a plan's claim added (``worker.run.plans.claim``): the
+        same entries and key columns, a new base."""
+        state = SyncedState(self._source, self.run_id, manifest=Manifest.decode(data), base=base_of(data))
+        state._index, state._subscribed = self._index, self._subscribed
+        return state
+
     # ---------------------------------------------------------------------------------- reading
     def entries(self) -> Iterator[tuple[str, Entry]]:
         """Every (email, entry) in key order, read shard by shard (tests, tools; a run never needs them all)."""

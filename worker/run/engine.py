@@ -15,7 +15,9 @@ can pick the run up where it stopped:
 The protocol (issue 15, proved by the crash-point walker in ``tests/run/walker``):
 
 - A plan is made against a base, the committed state (its digest), a snapshot and a config
-  (``worker.run.plans``); its records live under its id and it is registered before its first part.
+  (``worker.run.plans``); its records live under its id and it is registered before its first part. A
+  fresh plan first claims the state (one compare-and-swap of its manifest), so a commit made against the
+  state as it was before (a writer that lost the lease) fails instead of landing over the new plan.
 - A run that finds its own plan, still on the current base and with the same snapshot and config,
   resumes it: it re-plans deterministically, sends only batches without an ``accepted`` record, polls
   those without a ``final`` one, and commits. A crash re-sends at most the batches in flight.
@@ -68,7 +70,7 @@ from worker.run.guard import CODE as GUARD_CODE
 from worker.run.history import record_failure
 from worker.run.hooks import HookBus, Hooks
 from worker.run.pipeline import PlanFeed
-from worker.run.plans import PlanKey, live_plans, register, shape_of
+from worker.run.plans import PlanKey, claim, live_plans, register, shape_of
 from worker.run.runbook import Runbook
 from worker.run.settle import settle
 from worker.run.tags import TagRemover, Untagged, planned
@@ -334,7 +336,11 @@ class Engine:
                 await self._refusable(spec, checks.check_list(client, export))
                 await self._refusable(spec, asyncio.to_thread(checks.check_max_profiles, export, pages))
                 await self._refusable(spec, asyncio.to_thread(checks.check_removals, spec, synced, pages))
-            if not heads:  # registered before its first part: from here on it may send
+            if not heads:  # a fresh plan: claim the state, then register the plan; from here on it may send
+                synced, version = await self._claim(spec, book, synced, version, fence)
+                key = PlanKey(synced.base, snapshot, shape)
+                plan = book.for_plan(key.id, key.base)
+                resume = await asyncio.to_thread(plan.progress)  # nothing: a plan made against its own claim
                 await asyncio.to_thread(register, book.store, export.name, spec.run_id, key)
             planner = self.planner_for(spec, mapper, synced)
             outcomes = await self._send(spec, plan, client, planner, resume, stop)
@@ -348,6 +354,18 @@ class Engine:
         if untagged is not None:
             merged.counts.update(untagged.as_counts())
         return await asyncio.to_thread(self._commit, spec, plan, synced, version, merged)
+
+    @staticmethod
+    async def _claim(spec: RunSpec, book: Runbook, synced: SyncedState, version: str | None,
+                     fence: Fence) -> tuple[SyncedState, str | None]:
+        """Claim the state for a fresh plan (``worker.run.plans.claim``): a commit made against it as it was
+        before (a writer that lost the lease) then fails instead of landing over the plan."""
+        claimed = await asyncio.to_thread(claim, book.store, spec.export.name, spec.run_id, fence.token, synced,
+                                          version)
+        if claimed is None:
+            raise RunError("concurrent_commit", f"export {spec.export.name}: the synced state changed while this "
+                                                f"run claimed it for its plan; it is retried", transient=True)
+        return claimed
 
     async def _untag(self, spec: RunSpec, book: Runbook, client: ActiveCampaignClient, planner: Planner,
                      outcome_of: Callable[[int], BatchOutcome], stop: asyncio.Event | None) -> Untagged | None:

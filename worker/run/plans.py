@@ -18,20 +18,30 @@ a run could never commit. Now:
 - A plan is *live* while the state it was made against is current. Every commit first folds every live
   plan in (its own, and others' through ``worker.run.settle``), so a plan whose base is no longer current
   has been accounted for: its registration is garbage, and its run plans afresh.
+- Before a fresh plan is registered, its run *claims* the state (``claim``): one compare-and-swap of the
+  manifest that adds the run, its lease token and the time and changes nothing else, and the plan is made
+  against the claimed state. So a commit made against the state as it was before the claim (a run, a fold,
+  ``forget`` or ``verify --repair`` that lost the export's lease while its write was on the way) fails its
+  compare-and-swap instead of making the new plan's base stale before that plan was folded in: the rule
+  "every commit folds every live plan" holds even when the lease does not serialise the writers.
 
-Runs of one export are serialised by the export's lease; the rule "every commit folds every live plan"
-relies on it, as the whole run protocol always did.
+Runs of one export are serialised by the export's lease; the claim is what makes a writer that lost the
+lease harmless at the commit. Where there is no manifest to swap (before the export's first commit, a
+state still in format v1, migrated by its next commit) a fresh plan is registered unclaimed, and a writer
+without a plan of its own (a fold, ``forget``) whose commit was on the way when its lease expired can still
+commit over it; that plan's run then re-plans without folding what it sent (README, run protocol).
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import orjson
 
+from worker.contacts.synced import SyncedState
 from worker.run.runbook import RunKeys, plans_prefix
 from worker.state import StateStore
 
@@ -102,6 +112,31 @@ def register(store: StateStore, export: str, run_id: str, key: PlanKey) -> PlanH
     head = PlanHead(export, run_id, key.id, key.base, key.snapshot, key.shape, time.time())
     store.put_if_absent(head.key, head.encode())
     return head
+
+
+def claim(store: StateStore, export: str, run_id: str, token: int | None, synced: SyncedState,
+          version: str | None) -> tuple[SyncedState, str | None] | None:
+    """Claim the committed state for a fresh plan of ``run_id``: swap in its manifest with ``claim`` set (the
+    run, the lease's fencing token, the time) and nothing else changed. Returns the claimed state and its
+    version, to plan and commit against; None when the state changed since it was read (the caller looks
+    again). No manifest (no state yet, or format v1): nothing to swap, the state is returned as it is.
+
+    Why: a commit is a compare-and-swap against the version its writer read. Without the claim, a writer that
+    lost the lease and read the state before this run's plan existed could still commit over it; the plan's
+    base would then be stale though nothing folded it in. With it, that commit's version is gone.
+    """
+    if synced.manifest is None or version is None:
+        return synced, version
+    claimed = replace(synced.manifest, extra={**synced.manifest.extra, "claim": {
+        "run_id": run_id, "token": token, "at": round(time.time(), 3)}})
+    data = claimed.encode()
+    key = RunKeys(export, run_id).synced
+    if not store.replace_if_unchanged(key, data, version):
+        return None
+    got = store.get_versioned(key)
+    if got is None or got[0] != data:
+        return None
+    return synced.claimed(data), got[1]
 
 
 def live_plans(store: StateStore, export: str, base: str, run_id: str) -> list[PlanHead]:

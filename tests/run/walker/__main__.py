@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
                 walk.prepare()
                 if args.sweep:
                     return _sweep(walk, args.seed, args.sweep, args.verbose, started)
-                cases = [c for i, c in enumerate(walk.cases()) if (i // 8) % args.every == 0]
+                every = {id(step) for i, step in enumerate(walk.steps()) if i % args.every == 0}
+                cases = [c for c in walk.cases() if c[0] is None or id(c[0]) in every]
                 kinds: Counter[str] = Counter()
                 instances: Counter[str] = Counter()
                 examples: dict[str, str] = {}
@@ -75,8 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     steps = Counter(s.kind for s in walked)
     print(f"store: {args.store}; steps walked: {len(walked)} ({steps['store']} store writes, "
           f"{steps['ac']} ActiveCampaign requests, {steps['broker']} publish) + after the last step")
-    print(f"cases per step: 2 faults (crash before, lose the reply) x 4 continuations (resume; same refresh "
-          f"again; older refresh late; newer refresh) = 8; {len(cases)} cases")
+    print(f"cases per step: 2 faults (crash before, lose the reply; a store write also: the store fails) x 4 "
+          f"continuations (resume; same refresh again; older refresh late; newer refresh) = 8 (12 for a store "
+          f"write); {len(cases)} cases")
     print(f"cases that broke an invariant: {broken}")
     for k, count in kinds.most_common():
         print(f"  {count:4d} cases, {instances[k]:5d} instances  {k}   e.g. {examples[k]}")

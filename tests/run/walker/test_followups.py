@@ -8,6 +8,8 @@
    the next one records the completion (the walker's "store fails" cases walk every such write).
 5. The plan format is part of the plan id: a worker of another version (another ``PLAN_FORMAT``) finds a plan
    interrupted mid-run, folds it in and plans afresh; it never resumes it.
+6. A writer that lost the export's lease while its commit was on the way (here ``verify --repair``) cannot
+   commit over a plan registered since it read the state: the plan's run claimed the state first.
 4. Two refreshes with the same ``occurred_at``: whichever committed, the other is ordered after or before it
    by refresh id, the same way on every replica (a late duplicate of equal time is stale, or it is not,
    whatever the order they arrive in).
@@ -28,24 +30,46 @@ from tests.run.walker.test_reviewer_sequences import (
     expected,
     fingerprints_of,
     first_names,
-    interrupted_after_two_batches,
     run,
     sim,
     snapshot,
     spec,
     synced_fingerprints,
 )
+from worker.contacts.synced import SyncedState
 from worker.events.instants import refresh_after
 from worker.run import engine as engine_module
 from worker.run import plans
 from worker.run.direct import direct_spec
 from worker.run.plans import PlanHead, PlanKey
+from worker.run.verify import Findings, StateChanged, repair
 from worker.state import FileStore, StateError
 from worker.syncstate.manifest import RECENT
 
 __all__ = ["sim"]  # the simulator fixture, shared with the reviewer's sequences
 
 SAME_TIME = "2026-12-01T11:00:00Z"
+
+
+class CrashAtAccepted(FileStore):
+    """A folder store whose process dies before it records the ``n``-th accepted batch (whatever else is in
+    flight: deterministic, unlike a stop request that may come after the last batch left)."""
+
+    def __init__(self, root: Path, n: int) -> None:
+        super().__init__(root)
+        self.left = n
+
+    def put(self, key: str, data: bytes) -> None:
+        if key.endswith(".accepted"):
+            self.left -= 1
+            if self.left < 0:
+                raise Crash(f"killed before {key}")
+        super().put(key, data)
+
+
+def crash_after_two_accepted(cfg, tmp_path: Path, s) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(Crash):
+        run(cfg, CrashAtAccepted(tmp_path / "state", 2), s)
 
 
 # ------------------------------------------------------------------------------------------ 4
@@ -95,7 +119,7 @@ def test_the_plan_format_is_part_of_the_plan_id(monkeypatch: pytest.MonkeyPatch)
 
 def test_a_worker_of_another_plan_format_folds_the_interrupted_plan_in(tmp_path: Path, sim,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    """r1 is interrupted after two accepted batches by a worker of one plan format; a worker of the next one
+    """r1 dies after two accepted batches on a worker of one plan format; a worker of the next one
     takes the delivery over. It must not resume the plan (it would read its records its own way): it folds
     the plan in (its accepted batches polled to the end) and plans afresh, and the list is exact."""
     url, simc = sim
@@ -103,7 +127,7 @@ def test_a_worker_of_another_plan_format_folds_the_interrupted_plan_in(tmp_path:
     store = FileStore(tmp_path / "state")
     _, r1 = base_and_refreshes(tmp_path, cfg, store)
     s1 = spec(cfg, r1, "r1", "2026-12-01T11:00:00Z")
-    interrupted_after_two_batches(cfg, store, s1)
+    crash_after_two_accepted(cfg, tmp_path, s1)
     [old] = [PlanHead.decode(store.get(k) or b"") for k in store.list("exports/vip/plans/")]
 
     folded: list[list[str]] = []
@@ -221,3 +245,34 @@ def test_the_same_sync_finishes_a_sync_that_died_after_its_commit(tmp_path: Path
     assert after.run_id != crashed.run_id
     assert run(cfg, store, after).event["counts"]["unchanged"] == 40  # type: ignore[index]
     assert bulk_posts(simc) == posts and first_names(simc) == expected(range(5, 45), "v1")
+
+
+# ------------------------------------------------------------------------------------------ 6
+
+
+def test_a_repair_that_lost_the_lease_cannot_commit_over_a_new_plan(tmp_path: Path, sim) -> None:
+    """``verify --repair`` read the synced state, then lost the export's lease (paused longer than
+    ``lease_seconds``); run r1 took the lease, registered its plan and had two batches accepted; then the
+    repair's write landed. Before, it committed (the state was still the version it read): r1's plan was made
+    against a state no longer current, so its next delivery took it for folded in, dropped its registration
+    and planned again without what it had sent. Now r1 claimed the state before registering its plan: the
+    repair's compare-and-swap fails (refused, "verify again") and r1 resumes its plan to an exact list."""
+    url, simc = sim
+    cfg = config(url, (tmp_path / "state").as_uri())
+    store = FileStore(tmp_path / "state")
+    _, r1 = base_and_refreshes(tmp_path, cfg, store)
+    synced, version = SyncedState.load(store, "exports/vip/synced")
+    assert synced.manifest is not None
+    findings = Findings(export="vip", list_id=3, owns_list=False, verify_id="v-1", base_run_id=synced.run_id,
+                        base_generation=synced.manifest.generation, started_at="2026-12-01T10:00:00Z",
+                        missing=["person0@example.com"])
+
+    s1 = spec(cfg, r1, "r1", "2026-12-01T11:00:00Z")
+    crash_after_two_accepted(cfg, tmp_path, s1)  # the lease changed hands; the repair's write is on its way
+    with pytest.raises(StateChanged):
+        repair(store, cfg.exports["vip"], findings, synced, version, "")
+
+    resumed = run(cfg, store, s1)
+    assert resumed.exit_code == 0, resumed.event and resumed.event.get("error")
+    assert first_names(simc) == expected(range(2000), "v1")
+    assert synced_fingerprints(store) == fingerprints_of(cfg, range(2000), "v1")
