@@ -36,10 +36,12 @@ def run(args: argparse.Namespace) -> int:
     if problems:
         return common.EXIT_USAGE
     from worker.locations import prefix_note
+    from worker.settings.advice import shared_managed_tags
 
     notes = [n for p in config.worker.snapshot_prefixes or () if (n := prefix_note(p))]
     if config.worker.snapshot_prefixes is None:
         notes.append("snapshot_prefixes is not set: events may name any snapshot this worker can read")
+    notes += shared_managed_tags(config)
     for note in notes:
         sys.stderr.write(f"segment-export: note: {note}\n")
     common.print_json({"config": config.path, "ok": True, "notes": notes, "connections": sorted(config.connections),
