@@ -213,6 +213,12 @@ class ActiveCampaignClient:
             return any(str(c["email"]).strip().lower() == wanted for c in with_email)
         return bool(contacts)
 
+    async def on_list(self, email: str, list_id: int) -> bool:
+        """True when ``email`` is on list ``list_id`` in any status (one "other" request)."""
+        contacts = await self._contacts({"email": email, "listid": str(int(list_id))})
+        wanted = email.strip().lower()
+        return any(isinstance(c, dict) and str(c.get("email", "")).strip().lower() == wanted for c in contacts)
+
     async def find_contact(self, email: str) -> dict[str, Any] | None:
         """The contact with exactly this email (AC's record), or None (one "other" request)."""
         contacts = await self._contacts({"email": email})

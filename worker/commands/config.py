@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     if problems:
         return common.EXIT_USAGE
     from worker.locations import prefix_note
+    from worker.settings.advice import shared_managed_tags
 
     notes = [n for p in config.worker.snapshot_prefixes or () if (n := prefix_note(p))]
     if config.worker.snapshot_prefixes is None:
@@ -45,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     extras = needed_extras(config)
     notes += [f"{why}: it needs the extra segment-export[{extra}], which is not installed (pip install "
               f"'segment-export[{extra}]')" for extra, why in extras.items() if not installed(extra)]
+    notes += shared_managed_tags(config)
     for note in notes:
         sys.stderr.write(f"segment-export: note: {note}\n")
     common.print_json({"config": config.path, "ok": True, "notes": notes, "extras": sorted(extras),

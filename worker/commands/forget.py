@@ -74,7 +74,8 @@ async def _forget(config: Config, store: StateStore, emails: set[str], erased: E
         for name in sorted(config.exports):
             export = config.exports[name]
             async with holding(leases, name, wait=config.worker.lease_seconds + 2):
-                await fold_open_plans(store, export, functools.partial(engine.client_for, export))
+                await fold_open_plans(store, export, functools.partial(engine.client_for, export),
+                                      others=engine.given_by_others(export))
                 if export.owns_list and not delete_contact:
                     async with engine.client_for(export) as client:
                         await unsubscribe_from_list(client, export.list_id, emails, erased)

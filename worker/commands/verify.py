@@ -72,7 +72,8 @@ async def _verify(config: Config, store: StateStore, name: str, repair: bool) ->
         uri = await asyncio.to_thread(verifier.write_report, findings)
         if repair and findings.differences:
             async with holding(leases_for(config, store, "verify"), name, wait=config.worker.lease_seconds + 2):
-                if await fold_open_plans(store, export, lambda: engine.client_for(export)):
+                if await fold_open_plans(store, export, lambda: engine.client_for(export),
+                                         others=engine.given_by_others(export)):
                     raise verify.StateChanged("an unfinished run's plan was folded into the synced state first")
                 findings.repaired = await asyncio.to_thread(verify.repair, store, export, findings, synced, version,
                                                             uri)

@@ -122,6 +122,7 @@ class CompletionEvent(TypedDict):
     attempt: NotRequired[int]
     drift: NotRequired[DriftInfo]
     tags: NotRequired[TagsInfo]
+    leavers_deleted: NotRequired[int]
 
 
 def now_iso() -> str:
@@ -170,12 +171,13 @@ def completion_event(*, run_id: str, export: str, segment: str, refresh_id: str,
                      duration_seconds: float, failures_uri: str | None = None,
                      error: Mapping[str, str] | None = None, attempt: int | None = None,
                      drift: Mapping[str, int | bool] | None = None,
-                     tags: Mapping[str, int] | None = None) -> CompletionEvent:
+                     tags: Mapping[str, int] | None = None, leavers_deleted: int | None = None) -> CompletionEvent:
     """An ``export.completed`` (succeeded/partial) or ``export.failed`` event, version 1.
 
     ``attempt`` (>= 1) is set by a worker that retried the run after transient failures; it is left out
     when None, so a first attempt's event looks exactly as before. ``drift`` (the drift check) and
-    ``tags`` (managed tags) are optional too, present when the run measured or did them.
+    ``tags`` (managed tags) are optional too, present when the run measured or did them; so is
+    ``leavers_deleted``: leavers ActiveCampaign no longer had, left out of the removal and forgotten.
     """
     event: CompletionEvent = {
         "type": "export.failed" if status == "failed" else "export.completed",
@@ -213,4 +215,6 @@ def completion_event(*, run_id: str, export: str, segment: str, refresh_id: str,
                           "unexpected": int(drift["unexpected"]), "owns_list": bool(drift["owns_list"])}
     if tags is not None:
         event["tags"] = {"contacts": int(tags["contacts"]), "removed": int(tags["removed"])}
+    if leavers_deleted is not None:
+        event["leavers_deleted"] = int(leavers_deleted)
     return event

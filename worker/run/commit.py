@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from worker.activecampaign.importer import SKIPPED_UNSUBSCRIBED, BatchOutcome
+from worker.activecampaign.leavers import GONE
 from worker.contacts.plan import ADD, READMIT, REMOVE, UPDATE, Counts
 from worker.contacts.synced import SyncedState
 from worker.events.instants import refresh_after
@@ -203,6 +204,10 @@ def _apply(email: str, fp: str, op: str, outcome: BatchOutcome, out: _Out, count
         report.add(record)
         if op == ADD:
             report.new_contact(record)
+        return
+    if op == REMOVE and outcome.skipped.get(email) == GONE:  # deleted in AC: not sent, not re-created
+        counts["leavers_deleted"] = counts.get("leavers_deleted", 0) + 1
+        change(0, DELETE)
         return
     if email in outcome.skipped:
         counts["skipped"] += 1

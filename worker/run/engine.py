@@ -52,12 +52,13 @@ from urllib.parse import urlsplit
 
 from worker.activecampaign.client import ActiveCampaignClient, ActiveCampaignError, BulkAccepted
 from worker.activecampaign.importer import Batch, BatchOutcome, BulkImporter
+from worker.activecampaign.leavers import leaver_check
 from worker.activecampaign.limiter import RateLimiter
 from worker.activecampaign.limiter_factory import make_limiter
 from worker.activecampaign.readmission import readmitter
 from worker.contacts.fields import resolve_fields
 from worker.contacts.mapping import Mapper, profile_columns
-from worker.contacts.plan import READMIT, Planner, PlanPart, tune_gc
+from worker.contacts.plan import READMIT, REMOVE, Planner, PlanPart, tune_gc
 from worker.contacts.synced import SyncedState
 from worker.events.envelopes import CompletionEvent, completion_event, now_iso
 from worker.leases import Lease, Leases, LeaseUnavailable
@@ -73,7 +74,7 @@ from worker.run.pipeline import PlanFeed
 from worker.run.plans import PlanKey, claim, live_plans, register, shape_of
 from worker.run.runbook import Runbook
 from worker.run.settle import settle
-from worker.run.tags import TagRemover, Untagged, planned
+from worker.run.tags import GivenByOthers, TagRemover, Untagged, account_peers, given_by_others, planned
 from worker.run.types import (
     EXIT_FAILED,
     EXIT_OK,
@@ -298,7 +299,8 @@ class Engine:
             run_id=spec.run_id, export=spec.export.name, segment=spec.export.segment, refresh_id=spec.refresh_id,
             connection=spec.export.connection, list_id=spec.export.list_id, status=status, counts=counts,
             started_at=started_at, finished_at=now_iso(), duration_seconds=time.monotonic() - t0,
-            failures_uri=failures_uri, error=error, attempt=spec.attempt, drift=drift, tags=tags)
+            failures_uri=failures_uri, error=error, attempt=spec.attempt, drift=drift, tags=tags,
+            leavers_deleted=counts.get("leavers_deleted") or None)
 
     async def _execute(self, spec: RunSpec, book: Runbook, synced: SyncedState, version: str | None,
                        stop: asyncio.Event | None, fence: Fence) -> tuple[dict[str, int], str]:
@@ -320,7 +322,7 @@ class Engine:
                 if all((h.run_id, h.plan) == (spec.run_id, key.id) for h in heads):
                     break
                 if await settle(book.store, export.name, export.list_id, heads, synced, version,
-                                lambda: self.importer_for(client, export)):
+                                lambda: self.importer_for(client, export), others=self.given_by_others(export)):
                     synced, version = await asyncio.to_thread(self.load_synced, book)
                     continue
                 synced, version = await asyncio.to_thread(self.load_synced, book)  # another commit won: again
@@ -367,13 +369,19 @@ class Engine:
                                                 f"run claimed it for its plan; it is retried", transient=True)
         return claimed
 
+    def given_by_others(self, export: Export) -> GivenByOthers | None:
+        """The tags the account's other exports give a contact: never removed by this one (``worker.run.tags``)."""
+        peers = account_peers(self.config, export)
+        return given_by_others(self.store, peers) if peers else None
+
     async def _untag(self, spec: RunSpec, book: Runbook, client: ActiveCampaignClient, planner: Planner,
                      outcome_of: Callable[[int], BatchOutcome], stop: asyncio.Event | None) -> Untagged | None:
         """Managed tags: remove what the plan says contacts lose, once every batch is final (``worker.run.tags``)."""
         if not planner.manage_tags:
             return None
         items = await asyncio.to_thread(planned, book, outcome_of)
-        untagged = await TagRemover(client, book, spec.export.list_id, stop=stop).run(items)
+        untagged = await TagRemover(client, book, spec.export.list_id, stop=stop,
+                                    others=self.given_by_others(spec.export)).run(items)
         if untagged.removed:
             self.hooks.tags_removed(spec.export.name, untagged.removed)
         return untagged
@@ -420,7 +428,8 @@ class Engine:
         feed = PlanFeed(planner.plan(self.pages(spec)), on_part=on_part, on_batch=on_batch, skip=resume.skip,
                         stop=stop, prepare={READMIT: readmitter(
                             client, export.list_id, planner.left_at,
-                            on_decision=lambda result: self.hooks.readmission(export.name, result))})
+                            on_decision=lambda result: self.hooks.readmission(export.name, result)),
+                            REMOVE: leaver_check(client, export.list_id)})
         try:
             async with feed:
                 withdrawn = await self.importer_for(client, export).run(

@@ -26,6 +26,7 @@ from worker.leases import Lease, Leases, LeaseUnavailable, open_leases
 from worker.run.plans import live_plans
 from worker.run.runbook import RunKeys
 from worker.run.settle import settle
+from worker.run.tags import GivenByOthers
 from worker.run.types import RunError
 from worker.settings import Config, Export
 from worker.state import StateStore
@@ -63,9 +64,11 @@ async def holding(leases: Leases, export: str, *, wait: float) -> AsyncIterator[
         yield lease
 
 
-async def fold_open_plans(store: StateStore, export: Export, client: Callable[[], ActiveCampaignClient]) -> bool:
+async def fold_open_plans(store: StateStore, export: Export, client: Callable[[], ActiveCampaignClient], *,
+                          others: GivenByOthers | None = None) -> bool:
     """Fold every plan still open on the export's synced state into it (the caller holds the lease);
-    True when there were any (the state changed). ``client`` makes the client that polls their batches."""
+    True when there were any (the state changed). ``client`` makes the client that polls their batches;
+    ``others``: the tags the account's other exports give a contact (``worker.run.tags``)."""
     folded = False
     for _ in range(FOLD_ROUNDS):
         synced, version = await asyncio.to_thread(SyncedState.load, store, RunKeys(export.name, "-").synced)
@@ -74,7 +77,7 @@ async def fold_open_plans(store: StateStore, export: Export, client: Callable[[]
             return folded
         async with client() as ac:
             await settle(store, export.name, export.list_id, heads, synced, version,
-                         lambda: BulkImporter(ac, export.list_id))
+                         lambda: BulkImporter(ac, export.list_id), others=others)
         folded = True
     raise RunError("concurrent_commit", f"export {export.name}: its synced state kept changing while open plans "
                                         f"were folded in", transient=True)

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from worker.activecampaign.importer import Batch, Prepare
-from worker.contacts.plan import PlanPart
+from worker.contacts.plan import REMOVE, PlanPart
 
 log = logging.getLogger("segment_export.pipeline")
 
@@ -33,8 +33,8 @@ class PlanFeed:
     ``on_part`` runs in the planner thread for each part before its batches are handed over (record
     the part, report progress); batches whose number is in ``skip`` (accepted by an earlier attempt)
     are not handed over. ``prepare`` maps a plan operation to the step that runs before the POST of a
-    batch of that operation (re-entries). After ``stop`` is set no new batch is yielded (a
-    checkpoint), and ``stopped`` says so.
+    batch of that operation (re-entries; ``REMOVE``: any batch holding a removal). After ``stop`` is set
+    no new batch is yielded (a checkpoint), and ``stopped`` says so.
     """
 
     def __init__(self, parts: Iterable[PlanPart], *, on_part: Callable[[PlanPart], None],
@@ -96,6 +96,8 @@ class PlanFeed:
                     if b.number in self._skip:
                         continue
                     prepare = self._prepare.get(b.ops[0]) if b.ops else None
+                    if prepare is None and REMOVE in b.ops:  # leavers share batches with the last updates
+                        prepare = self._prepare.get(REMOVE)
                     if not self._hand(Batch(b.number, b.contacts, b.emails, prepare)):
                         return
         except BaseException as exc:  # hand the failure to the sender's iterator, and to planned()

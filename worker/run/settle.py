@@ -31,7 +31,7 @@ from worker.contacts.synced import SyncedState
 from worker.run.commit import install, merge
 from worker.run.plans import PlanHead
 from worker.run.runbook import Runbook, RunKeys
-from worker.run.tags import TagRemover, planned
+from worker.run.tags import GivenByOthers, TagRemover, planned
 from worker.state import StateStore
 from worker.syncstate.merge import Changes, bits_for
 
@@ -39,9 +39,11 @@ log = logging.getLogger("segment_export.settle")
 
 
 async def settle(store: StateStore, export: str, list_id: int, heads: list[PlanHead], synced: SyncedState,
-                 version: str | None, importer: Callable[[], BulkImporter]) -> bool:
+                 version: str | None, importer: Callable[[], BulkImporter], *,
+                 others: GivenByOthers | None = None) -> bool:
     """Fold ``heads`` (the live plans, oldest first) into the synced state; False when another commit got
-    there first (the caller loads the state again and looks afresh)."""
+    there first (the caller loads the state again and looks afresh). ``others``: the tags the account's
+    other exports give a contact, never removed (``worker.run.tags``)."""
     outcomes: list[tuple[Runbook, dict[int, BatchOutcome]]] = []
     for head in heads:
         book = Runbook(store, export, head.run_id, head.book_plan())
@@ -52,7 +54,7 @@ async def settle(store: StateStore, export: str, list_id: int, heads: list[PlanH
         # tags and the ones they may have been sent (worker.run.commit), for the next plan to sort out.
         untag = await asyncio.to_thread(planned, book, known.get)
         if untag:
-            await TagRemover(importer().client, book, list_id).run(untag)
+            await TagRemover(importer().client, book, list_id, others=others).run(untag)
     changes = Changes(bits_for(len(synced)))
     try:
         def fold() -> bool:

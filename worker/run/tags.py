@@ -24,6 +24,11 @@ and the links of the contact in hand, written before they are deleted). A resume
 records say is done; the contact cut off half-way is read again (step 2) and only what is still there
 is removed, so no tag is removed twice and none is skipped, and the links it had decided on count as
 removed by this run whoever got there. The records hold counts and link ids, never emails.
+
+Tags are the account's, not the list's, so two exports on one account may give a contact the same tag.
+A tag another export's synced state still gives the contact (its stored tags, or its static ``tags``
+for a contact it holds) is not removed (``given_by_others``): the contact keeps it while any export says
+so. ``config check`` warns when exports of one account share a managed tag.
 """
 
 from __future__ import annotations
@@ -37,10 +42,17 @@ import orjson
 
 from worker.activecampaign.client import ActiveCampaignClient
 from worker.activecampaign.importer import BatchOutcome
+from worker.activecampaign.leavers import GONE
 from worker.contacts.plan import REMOVE
+from worker.contacts.synced import SyncedState
+from worker.contacts.tagsets import decode_tags
 from worker.privacy.masking import mask_email
-from worker.run.runbook import Runbook
+from worker.run.runbook import Runbook, RunKeys
 from worker.run.types import RunInterrupted
+from worker.settings import Config, Export
+from worker.state import StateStore
+from worker.syncstate import index as codes
+from worker.syncstate.keys import email_keys
 
 log = logging.getLogger("segment_export.tags")
 
@@ -70,6 +82,45 @@ class Untagged:
         return {"tags_contacts": self.contacts, "tags_removed": self.removed}
 
 
+#: email -> the tag names (casefolded) that other exports of the account give it.
+GivenByOthers = Callable[[str], set[str]]
+
+
+def account_peers(config: Config, export: Export) -> list[Export]:
+    """The other exports whose connection reaches the same ActiveCampaign account (tags are account-wide)."""
+    url = config.connections[export.connection].api_url
+    return [e for e in config.exports.values()
+            if e.name != export.name and config.connections[e.connection].api_url == url]
+
+
+def given_by_others(store: StateStore, others: list[Export]) -> GivenByOthers:
+    """What the other exports of the same account give a contact, from their committed synced states (read
+    once, when first asked): the tags each stored as sent to it, and the static ``tags`` of an export whose
+    state holds it subscribed or skipped (an export with ``remove_tags`` off stores no tags). Blocking."""
+    states: list[tuple[Export, SyncedState]] | None = None
+
+    def given(email: str) -> set[str]:
+        nonlocal states
+        if states is None:
+            states = [(e, SyncedState.load(store, RunKeys(e.name, "-").synced)[0]) for e in others if e.tags
+                      or e.tag_field]
+        names: set[str] = set()
+        hi, lo = email_keys([email])
+        for export, synced in states:
+            index = synced.index
+            if not len(index):
+                continue
+            pos = int(index.lookup(hi, lo, [email])[0])
+            if pos < 0 or int(index.flag[pos]) == codes.UNSUBSCRIBED:
+                continue
+            names.update(t.casefold() for t in export.tags or ())
+            if index.tag is not None:
+                names.update(t.casefold() for t in decode_tags(index.tags_at(pos)))
+        return names
+
+    return given
+
+
 def planned(book: Runbook, outcome_of: Callable[[int], BatchOutcome | None]) -> list[Untag]:
     """The contacts that lose tags, in plan order: those whose request AC carried out (a leaver AC had
     already unsubscribed too), and dropped leavers; never one whose contact AC failed or skipped, nor one
@@ -85,7 +136,8 @@ def planned(book: Runbook, outcome_of: Callable[[int], BatchOutcome | None]) -> 
                 continue
             for i, names in untag:
                 email, op = b["emails"][i], b["ops"][i]
-                if email in outcome.failed or (email in outcome.skipped and op != REMOVE):
+                if email in outcome.failed or (email in outcome.skipped and op != REMOVE) \
+                        or outcome.skipped.get(email) == GONE:  # deleted in AC: no tags left to remove
                     continue
                 items.append(Untag(email, list(names)))
         items.extend(Untag(email, list(names)) for email, names in header.get("untag_dropped", ()))
@@ -96,8 +148,11 @@ class TagRemover:
     """Removes the planned tags of one run, resumably (see the module docstring)."""
 
     def __init__(self, client: ActiveCampaignClient, book: Runbook, list_id: int, *,
-                 stop: asyncio.Event | None = None, concurrency: int = CONCURRENCY) -> None:
+                 stop: asyncio.Event | None = None, concurrency: int = CONCURRENCY,
+                 others: GivenByOthers | None = None) -> None:
+        """``others``: the tags other exports of the account give a contact (never removed here)."""
         self.client = client
+        self.others = others
         self.book = book
         self.list_id = list_id
         self.stop = stop
@@ -188,6 +243,12 @@ class TagRemover:
         """Remove one contact's tags; returns how many links went. ``decided``: the links an earlier attempt
         had decided to remove for this contact (gone now or not, they count); ``deciding(links)`` records
         the links before any is deleted."""
+        names = item.names
+        if self.others is not None:
+            theirs = await asyncio.to_thread(self.others, item.email)
+            names = [n for n in names if n.casefold() not in theirs]
+            if not names and not decided:
+                return 0  # every tag is still another export's to give: nothing to ask or remove
         if contact_id is None:
             contact = await self.client.find_contact(item.email)
             if contact is None:
@@ -195,7 +256,7 @@ class TagRemover:
             contact_id = int(contact["id"])
         links = await self.client.contact_tags(contact_id) or []
         doomed: list[str] = []
-        for name in item.names:
+        for name in names:
             tag_id = await self._tag_id(name)
             doomed += [str(link["id"]) for link in links
                        if tag_id is not None and str(link.get("tag")) == tag_id and link.get("id")]
