@@ -11,7 +11,7 @@ anywhere is a second meaning, and the gap between two meanings is how an event r
 - ``prefixes``: the allowed prefixes, normalised the same way, and the verdict on one location.
 - ``globs``: a segment's ``triggers``, globs matched against decoded, normalised locations.
 
-May import: nothing of ``worker``.
+May import: ``worker.privacy`` (to mask credentials in the locations its messages show).
 """
 
 from worker.locations.globs import LocationGlob, compile_glob, decoded_text

@@ -73,6 +73,7 @@ class RunResult:
     transient: bool = False  # failed for a reason a later attempt may not meet (the event is export.failed)
     busy: bool = False  # another run of the export holds its lease: nothing was done, run it again later
     lease_lost: bool = False  # interrupted because the lease was lost (another replica may have taken over)
+    committed: bool = False  # interrupted after its commit: only its completion record is missing (run it again)
 
     @property
     def outcome(self) -> str:

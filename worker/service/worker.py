@@ -17,7 +17,8 @@ held its SQS visibility is extended; after ``max_unacked_seconds`` (or on SIGTER
 at a checkpoint and hands itself on as a continuation (``export.requested`` naming the run id).
 A run whose lease is held elsewhere is put back with a delay; a run that failed transiently
 (ActiveCampaign or storage unreachable) is retried as a delayed continuation with exponential backoff,
-and only its last attempt publishes ``export.failed``.
+and only its last attempt publishes ``export.failed``. A run that committed and could not record its
+completion (the store failed after the swap) never fails: it is retried the same way until it has.
 
 At-least-once everywhere: the run id is derived from export + refresh id, so a redelivered or
 duplicate message finds the run's ``completed`` record and only re-publishes the event if its
@@ -348,7 +349,8 @@ class Worker:
         """
         try:
             location = self.prefixes.admit(snap["uri"])
-        except OutsidePrefixes as exc:
+        except OutsidePrefixes as exc:  # the prefixes go to our log, never to the publisher's DLQ reason
+            log.warning("snapshot URI outside snapshot_prefixes (%s): %s", exc.detail, exc)
             raise Rejected(str(exc), "forbidden_uri") from None
         except LocationError as exc:
             raise Rejected(f"snapshot URI: {exc}", "bad_uri") from None
@@ -479,6 +481,10 @@ class Worker:
             self.hooks.lease_busy(spec.export.name)
             await self._continue(job, delay=max(1.0, w.lease_seconds / 2))
             return "lease_busy"
+        if result.committed:  # committed, its completion not recorded (the store failed): finish it later
+            await self._continue(job, delay=backoff_delay(w.run_retry_base_seconds, spec.attempt),
+                                 attempt=spec.attempt + 1)
+            return "continued"
         if result.interrupted:
             await self._continue(job, delay=w.lease_seconds if result.lease_lost else 0.0)
             return "continued"
