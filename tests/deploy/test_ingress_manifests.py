@@ -54,6 +54,13 @@ def test_the_ingress_runs_on_the_workers_config_and_broker(docs, overlay):
     [path] = rule["http"]["paths"]
     assert path["path"] == "/events" and path["backend"]["service"]["name"] == "segment-export-ingress"
     assert rule["host"] in ingress["tls"][0]["hosts"]
+    monitor = one(docs, "PodMonitor", "segment-export-ingress")["spec"]
+    assert selects(monitor["selector"]["matchLabels"], labels)
+    [endpoint] = monitor["podMetricsEndpoints"]
+    assert port_number(container, endpoint["port"]) == config.ingress.port and endpoint["path"] == "/metrics"
+    assert {"targetLabel": "job", "replacement": "segment-export-ingress"} in endpoint["relabelings"]
+    worker_monitor = one(docs, "PodMonitor", "segment-export")["spec"]
+    assert not selects(worker_monitor["selector"]["matchLabels"], labels)  # not job="segment-export"
     sc = container["securityContext"]
     assert sc["readOnlyRootFilesystem"] and not sc["allowPrivilegeEscalation"]
     assert pod["securityContext"]["runAsNonRoot"]

@@ -109,7 +109,7 @@ def test_ports_and_probe_paths_agree_with_the_config(docs):
     assert selects(service["spec"]["selector"], pod_labels)
     assert any(port_number(container, p["targetPort"]) == config.worker.metrics_port
                for p in service["spec"]["ports"])
-    monitor = one(docs, "PodMonitor")["spec"]
+    monitor = one(docs, "PodMonitor", "segment-export")["spec"]
     assert selects(monitor["selector"]["matchLabels"], pod_labels)
     endpoint = monitor["podMetricsEndpoints"][0]
     assert port_number(container, endpoint["port"]) == config.worker.metrics_port

@@ -83,7 +83,7 @@ def test_eventbridge_and_cloudevent_start_runs_unrelated_acked_bad_dead_lettered
                     "two dead-lettered messages", check=worker.assert_alive)
     reasons = sorted(str(h.get("x-segment-export-error")) for _, h in dead)
     assert any("time" in r and "RFC 3339" in r for r in reasons), reasons
-    assert any("outside the snapshot prefixes" in r for r in reasons), reasons
+    assert any("is outside the snapshot prefixes" in r for r in reasons), reasons
     rabbit.wait_idle(60, check=worker.assert_alive)
     assert _metric(config, "segment_export_notifications_ignored_total", 'reason="no_trigger"') == 1
     assert len(rabbit.completions()) == 2 and len(sim.bulk_posts()) == posts

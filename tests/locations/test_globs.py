@@ -35,7 +35,9 @@ def test_matches(pattern: str, uri: str, hit: bool) -> None:
     ("s3://cdp-*/vip/_SUCCESS", "one bucket"),
     ("s3://cdp-exports", "one bucket"),
     ("s3://cdp-exports/vip/[ab/_SUCCESS", "never closed"),
+    ("s3://AKIA:s3cr3t@cdp-exports/vip/_SUCCESS", "not an S3 bucket name"),
 ])
 def test_bad_patterns_say_why(pattern: str, words: str) -> None:
-    with pytest.raises(LocationError, match=words):
+    with pytest.raises(LocationError, match=words) as info:
         compile_glob(pattern)
+    assert "s3cr3t" not in str(info.value)

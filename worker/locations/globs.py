@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from worker.locations.location import Location, LocationError
+from worker.locations.location import _BUCKET, Location, LocationError, show_uri
 
 _SCHEMES = ("s3://",)
 
@@ -39,14 +39,18 @@ def decoded_text(location: Location) -> str:
 
 def compile_glob(pattern: str) -> LocationGlob:
     """The glob as a regular expression; LocationError naming the problem and the fix for a bad one."""
+    shown = repr(show_uri(pattern))  # credentials masked: a trigger is echoed in config errors
     if not pattern.startswith(_SCHEMES):
-        raise LocationError(f"trigger {pattern[:200]!r} must start with s3:// and name the bucket, e.g. "
+        raise LocationError(f"trigger {shown} must start with s3:// and name the bucket, e.g. "
                             "\"s3://cdp-exports/vip/*/_SUCCESS\"")
     rest = pattern.split("://", 1)[1]
     bucket, slash, _ = rest.partition("/")
     if not slash or not bucket or any(c in bucket for c in "*?["):
-        raise LocationError(f"trigger {pattern[:200]!r} must name one bucket (no wildcard in it) and a key "
+        raise LocationError(f"trigger {shown} must name one bucket (no wildcard in it) and a key "
                             "pattern after it, e.g. \"s3://cdp-exports/vip/*/_SUCCESS\"")
+    if not _BUCKET.fullmatch(bucket):
+        raise LocationError(f"trigger {shown}: the part before the first '/' is not an S3 bucket name (a trigger "
+                            "is s3://bucket/key-pattern; credentials never belong in it)")
     out, i = [], 0
     while i < len(pattern):
         c = pattern[i]
@@ -62,7 +66,7 @@ def compile_glob(pattern: str) -> LocationGlob:
         elif c == "[":
             end = pattern.find("]", i + 2)
             if end < 0:
-                raise LocationError(f"trigger {pattern[:200]!r}: '[' opens a character set that is never closed; "
+                raise LocationError(f"trigger {shown}: '[' opens a character set that is never closed; "
                                     "close it with ']' or write a literal '[' as '[[]'")
             body = pattern[i + 1:end]
             negate = body.startswith("!")

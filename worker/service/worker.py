@@ -7,9 +7,12 @@ back with an exponential backoff and, after ``max_receive_count`` such tries, de
 reason. A settle the broker refuses is logged and counted (the broker then gives the message back by
 itself). Deliveries held past their bound anyway are counted as stuck and fail ``/readyz``.
 
-Deciding: validate the event (malformed -> dead-letter queue with the reason), find the exports it
-concerns, run each with the engine (one run per export at a time: a local lock, and the engine's
-lease across replicas), publish each completion event with confirms, then ack. While a delivery is
+Deciding: read the message (``worker.events.incoming``: our event, a CloudEvent, or a storage
+notification; malformed -> dead-letter queue with the reason). A notification's created objects that
+match a segment's ``triggers`` become that segment's refreshes (``worker.service.triggers``); a test
+event, a delete or an unrelated object is acked and counted. Then find the exports it concerns, run
+each with the engine (one run per export at a time: a local lock, and the engine's lease across replicas),
+publish each completion event with confirms, then ack. While a delivery is
 held its SQS visibility is extended; after ``max_unacked_seconds`` (or on SIGTERM) every run stops
 at a checkpoint and hands itself on as a continuation (``export.requested`` naming the run id).
 A run whose lease is held elsewhere is put back with a delay; a run that failed transiently
