@@ -25,6 +25,7 @@ import pytest
 
 from tests.run.walker.test_reviewer_sequences import (
     Crash,
+    CrashAtAccepted,
     base_and_refreshes,
     config,
     expected,
@@ -49,22 +50,6 @@ from worker.syncstate.manifest import RECENT
 __all__ = ["sim"]  # the simulator fixture, shared with the reviewer's sequences
 
 SAME_TIME = "2026-12-01T11:00:00Z"
-
-
-class CrashAtAccepted(FileStore):
-    """A folder store whose process dies before it records the ``n``-th accepted batch (whatever else is in
-    flight: deterministic, unlike a stop request that may come after the last batch left)."""
-
-    def __init__(self, root: Path, n: int) -> None:
-        super().__init__(root)
-        self.left = n
-
-    def put(self, key: str, data: bytes) -> None:
-        if key.endswith(".accepted"):
-            self.left -= 1
-            if self.left < 0:
-                raise Crash(f"killed before {key}")
-        super().put(key, data)
 
 
 def crash_after_two_accepted(cfg, tmp_path: Path, s) -> None:  # type: ignore[no-untyped-def]
@@ -133,9 +118,10 @@ def test_a_worker_of_another_plan_format_folds_the_interrupted_plan_in(tmp_path:
     folded: list[list[str]] = []
     real_settle = engine_module.settle
 
-    async def watched(store_: object, export: str, list_id: int, heads: list[PlanHead], *args: object) -> bool:
+    async def watched(store_: object, export: str, list_id: int, heads: list[PlanHead], *args: object,
+                      **kwargs: object) -> bool:
         folded.append([h.plan for h in heads])
-        return await real_settle(store_, export, list_id, heads, *args)  # type: ignore[arg-type]
+        return await real_settle(store_, export, list_id, heads, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(engine_module, "settle", watched)
     monkeypatch.setattr(plans, "PLAN_FORMAT", plans.PLAN_FORMAT + 1)  # the upgraded worker
