@@ -89,7 +89,6 @@ REJECTED: list[tuple[str, str, Any, str, str]] = [
     ("segment.refreshed", "snapshot.uri", "", "schema", "snapshot.uri must not be empty"),
     ("segment.refreshed", "snapshot.uri", "s3://b/" + "k" * 2042, "schema", "snapshot.uri must be at most 2048"),
     ("segment.refreshed", "snapshot.uri", "s3://b/k\r\n", "schema", "snapshot.uri must not contain control"),
-    ("segment.refreshed", "snapshot.format", DROP, "schema", "snapshot.format is required"),
     ("segment.refreshed", "snapshot.format", "avro", "schema",
      "segment.refreshed: snapshot.format must be one of jsonl, csv, parquet"),
     ("segment.refreshed", "snapshot.compression", "zip", "schema", "snapshot.compression must be one of none, gzip"),

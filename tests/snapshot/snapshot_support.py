@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -23,3 +24,39 @@ def read_all(uri: str, **kwargs: Any) -> list[Page]:
 def rows_of(pages: list[Page]) -> list[tuple[str, int, dict]]:
     """(source, line, profile) of every row in order, to compare across page boundaries."""
     return [(page.source, line, row) for page in pages for line, row in page.rows]
+
+
+class Store:
+    """One place snapshots are written to (a folder on disk, a bucket on moto's S3, a container on Azurite), for
+    tests run on each."""
+
+    def __init__(self, kind: str, base: Path | None = None, s3: Any = None, bucket: str = "", az: Any = None) -> None:
+        self.kind, self._base, self._s3, self.bucket, self._az = kind, base, s3, bucket, az
+
+    def put(self, key: str, data: bytes) -> str:
+        """Write ``data`` at ``key`` (a '/'-separated path); returns its URI."""
+        if self.kind == "file":
+            assert self._base is not None
+            path = self._base / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        elif self.kind == "az":
+            self._az.upload_blob(key, data, overwrite=True)
+        else:
+            self._s3.put_object(Bucket=self.bucket, Key=key, Body=data)
+        return self.uri(key)
+
+    def delete(self, key: str) -> None:
+        if self.kind == "file":
+            assert self._base is not None
+            (self._base / key).unlink()
+        elif self.kind == "az":
+            self._az.delete_blob(key)
+        else:
+            self._s3.delete_object(Bucket=self.bucket, Key=key)
+
+    def uri(self, key: str) -> str:
+        if self.kind == "file":
+            assert self._base is not None
+            return (self._base / key).as_uri() + ("/" if key.endswith("/") else "")
+        return f"{'az' if self.kind == 'az' else 's3'}://{self.bucket}/{key}"

@@ -7,8 +7,7 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import Store
-from snapshot_support import read_all, rows_of
+from snapshot_support import Store, read_all, rows_of
 
 from worker.snapshot import SnapshotError, SnapshotRules, read_pages
 

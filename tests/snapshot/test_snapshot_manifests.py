@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from conftest import Store
-from snapshot_support import read_all, rows_of
+from snapshot_support import Store, read_all, rows_of
 
 from worker.snapshot import SnapshotError, SnapshotRules, read_pages
 
@@ -119,7 +118,7 @@ def test_listed_files_must_pass_the_worker_prefixes(store: Store) -> None:
     uri, _ = unload(store, prefix="unload/vip/")
     allowed = store.uri("unload/vip/")
     assert emails_of(uri, rules=SnapshotRules(prefixes=(allowed,)))
-    with pytest.raises(SnapshotError, match=r"lists .* is outside \[worker\] snapshot_prefixes"):
+    with pytest.raises(SnapshotError, match=r"lists .* is outside the snapshot prefixes this worker reads"):
         read_pages(uri, rules=SnapshotRules(prefixes=(store.uri("unload/vip/0000_part_00.parquet") + "/",)))
 
 

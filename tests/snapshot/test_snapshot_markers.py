@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Store
-from snapshot_support import read_all, rows_of
+from snapshot_support import Store, read_all, rows_of
 
 from worker.snapshot import SnapshotError, SnapshotRules, read_pages, snapshot_identity
 

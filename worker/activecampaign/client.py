@@ -259,10 +259,16 @@ class ActiveCampaignClient:
         that the unsubscription was not the person's own. Returns (True, "") when AC subscribed it, or
         (False, AC's reason) when AC refused it for this contact (4xx other than auth); raises otherwise.
         """
+        return await self._list_status(contact_id, list_id, {"status": 1, "sourceid": sourceid})
+
+    async def unsubscribe(self, contact_id: str, list_id: int) -> tuple[bool, str]:
+        """Unsubscribe a contact from a list through POST contactLists (status 2), as an API client does (the
+        record's campaign, message, reason and automation stay empty). Answers as ``subscribe``."""
+        return await self._list_status(contact_id, list_id, {"status": 2})
+
+    async def _list_status(self, contact_id: str, list_id: int, fields: dict[str, int]) -> tuple[bool, str]:
         label = "contactLists"
-        body = orjson.dumps(
-            {"contactList": {"list": int(list_id), "contact": int(contact_id), "status": 1, "sourceid": sourceid}}
-        )
+        body = orjson.dumps({"contactList": {"list": int(list_id), "contact": int(contact_id), **fields}})
         status, data = await self._call("POST", "contactLists", label=label, kind="other", body=body)
         if 200 <= status < 300:
             return True, ""

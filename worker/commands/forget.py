@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if not emails:
         return common.fail("give the emails to forget with --email or --file")
     config = common.load(args)
-    if args.delete_contact:
+    if args.delete_contact or any(e.owns_list for e in config.exports.values()):
         common.check_keys(config)
     store = common.open_state(config)
     erased = Erased(emails=len(emails))
@@ -64,22 +64,26 @@ def run(args: argparse.Namespace) -> int:
 
 async def _forget(config: Config, store: StateStore, emails: set[str], erased: Erased, delete_contact: bool) -> None:
     from worker.run.engine import Engine
-    from worker.run.erasure import forget_in_export
+    from worker.run.erasure import forget_in_export, mark_erasure, unsubscribe_from_list
     from worker.run.exclusive import fold_open_plans, holding, leases_for
 
+    await asyncio.to_thread(mark_erasure, store, done=False)  # verify gives up until this forget is done
     leases = leases_for(config, store, "forget")
-    engine = Engine(config, store)  # a client only when an open plan must be folded in first
+    engine = Engine(config, store)  # a client when an open plan must be folded in first, or an owned list
     try:
         for name in sorted(config.exports):
             export = config.exports[name]
             async with holding(leases, name, wait=config.worker.lease_seconds + 2):
                 await fold_open_plans(store, export, functools.partial(engine.client_for, export))
-                await asyncio.to_thread(forget_in_export, store, name, emails, erased,
-                                        settled_after=2 * config.worker.lease_seconds)
+                if export.owns_list and not delete_contact:
+                    async with engine.client_for(export) as client:
+                        await unsubscribe_from_list(client, export.list_id, emails, erased)
+                await asyncio.to_thread(forget_in_export, store, name, emails, erased)
     finally:
         await engine.aclose()
     if delete_contact:
         await _delete_contacts(config, store, emails, erased)
+    await asyncio.to_thread(mark_erasure, store, done=True)
 
 
 async def _delete_contacts(config: Config, store: StateStore, emails: set[str], erased: Erased) -> None:

@@ -34,7 +34,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from worker.activecampaign.errors import ActiveCampaignError
     from worker.run.exclusive import ExportBusy
-    from worker.run.verify import StateChanged
+    from worker.run.verify import ForgetIntervened, StateChanged, StateReplaced
     from worker.state import StateError
 
     config = common.load(args)
@@ -43,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     store = common.open_state(config)
     try:
         table, differences = asyncio.run(_verify(config, store, export.name, args.repair))
+    except (StateReplaced, ForgetIntervened) as exc:
+        return common.fail(f"verify stopped: {exc}", common.EXIT_FAILED)
     except (ActiveCampaignError, StateError) as exc:
         return common.fail(f"verify stopped: {exc}; run it again to resume", common.EXIT_FAILED)
     except (ExportBusy, StateChanged) as exc:
@@ -74,7 +76,7 @@ async def _verify(config: Config, store: StateStore, name: str, repair: bool) ->
                     raise verify.StateChanged("an unfinished run's plan was folded into the synced state first")
                 findings.repaired = await asyncio.to_thread(verify.repair, store, export, findings, synced, version,
                                                             uri)
-            uri = await asyncio.to_thread(verifier.write_report, findings)
+                uri = await asyncio.to_thread(verifier.write_report, findings)  # before a forget can scrub it
         return findings.table(uri), findings.differences
     finally:
         await engine.aclose()

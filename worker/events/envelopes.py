@@ -23,7 +23,7 @@ class SnapshotRef(TypedDict):
     """Where a segment's members were written (``snapshot`` in segment.refreshed / export.requested)."""
 
     uri: str
-    format: Literal["jsonl", "csv", "parquet"]
+    format: NotRequired[Literal["jsonl", "csv", "parquet"]]  # absent: the readers decide by the parts' names
     compression: NotRequired[Literal["none", "gzip"]]
     profile_count: NotRequired[int]
 

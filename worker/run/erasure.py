@@ -23,7 +23,8 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import time
+import re
+import uuid
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from worker.activecampaign.client import ActiveCampaignClient
 from worker.contacts.synced import SyncedState
 from worker.run.commit import install
 from worker.run.runbook import RunKeys, export_prefix
@@ -55,6 +57,7 @@ class Erased:
     residue: int = 0  # objects that still hold one of the emails afterwards (must be 0)
     contacts_deleted: int = 0
     contacts_not_found: int = 0
+    list_unsubscribed: int = 0  # unsubscribed from an owned list (without --delete-contact)
     per_export: dict[str, int] = field(default_factory=dict)  # export -> synced entries removed
 
     def as_dict(self) -> dict[str, Any]:
@@ -66,19 +69,40 @@ def normalize(emails: Iterable[str]) -> set[str]:
     return {e.strip().lower() for e in emails if e.strip()}
 
 
-def forget_in_export(store: StateStore, export: str, emails: set[str], erased: Erased, *,
-                     settled_after: float = 120.0) -> None:
+#: Around a whole address: before it, no character an address's local part may hold (ActiveCampaign's rule
+#: refuses ``"(),:;<>@[\]`` and whitespace there); after it, no character a domain may go on with (a label
+#: character, or a dot followed by one). UTF-8 bytes of non-ASCII letters count as address characters.
+_BEFORE = rb'(?<![^\s"(),:;<>\[\]\\])'
+_AFTER = rb"(?![A-Za-z0-9_\-\x80-\xff]|\.[A-Za-z0-9_\-\x80-\xff])"
+
+
+def matcher(emails: Iterable[str]) -> re.Pattern[bytes]:
+    """A pattern that finds any of ``emails`` (lower-cased) as a whole address in lower-cased bytes: forgetting
+    ``b@example.com`` never touches ``bob@example.com`` or ``b@example.com.au``."""
+    alternatives = b"|".join(re.escape(e.encode()) for e in sorted(emails, key=len, reverse=True))
+    return re.compile(_BEFORE + b"(?:" + alternatives + b")" + _AFTER)
+
+
+def forget_in_export(store: StateStore, export: str, emails: set[str], erased: Erased) -> None:
     """Remove ``emails`` from one export's keys (the caller holds the export's lease); blocking.
 
-    ``settled_after``: a generation other than the current one is deleted only when its newest shard is
-    older than this (seconds; the lease's time to live or more): a younger one may belong to a commit
-    whose swap is still to land. If it holds an email, ``residue`` says so, and forget is run again.
+    Finishes in one pass, whatever an earlier forget or run left when it died: a generation other than the
+    current one that holds an email (a crashed commit's, or the old one of a commit that died before
+    deleting it) is deleted once this forget has swapped the manifest itself (it does so when the synced
+    state held nobody to forget). After that swap no other generation can ever become current: a commit
+    still on its way swaps against a manifest version that no longer exists, and no run of the export can
+    start one while the lease is held. Each step is idempotent, so a forget killed at any point is finished
+    by running it again.
     """
     prefix = export_prefix(export)
-    removed = _forget_synced(store, export, emails)
+    pattern = matcher(emails)
+    orphans = _orphans(store, export, pattern)
+    removed = _forget_synced(store, export, emails, fence=bool(orphans))
     erased.synced_entries += removed
     erased.per_export[export] = removed
-    erased.orphan_shards += _drop_orphans(store, export, emails, older_than=time.time() - settled_after)
+    for key in orphans:
+        store.delete(key)
+    erased.orphan_shards += len(orphans)
     for key in store.list(prefix):
         if key.startswith(shards_prefix(prefix)) or key == f"{prefix}synced":
             continue
@@ -94,17 +118,17 @@ def forget_in_export(store: StateStore, export: str, emails: set[str], erased: E
                 if _is_run_record(key):
                     erased.run_records += 1
                 erased.report_lines += lines
-    erased.residue += sum(1 for key in store.list(prefix) if holds(store, key, emails))
+    erased.residue += sum(1 for key in store.list(prefix) if holds(store, key, pattern))
     erased.exports += 1
 
 
-def holds(store: StateStore, key: str, emails: set[str]) -> bool:
-    """Whether the object at ``key`` holds one of ``emails`` (lower-cased; shards decompressed)."""
+def holds(store: StateStore, key: str, emails: set[str] | re.Pattern[bytes]) -> bool:
+    """Whether the object at ``key`` holds one of ``emails`` as a whole address (any case; shards
+    decompressed)."""
     data = store.get(key)
     if data is None:
         return False
-    text = readable(key, data).lower()
-    return any(email.encode() in text for email in emails)
+    return _mentions(readable(key, data), emails)
 
 
 def readable(key: str, data: bytes) -> bytes:
@@ -122,9 +146,50 @@ def readable(key: str, data: bytes) -> bytes:
     return data
 
 
+# ------------------------------------------------------------------------------------ erasure mark
+#: At the store's root: ``open <id>`` while a forget is under way (or died), ``done <id>`` once one finished.
+#: Verify notes it when it starts and gives up (no report, no repair) when it changed or is open, so a
+#: forget that ran meanwhile can never have its emails written back by a verify's report or repair.
+ERASURE_KEY = "erasure"
+
+
+def erasure_mark(store: StateStore) -> str:
+    data = store.get(ERASURE_KEY)
+    return data.decode() if data else ""
+
+
+def mark_erasure(store: StateStore, *, done: bool) -> None:
+    store.put(ERASURE_KEY, f"{'done' if done else 'open'} {uuid.uuid4().hex}".encode())
+
+
+def erasure_intervened(store: StateStore, noted: str) -> bool:
+    """Whether a forget ran (or is running) since ``noted`` was read."""
+    now = erasure_mark(store)
+    return now != noted or now.startswith("open")
+
+
+# ------------------------------------------------------------------------------------ ActiveCampaign
+async def unsubscribe_from_list(client: ActiveCampaignClient, list_id: int, emails: set[str], erased: Erased) -> None:
+    """Unsubscribe the people from an owned list (forget without ``--delete-contact``): the list is this
+    export's alone, so a subscriber it no longer knows would be "unexpected" to verify, and repair would
+    take the email back in. As an API client does it (AC's record shows no person's action)."""
+    for email in sorted(emails):
+        contact = await client.find_contact(email)
+        if contact is None:
+            continue
+        record = await client.list_record(int(contact["id"]), list_id)
+        if record is None or str(record.get("status")) != "1":
+            continue
+        done, why = await client.unsubscribe(str(contact["id"]), list_id)
+        if not done:
+            raise RuntimeError(f"ActiveCampaign refused to unsubscribe a person from list {list_id}: {why}")
+        erased.list_unsubscribed += 1
+
+
 # ------------------------------------------------------------------------------------ synced state
-def _forget_synced(store: StateStore, export: str, emails: set[str]) -> int:
-    """Commit the export's synced state without ``emails``; returns how many entries went."""
+def _forget_synced(store: StateStore, export: str, emails: set[str], *, fence: bool = False) -> int:
+    """Commit the export's synced state without ``emails``; returns how many entries went. ``fence``: swap in
+    a new generation even when nobody is to be forgotten (see ``forget_in_export``)."""
     keys = RunKeys(export, "forget")
     for _ in range(8):
         synced, version = SyncedState.load(store, keys.synced)
@@ -133,7 +198,7 @@ def _forget_synced(store: StateStore, export: str, emails: set[str]) -> int:
         wanted = sorted(emails)
         hi, lo = email_keys(wanted)
         present = [e for e, pos in zip(wanted, synced.index.lookup(hi, lo, wanted).tolist(), strict=True) if pos >= 0]
-        if not present:
+        if not present and not fence:
             return 0
         with Changes(bits_for(len(synced))) as changes:
             for email in present:
@@ -143,24 +208,18 @@ def _forget_synced(store: StateStore, export: str, emails: set[str]) -> int:
     raise RuntimeError(f"export {export}: the synced state kept changing while forget rewrote it")
 
 
-def _drop_orphans(store: StateStore, export: str, emails: set[str], *, older_than: float) -> int:
-    """Delete generations other than the current one (debris of crashed commits) that hold an email and
-    whose newest shard is older than ``older_than`` (unix time)."""
+def _orphans(store: StateStore, export: str, pattern: re.Pattern[bytes]) -> list[str]:
+    """The shards of generations other than the current one (debris of crashed commits) that hold an email:
+    every shard of such a generation."""
     prefix = shards_prefix(export_prefix(export))
     current_data = store.get(f"{export_prefix(export)}synced")
     current = SyncedState.decode(current_data).manifest if current_data else None
-    generations: dict[str, list[tuple[str, float]]] = {}
-    for key, mtime in store.list_modified(prefix):
+    generations: dict[str, list[str]] = {}
+    for key in store.list(prefix):
         generation, sep, _ = key[len(prefix):].partition("/")
         if sep and (current is None or generation != current.generation):
-            generations.setdefault(generation, []).append((key, mtime))
-    dropped = 0
-    for records in generations.values():
-        if max(m for _, m in records) < older_than and any(holds(store, key, emails) for key, _ in records):
-            for key, _ in records:
-                store.delete(key)
-            dropped += len(records)
-    return dropped
+            generations.setdefault(generation, []).append(key)
+    return [key for keys in generations.values() if any(holds(store, k, pattern) for k in keys) for key in keys]
 
 
 # ------------------------------------------------------------------------------------ reports and records
@@ -170,8 +229,9 @@ def _without(key: str, data: bytes, emails: set[str]) -> tuple[bytes | None, int
         return _csv_without(data, emails)
     if key.endswith(("failures.jsonl",)):
         kept, gone = [], 0
+        pattern = matcher(emails)
         for line in data.splitlines(keepends=True):
-            if _mentions(line, emails):
+            if _mentions(line, pattern):
                 gone += 1
             else:
                 kept.append(line)
@@ -199,9 +259,10 @@ def _is_run_record(key: str) -> bool:
     return _is_part(key) or "/batches/" in key
 
 
-def _mentions(data: bytes, emails: set[str]) -> bool:
-    low = data.lower()
-    return any(email.encode() in low for email in emails)
+def _mentions(data: bytes, emails: set[str] | re.Pattern[bytes]) -> bool:
+    """Whether ``data`` holds one of the emails as a whole address, in any case."""
+    pattern = emails if isinstance(emails, re.Pattern) else matcher(emails)
+    return pattern.search(data.lower()) is not None
 
 
 def _is(value: Any, emails: set[str]) -> bool:
@@ -210,7 +271,8 @@ def _is(value: Any, emails: set[str]) -> bool:
 
 def _csv_without(data: bytes, emails: set[str]) -> tuple[bytes | None, int]:
     rows = list(csv.reader(io.StringIO(data.decode())))
-    kept = [r for r in rows if not any(e.encode() in ",".join(r).lower().encode() for e in emails)]
+    pattern = matcher(emails)
+    kept = [r for r in rows if not any(_mentions(cell.encode(), pattern) for cell in r)]
     if len(kept) == len(rows):
         return None, 0
     out = io.StringIO()

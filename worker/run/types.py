@@ -44,11 +44,14 @@ class RunSpec:
     allow_mass_removal: bool = False  # this run only: the removal guard does not stop it
     attempt: int = 1  # which attempt of a run retried after transient failures (events and logs carry it)
     snapshot_prefixes: tuple[str, ...] | None = None  # [worker] snapshot_prefixes: where listed files may be
+    #: The service admitted ``snapshot_uri`` (canonical, checked against ``snapshot_prefixes``): the run
+    #: reads exactly that place and fails if a link on its path now leads elsewhere (no check-then-read gap).
+    snapshot_admitted: bool = False
 
     def snapshot_rules(self) -> SnapshotRules:
         """What the export and the worker ask of the snapshot beyond its URI (``worker.snapshot.layouts``)."""
         return SnapshotRules(require_marker=self.export.require_marker, entity=self.export.snapshot_entity,
-                             prefixes=self.snapshot_prefixes)
+                             prefixes=self.snapshot_prefixes, exact=self.snapshot_admitted)
 
 
 @dataclass
@@ -79,6 +82,7 @@ class RunResult:
     transient: bool = False  # failed for a reason a later attempt may not meet (the event is export.failed)
     busy: bool = False  # another run of the export holds its lease: nothing was done, run it again later
     lease_lost: bool = False  # interrupted because the lease was lost (another replica may have taken over)
+    committed: bool = False  # interrupted after its commit: only its completion record is missing (run it again)
 
     @property
     def outcome(self) -> str:

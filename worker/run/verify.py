@@ -24,11 +24,15 @@ as long as the synced state is the one it was reading against.
 
 The report (``exports/<export>/verify/<id>/report.json``, and ``report.txt``, the printed table) lists:
 ``missing`` (subscribed in the state, not on the list), ``unsubscribed_by_person`` (never repaired),
-``unsubscribed_by_other``, and on an owned list ``unexpected`` (subscribed, never sent by this export).
+``unsubscribed_by_other``, ``unsubscribed_by_export`` (a removal of a run that did not finish, folded in as
+doubtful, that ActiveCampaign carried out: this export's own), and on an owned list ``unexpected``
+(subscribed, never sent by this export).
 ``--repair`` (``repair``) changes the synced state so that the next run makes the list right: missing
 contacts are forgotten (the next run sends them again), unsubscribed ones are marked skipped (never
-re-subscribed, and the drift check stops counting them), and on an owned list the unexpected ones are
-taken in as subscribed, so the next run unsubscribes those not in the segment, behind the removal guard.
+re-subscribed, and the drift check stops counting them) except this export's own, which keep their
+"unsubscribed by this export since" time as flag ``u`` (re-entry may undo them, as after any removal),
+and on an owned list the unexpected ones are taken in as subscribed, so the next run unsubscribes those
+not in the segment, behind the removal guard.
 """
 
 from __future__ import annotations
@@ -50,12 +54,14 @@ from worker.activecampaign.client import ActiveCampaignClient
 from worker.activecampaign.readmission import OWN_UNSUBSCRIBE_FIELDS
 from worker.contacts.synced import SyncedState
 from worker.run.commit import install
+from worker.run.erasure import erasure_intervened, erasure_mark
 from worker.run.runbook import RunKeys, export_prefix
 from worker.settings import Export
 from worker.state import StateError, StateStore
 from worker.syncstate import index as codes
 from worker.syncstate.keys import email_keys
 from worker.syncstate.merge import Changes, bits_for
+from worker.syncstate.source import ShardMissing
 
 log = logging.getLogger("segment_export.verify")
 
@@ -87,14 +93,18 @@ class Findings:
     missing: list[str] = field(default_factory=list)
     unsubscribed_by_person: list[str] = field(default_factory=list)
     unsubscribed_by_other: list[str] = field(default_factory=list)
+    #: Doubtful in the state (a removal of a run that did not finish, folded in) and unsubscribed through the
+    #: API: this export's own unsubscription, kept as such by repair (re-entry may undo it), never "skipped".
+    unsubscribed_by_export: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)  # owned list only
     others_subscribed: int = 0  # shared list: subscribed contacts this export did not send (not drift)
     repaired: dict[str, int] | None = None
+    erasure_mark: str = ""  # the store's erasure mark when verify started (worker.run.erasure)
 
     @property
     def differences(self) -> int:
         return (len(self.missing) + len(self.unsubscribed_by_person) + len(self.unsubscribed_by_other)
-                + len(self.unexpected))
+                + len(self.unsubscribed_by_export) + len(self.unexpected))
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,6 +121,8 @@ class Findings:
              "never re-subscribed (repair: marked skipped)"),
             ("unsubscribed by someone else", len(self.unsubscribed_by_other),
              "not re-subscribed (repair: marked skipped)"),
+            ("unsubscribed by this export, run unfinished", len(self.unsubscribed_by_export),
+             "repair: recorded as this export's unsubscription (re-entry re-subscribes)"),
         ]
         if self.owns_list:
             rows.append(("subscribed, never sent by this export", len(self.unexpected),
@@ -139,7 +151,7 @@ class _Checkpoint:
     requests: int
     seen_subscribed: Any  # np bool array over the state's entries
     seen_unsubscribed: Any
-    to_classify: list[list[Any]]  # [email, contact id]
+    to_classify: list[list[Any]]  # [email, contact id, the entry's "unsubscribed by this export since" or 0]
     classified: int
     person: list[str]
     other: list[str]
@@ -147,6 +159,8 @@ class _Checkpoint:
     others_subscribed: int
     list_subscribed: int
     list_unsubscribed: int
+    ours: list[str] = field(default_factory=list)  # doubtful entries the API unsubscribed: this export's
+    erasure: str = ""  # the store's erasure mark when this verify started
 
     def encode(self) -> bytes:
         raw = {k: v for k, v in asdict(self).items() if not k.startswith("seen_")}
@@ -194,6 +208,9 @@ class Verifier:
             raise StateError(f"export {self.export.name} has no committed synced state yet: run it first")
         base = [synced.run_id, synced.manifest.generation]
         cp = await asyncio.to_thread(self._resume, base, len(synced))
+        if await asyncio.to_thread(erasure_intervened, self.store, cp.erasure):
+            await asyncio.to_thread(self._drop, cp.verify_id)
+            raise ForgetIntervened()
         index = synced.index
         pages = 0
         for phase, status in (("subscribed", SUBSCRIBED), ("unsubscribed", UNSUBSCRIBED)):
@@ -215,24 +232,33 @@ class Verifier:
             cp.phase, cp.after = PHASES[PHASES.index(phase) + 1], 0
             await asyncio.to_thread(self._save, cp)
         while cp.classified < len(cp.to_classify):
-            email, contact_id = cp.to_classify[cp.classified]
+            email, contact_id, *rest = cp.to_classify[cp.classified]
             record = await self.client.list_record(int(contact_id), self.export.list_id, kind="read")
             cp.requests += 1
             own = record is not None and any(record.get(k) not in (None, "", "0", 0) for k in OWN_UNSUBSCRIBE_FIELDS)
-            (cp.person if own else cp.other).append(email)
+            doubtful = bool(rest and rest[0])  # a removal this export may have sent (worker.run.commit)
+            (cp.person if own else cp.ours if doubtful else cp.other).append(email)
             cp.classified += 1
             if cp.classified % CHECKPOINT_PAGES == 0:
                 await asyncio.to_thread(self._save, cp)
         subscribed = index.flag == codes.SUBSCRIBED
         missing_at = np.flatnonzero(subscribed & ~cp.seen_subscribed & ~cp.seen_unsubscribed)
-        missing = [email for _, email in synced.source.emails_at(missing_at.astype(np.int64))]
+        try:
+            missing = [email for _, email in synced.source.emails_at(missing_at.astype(np.int64))]
+        except ShardMissing:
+            await asyncio.to_thread(self._drop, cp.verify_id)
+            raise StateReplaced(self.export.name) from None
         findings = Findings(
             export=self.export.name, list_id=self.export.list_id, owns_list=self.export.owns_list,
             verify_id=cp.verify_id, base_run_id=base[0], base_generation=base[1], started_at=cp.started_at,
             finished_at=_now_iso(), requests=cp.requests, synced_subscribed=int(np.count_nonzero(subscribed)),
             list_subscribed=cp.list_subscribed, list_unsubscribed=cp.list_unsubscribed, missing=missing,
-            unsubscribed_by_person=cp.person, unsubscribed_by_other=cp.other, unexpected=cp.unexpected,
-            others_subscribed=cp.others_subscribed)
+            unsubscribed_by_person=cp.person, unsubscribed_by_other=cp.other, unsubscribed_by_export=cp.ours,
+            unexpected=cp.unexpected,
+            others_subscribed=cp.others_subscribed, erasure_mark=cp.erasure)
+        if await asyncio.to_thread(erasure_intervened, self.store, cp.erasure):
+            await asyncio.to_thread(self._drop, cp.verify_id)
+            raise ForgetIntervened()
         return findings, synced, version
 
     def _compare(self, cp: _Checkpoint, synced: SyncedState, status: int, page: list[tuple[int, str]]) -> None:
@@ -256,7 +282,7 @@ class Verifier:
                 if pos >= 0:
                     cp.seen_unsubscribed[pos] = True
                 if ours and not cp.seen_subscribed[pos]:
-                    cp.to_classify.append([email, contact_id])
+                    cp.to_classify.append([email, contact_id, int(index.since[pos])])
 
     # ------------------------------------------------------------------------------------ records
     def _resume(self, base: list[str], entries: int) -> _Checkpoint:
@@ -270,10 +296,15 @@ class Verifier:
                     return cp
         verify_id = f"v-{int(time.time())}-{base[1][-8:]}"
         cp = _Checkpoint(verify_id, base, "subscribed", 0, _now_iso(), 0, np.zeros(entries, np.bool_),
-                         np.zeros(entries, np.bool_), [], 0, [], [], [], 0, 0, 0)
+                         np.zeros(entries, np.bool_), [], 0, [], [], [], 0, 0, 0, [], erasure_mark(self.store))
         self.store.put(f"{self.prefix}current", verify_id.encode())
         self._save(cp)
         return cp
+
+    def _drop(self, verify_id: str) -> None:
+        """Forget a verify whose findings are void (its checkpoint was made against a replaced state)."""
+        self.store.delete(f"{self.prefix}{verify_id}/checkpoint")
+        self.store.delete(f"{self.prefix}current")
 
     def _save(self, cp: _Checkpoint) -> None:
         self.store.put(f"{self.prefix}{cp.verify_id}/checkpoint", cp.encode())
@@ -286,7 +317,31 @@ class Verifier:
         self.store.put(f"{folder}report.txt", findings.table(uri).encode())
         self.store.delete(f"{folder}checkpoint")
         self.store.delete(f"{self.prefix}current")
+        if erasure_intervened(self.store, findings.erasure_mark):  # a forget began before it could scrub this
+            self.store.delete(f"{folder}report.json")
+            self.store.delete(f"{folder}report.txt")
+            raise ForgetIntervened()
         return uri
+
+
+class StateReplaced(StateError):
+    """A run committed a new synced state while verify read the list: the findings are void."""
+
+    def __init__(self, export: str) -> None:
+        super().__init__(
+            f"a run of export {export} committed a new synced state while verify was reading the list, so what "
+            f"verify found no longer describes it; nothing was changed and no report was kept. Run verify again "
+            f"when no run of the export is in progress: it starts over against the new state")
+
+
+class ForgetIntervened(StateError):
+    """A forget ran (or is unfinished) since verify started: its findings may name a forgotten person."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "a forget ran while verify was reading the list, or one is unfinished (then run that forget again "
+            "to finish it); so that no forgotten email is written back, verify kept no report and changed "
+            "nothing. Run verify again")
 
 
 class StateChanged(Exception):
@@ -303,16 +358,24 @@ def repair(store: StateStore, export: Export, findings: Findings, synced: Synced
     if synced.run_id != findings.base_run_id or synced.manifest is None \
             or synced.manifest.generation != findings.base_generation:
         raise StateChanged("the synced state changed since verify read the list")
+    if erasure_intervened(store, findings.erasure_mark):
+        raise StateChanged("a forget ran since verify read the list; its people must not be written back")
     index = synced.index
     changes = Changes(bits_for(len(synced) + len(findings.unexpected)))
     try:
         for email in findings.missing:
             changes.delete(email)
         unsubscribed = findings.unsubscribed_by_person + findings.unsubscribed_by_other
-        if unsubscribed:
-            hi, lo = email_keys(unsubscribed)
-            for email, pos in zip(unsubscribed, index.lookup(hi, lo, unsubscribed).tolist(), strict=True):
-                if pos >= 0:
+        ours = set(findings.unsubscribed_by_export)
+        both = unsubscribed + sorted(ours)
+        if both:
+            hi, lo = email_keys(both)
+            for email, pos in zip(both, index.lookup(hi, lo, both).tolist(), strict=True):
+                if pos < 0:
+                    continue
+                if email in ours:  # this export's own removal: "unsubscribed by it since", as a commit records it
+                    changes.set(email, 0, "u", int(index.since[pos]))
+                else:
                     changes.set(email, int(index.fp[pos]), "s")
         for email in findings.unexpected:
             changes.set(email, 0, "")  # taken in: the next run unsubscribes it unless it is in the segment
@@ -323,6 +386,6 @@ def repair(store: StateStore, export: Export, findings: Findings, synced: Synced
     if installed is None:
         raise StateChanged("a run committed the synced state while the repair was written")
     done = {"forgotten_missing": len(findings.missing), "marked_skipped": len(unsubscribed),
-            "taken_in_unexpected": len(findings.unexpected)}
+            "kept_unsubscribed_by_export": len(ours), "taken_in_unexpected": len(findings.unexpected)}
     log.info("verify repair committed", extra={"export": export.name, "repaired": done})
     return done

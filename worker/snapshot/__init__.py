@@ -16,7 +16,7 @@ Memory stays at about one parsed 256 KiB chunk plus one page, whatever the snaps
 Locations are decided by ``worker.locations.locate`` (the one function that says what a location
 means); every reader lists and opens only what it returned.
 
-May import: ``worker.locations``, ``worker.clients``.
+May import: ``worker.locations``, ``worker.clients``, ``worker.privacy`` (no email, no credential in an error).
 """
 
 from worker.snapshot.columns import with_column

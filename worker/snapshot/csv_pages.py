@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from worker.privacy.masking import mask_text
 from worker.snapshot.errors import SnapshotError
 from worker.snapshot.page import Page
 from worker.snapshot.parts import ReadableStream
@@ -142,6 +143,7 @@ def _header(fields: list[str], source: str) -> list[str]:
     seen: set[str] = set()
     for name in names:
         if name in seen:
-            raise SnapshotError(f"snapshot {source} has the column {name!r} twice in its header (rename one)")
+            raise SnapshotError(f"snapshot {source} has the column {mask_text(name)[:60]!r} twice in its header "
+                                "(line 1; rename one)")
         seen.add(name)
     return names

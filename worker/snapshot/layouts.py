@@ -54,6 +54,9 @@ class SnapshotRules:
     """A CDM model.json's entity to read, when it holds several."""
     prefixes: tuple[str, ...] | None = None
     """Where listed files may be (the worker's ``snapshot_prefixes``); None: anywhere beside the document."""
+    exact: bool = False
+    """The URI was admitted (canonical, checked against the prefixes): read exactly that place and fail if
+    a link on its path now leads elsewhere (no gap between the service's check and the run's read)."""
 
 
 @dataclass(frozen=True)

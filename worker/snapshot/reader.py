@@ -24,11 +24,17 @@ def list_parts(uri: str, rules: SnapshotRules = _NO_RULES) -> Listing:
 
     The location is decided by ``worker.locations.locate``, the one function that says what a location
     means (the service checks events' URIs against the allowed prefixes with the same function).
+    ``exact``: ``uri`` is a canonical location that was admitted (the service checked it against
+    ``snapshot_prefixes``); if it now means another place (a symbolic link appeared on its path since),
+    it is refused rather than followed.
     """
     try:
         location = locate(uri)
     except LocationError as exc:
         raise SnapshotError(f"bad snapshot URI: {exc}") from None
+    if rules.exact and location.uri != uri:
+        raise SnapshotError(f"snapshot {uri} now leads elsewhere (a symbolic link appeared on its path after the "
+                            "event was admitted); it is not read (write snapshots in place, not behind links)")
     return list_snapshot(location, rules)
 
 

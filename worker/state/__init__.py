@@ -10,7 +10,7 @@ modification times (retention), delete): a folder for one host, S3 or Azure Blob
 A conditional write whose answer was lost is resolved by reading back, in ``StateStore`` itself, for
 every backend.
 
-May import: ``worker.clients``.
+May import: ``worker.clients``, ``worker.privacy`` (credentials masked in the URLs its messages show).
 """
 
 from worker.state.azure_store import AzureStore

@@ -22,6 +22,14 @@ from worker.syncstate.shard import Block, decode_columns, decode_emails, decode_
 TextEntry = tuple[str, str, str, str]
 
 
+class ShardMissing(StateError):
+    """A shard the manifest lists is gone: the state was replaced by a newer commit while it was read.
+
+    Its own type so that each reader says what that means for it (a run is planned again against the new
+    state; a verify's findings are void: ``worker.run.verify``).
+    """
+
+
 class Source(ABC):
     """The entries of one synced state, in key order."""
 
@@ -87,8 +95,8 @@ class StoreSource(Source):
     def _get(self, key: str) -> bytes:
         data = self.store.get(key)
         if data is None:
-            raise StateError(f"synced state shard {self.store.uri(key)} is missing (the state was replaced while "
-                             f"this run read it, or the store lost it); the run is retried")
+            raise ShardMissing(f"synced state shard {self.store.uri(key)} is missing: a newer commit replaced the "
+                               f"synced state while it was being read (or the store lost the shard); read it again")
         return data
 
     def blocks(self) -> Iterator[Block]:
