@@ -27,7 +27,8 @@ def rows_of(pages: list[Page]) -> list[tuple[str, int, dict]]:
 
 
 class Store:
-    """One place snapshots are written to (a folder on disk, or a bucket on moto's S3), for tests run on both."""
+    """One place snapshots are written to (a folder on disk, a bucket on moto's S3, a container on Azurite), for
+    tests run on each."""
 
     def __init__(self, kind: str, base: Path | None = None, s3: Any = None, bucket: str = "", az: Any = None) -> None:
         self.kind, self._base, self._s3, self.bucket, self._az = kind, base, s3, bucket, az

@@ -56,13 +56,15 @@ def open_store(url: str) -> StateStore:
         if scheme == "abfss":
             m = _ADLS.match(authority.lower())
             if m is None:
-                raise StateError(f"state_url {mask_credentials(url)!r} is not abfss://container@account.dfs.core.windows.net/prefix")
+                raise StateError(f"state_url {mask_credentials(url)!r} is not "
+                                 "abfss://container@account.dfs.core.windows.net/prefix")
             authority, account = m.group(1), m.group(2)
         if not _CONTAINER.match(authority):
-            raise StateError(f"state_url {mask_credentials(url)!r}: {authority!r} is not a valid Azure container name "
-                             "(az://container/prefix)")
+            raise StateError(f"state_url {mask_credentials(url)!r}: {authority!r} is not a valid Azure container "
+                             "name (az://container/prefix)")
         try:
             return AzureStore(authority, prefix, account)
         except ValueError as exc:
             raise StateError(f"state_url {mask_credentials(url)!r}: {exc}") from exc
-    raise StateError(f"state_url {mask_credentials(url)!r} has unsupported scheme {scheme!r} (use file://, s3:// or az://)")
+    raise StateError(f"state_url {mask_credentials(url)!r} has unsupported scheme {scheme!r} (use file://, s3:// "
+                     "or az://)")
