@@ -6,6 +6,10 @@ to moto and moto's answer returned, except the attempts of the calls a test pick
 are answered with an SQS JSON-protocol error (``ThrottlingException`` by default, HTTP 400). Calls are
 told apart by botocore's ``amz-sdk-invocation-id`` header, which every retry of one call repeats, so "one
 failed call" is one failed call as the worker's code sees it, whatever botocore retried underneath.
+
+:meth:`hang` is the other fault: the next matching requests are read and never answered (the proxy holds
+the connection open until :meth:`heal` or :meth:`close`, at most ``HANG_LIMIT`` seconds), as a network
+that black-holes a call does; only the caller's own timeout gets it out.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+#: The longest a hung request is held (a bound, so a test that forgets to heal cannot leak a thread forever).
+HANG_LIMIT = 300.0
 _HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection", "upgrade"}
 
 
@@ -41,6 +47,7 @@ class _Fault:
     code: str
     status: int
     forever: bool = False
+    hang: bool = False
 
 
 class SqsFaultProxy:
@@ -52,6 +59,7 @@ class SqsFaultProxy:
         self._lock = threading.Lock()
         self._faults: list[_Fault] = []
         self._failing: dict[str, _Fault] = {}  # invocation id -> the fault failing all its attempts
+        self._released = threading.Event()  # set by heal() and close(): hung requests end (unanswered)
         self.calls: list[Call] = []
         proxy = self
 
@@ -78,16 +86,28 @@ class SqsFaultProxy:
         with self._lock:
             self._faults.append(_Fault(action, calls, code, status, forever))
 
+    def hang(self, action: str, *, calls: int = 1) -> None:
+        """Never answer the next ``calls`` requests of ``action`` (each attempt is one request): a black hole."""
+        with self._lock:
+            self._released.clear()
+            self._faults.append(_Fault(action, calls, "", 0, hang=True))
+
+    def hung(self, action: str) -> list[Call]:
+        """The requests of ``action`` that were held unanswered."""
+        return [c for c in self.seen(action) if c.faulted and c.status == 0]
+
     def heal(self) -> None:
         with self._lock:
             self._faults.clear()
             self._failing.clear()
+        self._released.set()
 
     def seen(self, action: str) -> list[Call]:
         with self._lock:
             return [c for c in self.calls if c.action == action]
 
     def close(self) -> None:
+        self._released.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -100,7 +120,7 @@ class SqsFaultProxy:
             for fault in self._faults:
                 if fault.action == action and (fault.forever or fault.calls > 0):
                     fault.calls -= 1
-                    if invocation:
+                    if invocation and not fault.hang:  # a hang is per request: a retry is a new request
                         self._failing[invocation] = fault
                     return fault
         return None
@@ -111,6 +131,11 @@ class SqsFaultProxy:
         action = target.rsplit(".", 1)[-1] if target else _query_action(body)
         invocation = req.headers.get("amz-sdk-invocation-id", "")
         fault = self._fault_for(action, invocation)
+        if fault is not None and fault.hang:
+            self._record(action, invocation, 0, True, b"", body)
+            self._released.wait(HANG_LIMIT)  # the fault itself: the request is held, never answered
+            req.close_connection = True
+            return
         if fault is not None:
             payload = json.dumps({"__type": f"com.amazonaws.sqs#{fault.code}", "message": "injected by the test"})
             self._answer(req, fault.status, payload.encode(), {"Content-Type": "application/x-amz-json-1.0",

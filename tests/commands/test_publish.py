@@ -41,3 +41,24 @@ def test_an_unreachable_broker_is_exit_1_with_the_url_and_never_its_password(
         assert f"cannot publish {'segment.refreshed' if argv[0] == 'publish' else 'export.requested'} to " \
                f"amqp://guest:***@127.0.0.1:{port}//" in captured.err and "refused" in captured.err.lower()
         assert "s3cr3t-pw" not in captured.err
+
+
+def test_publish_cloudevent_sends_what_the_worker_reads_and_print_sends_nothing(
+        rabbit_config: tuple[Path, str], capsys: pytest.CaptureFixture[str]) -> None:
+    from worker.events.cloudevents import event_id_for
+    from worker.events.incoming import read_data
+
+    config, queue = rabbit_config
+    args = ["publish", "--config", str(config), "--segment", "vip-customers", "--snapshot",
+            "s3://cdp-exports/vip/2026-11-28/", "--refresh-id", "refresh-0043", "--cloudevent", "--source", "/cdp"]
+    assert main(args) == 0
+    sent = json.loads(capsys.readouterr().out)
+    assert main([*args, "--print"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert take_all(queue, raw=True) == [sent]  # --print published nothing
+    assert sent["specversion"] == "1.0" and sent["type"] == "segment.refreshed" and sent["source"] == "/cdp"
+    assert printed["type"] == "segment.refreshed" and printed["id"] != sent["id"]
+    event = read_data(sent)
+    assert isinstance(event, dict) and event["refresh_id"] == "refresh-0043"
+    assert event["id"] == event_id_for("/cdp", sent["id"]) and event["occurred_at"] == sent["time"]
+    assert event["snapshot"] == {"uri": "s3://cdp-exports/vip/2026-11-28/", "format": "jsonl"}

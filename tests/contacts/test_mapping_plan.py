@@ -186,3 +186,20 @@ def test_the_mapper_applies_the_email_rule_exactly(text):
         assert isinstance(got, Mapped) and got.email == email
     else:
         assert got == "malformed email (fails ActiveCampaign's email format rule)"
+
+
+def test_an_invalid_row_with_a_valid_email_keeps_its_member_out_of_the_leavers():
+    """Issue 19 review: a bad value in another column must not make the member a leaver."""
+    m = Mapper(export())
+    fp = m.map({"E": "a@x.co", "F": "x"}).fingerprint
+    synced = {"a@x.co": (fp, "", ""), "b@x.co": (fp, "", ""), "gone@x.co": (fp, "", ""),
+              "s@x.co": (fp, SKIPPED, ""), "c@x.co": (fp, "", "")}
+    planner = Planner(m, synced)
+    rows = [{"E": "a@x.co", "F": "x"}, {"E": " B@X.co", "F": "x" * 300}, {"E": "s@x.co", "F": {"bad": 1}},
+            {"E": "c@x.co", "F": "x" * 300}, {"E": "not-an-email", "F": "x"}]
+    later = [{"E": "c@x.co", "F": "fixed"}]  # a valid row of a held email later on is still sent
+    parts = list(planner.plan([page(rows), page(later)]))
+    t = planner.totals
+    assert (t.invalid, t.to_remove, t.dropped, t.duplicates, t.to_update) == (4, 1, 0, 0, 1)
+    sent = {(e, op) for p in parts for b in p.batches for e, op in zip(b.emails, b.ops, strict=True)}
+    assert sent == {("gone@x.co", REMOVE), ("c@x.co", UPDATE)}

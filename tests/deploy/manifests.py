@@ -25,7 +25,7 @@ DOCKERIGNORE = DEPLOY / "Dockerfile.dockerignore"
 
 #: Kinds Kubernetes itself defines: validated against its OpenAPI schemas (kubernetes-validate).
 CORE_KINDS = {"ServiceAccount", "ConfigMap", "Service", "Deployment", "PodDisruptionBudget", "NetworkPolicy",
-              "CronJob"}
+              "CronJob", "Ingress"}
 #: Custom resources (Prometheus Operator, KEDA): no schema ships offline, so the tests check their fields.
 CRD_KINDS = {"PodMonitor", "PrometheusRule", "ScaledObject", "TriggerAuthentication"}
 

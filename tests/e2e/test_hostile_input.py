@@ -83,19 +83,30 @@ def test_an_event_cannot_make_the_worker_read_outside_its_prefixes(
     nowhere = refreshed(outside / "unused.jsonl", refresh_id="nowhere")
     nowhere["snapshot"]["uri"] = f"file://otherhost{allowed}/x.jsonl"  # names no place this worker has
     rabbit.publish(nowhere)
+    credentials = refreshed(outside / "unused.jsonl", refresh_id="credentials")
+    credentials["snapshot"]["uri"] = f"s3://AKIAEXAMPLE:hunter2@{s3_bucket}/vip/x.jsonl"
+    rabbit.publish(credentials)
     rabbit.publish(refreshed(allowed / "vip" / "seg.jsonl", refresh_id="good"))
 
     rabbit.wait_completions(1, 90, check=worker.assert_alive, run_id=run_id_for("vip", "good"))
-    wait_for(lambda: len(rabbit.read_dead()) >= len(hostile) + 1, 60, f"{len(hostile) + 1} dead-lettered events",
+    wait_for(lambda: len(rabbit.read_dead()) >= len(hostile) + 2, 60, f"{len(hostile) + 2} dead-lettered events",
              check=worker.assert_alive)
     rabbit.wait_idle(60, check=worker.assert_alive)
 
     dead = {_text(headers[REASON]): _text(headers[REASON_CLASS]) for _, headers in rabbit.read_dead()}
-    assert len(rabbit.read_dead()) == len(hostile) + 1
-    assert sorted(dead.values()) == ["bad_uri"] + ["forbidden_uri"] * len(hostile)
+    assert len(rabbit.read_dead()) == len(hostile) + 2
+    assert sorted(dead.values()) == ["bad_uri"] * 2 + ["forbidden_uri"] * len(hostile)
     for reason, reason_class in dead.items():
-        assert ("is outside [worker] snapshot_prefixes" if reason_class == "forbidden_uri"
-                else "names a remote host") in reason
+        if reason_class == "forbidden_uri":
+            # the publisher learns that the URI is outside, never which prefixes are allowed (review defect 9)
+            assert "is outside the snapshot prefixes this worker reads" in reason
+            assert f"file://{allowed}/," not in reason and f"s3://{s3_bucket}/" not in reason, reason
+            assert "snapshot_prefixes:" not in reason and "it means" not in reason
+        else:
+            assert "names a remote host" in reason or "holds credentials before the bucket" in reason
+    assert f"s3://***@{s3_bucket}/vip/x.jsonl" in "".join(dead)  # credentials masked (review defect 7) ...
+    assert "hunter2" not in "".join(dead) and "hunter2" not in worker.text()  # ... in the reason and the log
+    assert f"snapshot_prefixes: file://{allowed}/, s3://{s3_bucket}/" in worker.text()  # the log names them
     assert sorted(e["refresh_id"] for e in rabbit.read_events()) == ["good"], "a hostile event made a run"
     assert all(e["counts"]["added"] == len(good.expected) for e in rabbit.completions())
     sim.assert_list_exact(3, good.expected)  # nobody from outside the prefix

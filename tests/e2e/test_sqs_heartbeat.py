@@ -5,6 +5,11 @@ answers chosen ``ChangeMessageVisibility`` calls with a real error response; the
 meets them (and retries them) as it would meet AWS's throttling. Before the fix, one failed call ended the
 heartbeat for the rest of the run: the message reappeared after its visibility timeout and was received
 again while the first run was still going.
+
+The hostile review added a hung call (issue 19 review, defect 8): the proxy reads one
+``ChangeMessageVisibility`` request and never answers it. Before, that one call held the heartbeat (and
+the broker thread) for botocore's 60 s read timeout and its retries, so the message reappeared and was
+received again; now the call gives up in seconds, the heartbeat notices, backs off and beats again.
 """
 
 from __future__ import annotations
@@ -92,4 +97,29 @@ def test_a_delivery_whose_visibility_lapses_stops_sending_and_hands_its_run_on(
     assert len(set(_received(proxy))) >= 2  # the original and a continuation
     assert len(broker.completions()) == 1 and broker.read_dead() == []
     assert len(sim.bulk_posts()) >= 20
+    sim.assert_list_exact(3, seg.expected)
+
+
+def test_a_hung_visibility_extension_does_not_stop_later_heartbeats(
+        tmp_path: Path, sim, make_sqs, workers, proxy: SqsFaultProxy) -> None:
+    broker = _through(make_sqs(visibility_timeout=15), proxy)  # a beat every 5 s
+    sim.client.configure(processing_delay=25.0)  # the run waits ~25 s for its batches: several beats due
+    seg = make_segment(range(600), invalid_rate=0.0, seed=5)
+    worker = workers(write_config(tmp_path, sim, broker))
+    proxy.hang(CMV)  # the first heartbeat's request is read and never answered
+    broker.publish(refreshed(write_jsonl(tmp_path / "snap" / "s.jsonl", seg.profiles), refresh_id="hb-3"))
+
+    broker.wait_completions(1, 150, check=worker.assert_alive)
+    broker.wait_idle(60, check=worker.assert_alive)
+
+    hung = proxy.hung(CMV)
+    assert len(hung) == 1, "the hung call did not happen"
+    [receipt] = [r for c in proxy.seen("ReceiveMessage") for r in c.receipts]
+    assert hung[0].receipts == (receipt,)
+    later = [c for c in proxy.seen(CMV) if c.at > hung[0].at and c.status == 200 and c.receipts == (receipt,)]
+    assert len(later) >= 2, f"the heartbeat stopped at the hung call ({len(later)} beats after it)"
+    assert len(_received(proxy)) == 1, "the message became visible again and was received a second time"
+    assert "could not extend the delivery's visibility (" in worker.text()
+    assert "could not be extended for" not in worker.text()  # recovered well inside the visibility timeout
+    assert len(broker.completions()) == 1 and broker.read_dead() == []
     sim.assert_list_exact(3, seg.expected)

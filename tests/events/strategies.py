@@ -120,7 +120,7 @@ _ATTEMPTS = st.integers(min_value=1, max_value=1_000)
 
 @st.composite
 def _snapshots(draw: st.DrawFn) -> dict[str, Any]:
-    snap: dict[str, Any] = {"uri": draw(_URIS), "format": draw(st.sampled_from(["jsonl", "csv"]))}
+    snap: dict[str, Any] = {"uri": draw(_URIS), "format": draw(st.sampled_from(["jsonl", "csv", "parquet"]))}
     if draw(st.booleans()):
         snap["compression"] = draw(st.sampled_from(["none", "gzip"]))
     if draw(st.booleans()):
@@ -254,7 +254,7 @@ def mutated_events(draw: st.DrawFn, *, schema_only: bool = False) -> tuple[dict[
     # nested: break something inside an object field
     nested: list[Callable[[dict[str, Any]], None]] = []
     if isinstance(event.get("snapshot"), dict):
-        nested += [lambda e: e["snapshot"].update(format="parquet"),
+        nested += [lambda e: e["snapshot"].update(format="avro"),
                    lambda e: e["snapshot"].update(compression="zip"),
                    lambda e: e["snapshot"].update(profile_count=-1),
                    lambda e: e["snapshot"].pop("uri"),

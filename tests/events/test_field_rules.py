@@ -89,9 +89,8 @@ REJECTED: list[tuple[str, str, Any, str, str]] = [
     ("segment.refreshed", "snapshot.uri", "", "schema", "snapshot.uri must not be empty"),
     ("segment.refreshed", "snapshot.uri", "s3://b/" + "k" * 2042, "schema", "snapshot.uri must be at most 2048"),
     ("segment.refreshed", "snapshot.uri", "s3://b/k\r\n", "schema", "snapshot.uri must not contain control"),
-    ("segment.refreshed", "snapshot.format", DROP, "schema", "snapshot.format is required"),
-    ("segment.refreshed", "snapshot.format", "parquet", "schema",
-     "segment.refreshed: snapshot.format must be one of jsonl, csv"),
+    ("segment.refreshed", "snapshot.format", "avro", "schema",
+     "segment.refreshed: snapshot.format must be one of jsonl, csv, parquet"),
     ("segment.refreshed", "snapshot.compression", "zip", "schema", "snapshot.compression must be one of none, gzip"),
     ("segment.refreshed", "snapshot.profile_count", -1, "schema", "snapshot.profile_count must be >= 0"),
     ("segment.refreshed", "snapshot.profile_count", 1.5, "schema", "snapshot.profile_count must be an integer"),
@@ -335,7 +334,7 @@ def test_reason_classes_are_the_documented_set() -> None:
 
 def test_invalid_event_is_a_value_error_and_pickles() -> None:
     with pytest.raises(InvalidEvent) as info:
-        parse_event(encode(_set(valid_refreshed(), "snapshot.format", "parquet")))
+        parse_event(encode(_set(valid_refreshed(), "snapshot.format", "avro")))
     exc = info.value
     assert isinstance(exc, ValueError)
     assert exc.path == "snapshot.format"

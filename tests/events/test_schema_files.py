@@ -183,8 +183,10 @@ def test_the_builders_make_valid_events() -> None:
     assert snap == {"uri": "s3://cdp-exports/vip/part-0001.csv.gz", "format": "csv", "compression": "gzip"}
     assert snapshot_ref("/data/vip/", compression="none") == {"uri": "/data/vip/", "format": "jsonl",
                                                              "compression": "none"}
-    with pytest.raises(ValueError, match="format must be jsonl or csv"):
-        snapshot_ref("/data/vip.parquet", "parquet")
+    assert snapshot_ref("s3://cdp-exports/vip/part-00000.snappy.parquet") == {
+        "uri": "s3://cdp-exports/vip/part-00000.snappy.parquet", "format": "parquet"}
+    with pytest.raises(ValueError, match="format must be jsonl, csv or parquet"):
+        snapshot_ref("/data/vip.avro", "avro")
     refreshed = refreshed_event("vip-customers", snap, "refresh-1")
     validate_event(refreshed)
     assert refreshed["refresh_id"] == "refresh-1" and refreshed["snapshot"] == snap

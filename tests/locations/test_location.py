@@ -13,6 +13,7 @@ over a real folder tree holding links that point out of the allowed folder:
 from __future__ import annotations
 
 import os
+import re
 import string
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,8 +43,11 @@ ALLOWED = Prefixes.parse(["file:///data/segments", "s3://cdp-exports"])
     "file://localhost/data/segmentsx/x.csv",
 ])
 def test_the_reproduced_escapes_are_refused(uri: str) -> None:
-    with pytest.raises(OutsidePrefixes, match="is outside \\[worker\\] snapshot_prefixes"):
+    with pytest.raises(OutsidePrefixes, match="is outside the snapshot prefixes this worker reads") as caught:
         ALLOWED.admit(uri)
+    # the message goes to the publisher's DLQ reason: no prefix in it; the detail (for the log) names them
+    assert "cdp-exports/," not in str(caught.value) and "snapshot_prefixes" not in str(caught.value)
+    assert "[worker] snapshot_prefixes: file:///data/segments/, s3://cdp-exports/" in caught.value.detail
 
 
 @pytest.mark.parametrize(("uri", "meant"), [
@@ -109,8 +113,10 @@ def test_links_are_resolved_before_the_comparison(tmp_path: Path) -> None:
     (tmp_path / "outside").mkdir()
     (tmp_path / "allowed" / "evil").symlink_to(tmp_path / "outside", target_is_directory=True)
     prefixes = Prefixes.parse([str(tmp_path / "allowed")])
-    with pytest.raises(OutsidePrefixes, match=r"\(it means 'file://.*/outside/x.csv'\)"):
+    with pytest.raises(OutsidePrefixes) as caught:
         prefixes.admit((tmp_path / "allowed" / "evil" / "x.csv").as_uri())
+    assert re.match(r"it means 'file://.*/outside/x.csv'", caught.value.detail)
+    assert "outside/x.csv" not in str(caught.value)  # where links lead is for the log, not the publisher
     # and a prefix that is itself a link (a Kubernetes volume, say) admits what lies in its target
     (tmp_path / "mount").symlink_to(tmp_path / "allowed", target_is_directory=True)
     assert Prefixes.parse([str(tmp_path / "mount")]).admit(str(tmp_path / "allowed" / "x.csv"))
@@ -250,3 +256,18 @@ def test_no_accepted_s3_location_is_outside_its_prefix(bucket: str, tokens: list
     assert segments[:1] == ["team-a"], f"{uri!r} -> key {location.key!r}"
     assert not any(s in ("..", ".") for s in segments) and "" not in segments[:-1], location.key
     assert locate(location.uri) == location
+
+
+@pytest.mark.parametrize("uri", [
+    "s3://AKIAEXAMPLE:hunter2@cdp-exports/x.csv",
+    "file://user:hunter2@otherhost/data/x.csv",
+    "file://user:hunter2@localhost/data/x.csv",
+    "ftp://user:hunter2@host/x.csv",
+    "file:///data/segments-other/https://user:hunter2@host/x.csv",
+])
+def test_credentials_in_a_location_never_reach_a_message(uri: str) -> None:
+    """Issue 19 review, defect 7: ``user:pass@`` is masked in every error, whatever the error."""
+    with pytest.raises(LocationError) as caught:
+        ALLOWED.admit(uri)
+    text = str(caught.value) + getattr(caught.value, "detail", "")
+    assert "hunter2" not in text and "***@" in text, text

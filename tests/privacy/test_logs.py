@@ -78,3 +78,13 @@ def test_text_format_and_setup_keeps_foreign_handlers():
         for h in saved[0]:
             root.addHandler(h)
         root.setLevel(saved[1])
+
+
+def test_credentials_in_urls_are_masked_in_every_record(capture):
+    """Issue 19 review, defect 7: the log filter masks ``user:pass@`` wherever a URL appears."""
+    log = logging.getLogger("segment_export.test_logs")
+    log.warning("cannot connect to %s", "amqp://guest:hunter2@rabbit.example.com:5672//",
+                extra={"where": "s3://AKIAEXAMPLE:hunter2@bucket/x", "people": ["a@example.com"]})
+    text = capture.getvalue()
+    assert "hunter2" not in text and "AKIAEXAMPLE" not in text
+    assert "amqp://***@rabbit.example.com:5672//" in text and "s3://***@bucket/x" in text

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from worker.settings import Config, ConfigError, Connection, Export, WorkerSettings, parse_config
-from worker.settings.model import ContactMapping, FieldMapping
+from worker.settings.model import ContactMapping, FieldMapping, IngressSettings, Segment
 from worker.settings.spec import Setting, Table, optional_of, settings_of
 
 VALID: dict[str, Any] = {
@@ -21,6 +21,8 @@ VALID: dict[str, Any] = {
     "connections": {"c": {"hostname": "a.api-us1.com", "api_key_env": "X", "data_privacy_consent": True}},
     "exports": {"x": {"segment": "s", "connection": "c", "list_id": 3, "mapping": {"email": "E"},
                       "fields": {"F": {"field": "Birthday"}}}},
+    "segments": {"s": {"triggers": ["s3://b/s/*/_SUCCESS"]}},
+    "ingress": {},
 }
 #: Where each table model sits in VALID.
 PLACES: dict[type[Table], tuple[str, ...]] = {
@@ -29,6 +31,8 @@ PLACES: dict[type[Table], tuple[str, ...]] = {
     Export: ("exports", "x"),
     ContactMapping: ("exports", "x", "mapping"),
     FieldMapping: ("exports", "x", "fields", "F"),
+    Segment: ("segments", "s"),
+    IngressSettings: ("ingress",),
 }
 EVERY_KEY = [(model, s) for model in (Config, *PLACES) for s in settings_of(model)]
 

@@ -19,7 +19,7 @@ import jsonschema  # a test dependency (through moto): the second, independent 2
 import pytest
 
 from worker.events.schemas import load_schema
-from worker.settings import ConfigError, Connection, Export, WorkerSettings, parse_config
+from worker.settings import ConfigError, Connection, Export, IngressSettings, Segment, WorkerSettings, parse_config
 
 SCHEMA = load_schema("config")
 VALIDATE: Callable[[Any], Any] = fastjsonschema.compile(SCHEMA)
@@ -112,7 +112,9 @@ def test_every_config_key_is_in_the_schema_and_no_other() -> None:
         "schemas/config.json $defs/worker differs from WorkerSettings: regenerate it"
     assert set(defs["connection"]["properties"]) == _attributes(Connection) - {"name"}
     assert set(defs["export"]["properties"]) == _attributes(Export) - {"name"}
-    assert set(SCHEMA["properties"]) == {"worker", "connections", "exports"}
+    assert set(defs["segment"]["properties"]) == _attributes(Segment) - {"name"}
+    assert set(defs["ingress"]["properties"]) == _attributes(IngressSettings)
+    assert set(SCHEMA["properties"]) == {"worker", "connections", "exports", "segments", "ingress"}
 
 
 def test_the_full_example_is_read_into_the_models() -> None:

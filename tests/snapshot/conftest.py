@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from snapshot_support import Store
 
 
 @pytest.fixture
@@ -46,3 +47,12 @@ def world_dir() -> Iterator[Path]:
             with contextlib.suppress(OSError):
                 child.chmod(0o755)
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(params=["file", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    """A Store on disk, then on moto's S3 (the same test runs on both)."""
+    if request.param == "file":
+        return Store("file", base=tmp_path / "store")
+    bucket = request.getfixturevalue("s3_bucket")
+    return Store("s3", s3=request.getfixturevalue("s3"), bucket=bucket)

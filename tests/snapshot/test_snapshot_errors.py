@@ -80,7 +80,7 @@ def test_a_read_error_mid_stream_surfaces_as_snapshot_error(kind: str) -> None:
         endpoint_url="https://s3.example")
     data = jsonl_bytes([{"i": i} for i in range(10)])
     part = Part("p.jsonl", "s3://b/p.jsonl", len(data), "etag", lambda: _FailingStream(data, error),
-                _read_errors())
+                _read_errors(), lambda: io.BytesIO(data))
     stream = open_part(part, "sniff")
     pages = jsonl_pages(stream, part.source, page_size=100)
     with pytest.raises(SnapshotError, match=r"error reading snapshot s3://b/p.jsonl: .*retry the run"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -124,3 +125,38 @@ def test_any_profiles_round_trip_in_order(tmp_path_factory: pytest.TempPathFacto
     pages = read_all(str(path), page_size=page_size)
     assert [(line, row) for _, line, row in rows_of(pages)] == list(enumerate(profiles, 1))
     assert all(0 < len(p.rows) <= page_size for p in pages)
+
+
+@pytest.mark.parametrize(("line", "key"), [
+    (b'{"email":"a@x.io","email":"b@x.io"}', "email"),
+    (b'{"email" :"a@x.io", "email": "b@x.io"}', "email"),                     # a space before the colon
+    (b'{"email":"a@x.io","at":"10:00:00","email":"b@x.io"}', "email"),       # colons in values
+    (b'{"email":"a@x.io","em\\u0061il":"b@x.io"}', "email"),                 # the same key, escaped
+    (b'{"email":"a@x.io","email":"b@x.io","t":"\\u003a"}', "email"),        # an escaped colon hides one
+    (b'{"email":"a@x.io","address":{"city":"A","city":"B"}}', "city"),       # in a nested object
+])
+@pytest.mark.parametrize("lead", [b'{"email":"ok@x.io"}\n{"n":1}\n', b'{"email":"ok@x.io"}\n\n'])  # fast, slow path
+def test_a_key_twice_in_one_object_fails_the_part_naming_line_and_key(
+        write: Callable[..., Path], line: bytes, key: str, lead: bytes) -> None:
+    """Issue 19 review, defect 10: orjson keeps the last value quietly; which email was meant?"""
+    path = write("seg.jsonl", lead + line + b"\n")
+    with pytest.raises(SnapshotError, match=f"line 3 has the key '{key}' twice in one object"):
+        read_all(str(path))
+
+
+@pytest.mark.parametrize("number", ["123456789012345678901234", "-9223372036854775809", "18446744073709551616",
+                                    "18446744073709551615", "9007199254740993"])
+def test_integers_past_64_bits_are_read_exactly(write: Callable[..., Path], number: str) -> None:
+    """Issue 19 review, defect 10: orjson made ``123456789012345678901234`` a float (an id rounded)."""
+    path = write("seg.jsonl", f'{{"id": {number}, "ids": [{number}], "n": {{"id": {number}}}}}\n'.encode())
+    [page] = read_all(str(path))
+    [(_, row)] = page.rows
+    assert row == {"id": int(number), "ids": [int(number)], "n": {"id": int(number)}}
+    assert type(row["id"]) is int and str(row["id"]) == number
+
+
+def test_colons_escapes_and_nesting_without_a_duplicate_read_as_they_are(write: Callable[..., Path]) -> None:
+    rows = [{"t": "10:00:00", "url": "https://x.io/a:b", "k:y": {"a:b": ["c:d", {"e": ":"}]}},
+            {"email": "a@x.io", "note": "\\u003a is a colon", "id": 1234567890123456789}]
+    path = write("seg.jsonl", b"\n".join(json.dumps(r).encode() for r in rows) + b'\n{"q":"\\u003a"}\n')
+    assert [row for page in read_all(str(path)) for _, row in page.rows] == [*rows, {"q": ":"}]

@@ -112,3 +112,51 @@ def test_identity_follows_etag_and_size(s3: Any, s3_bucket: str) -> None:
     assert snapshot_identity(f"s3://{s3_bucket}/seg/") == first  # same bytes, same ETag
     s3.put_object(Bucket=s3_bucket, Key="seg/part-0.jsonl", Body=b'{"v":2}\n')
     assert snapshot_identity(f"s3://{s3_bucket}/seg/") != first
+
+
+@pytest.mark.parametrize("tail", [
+    "allowed/../secret.jsonl", "allowed/%2e%2e/secret.jsonl", "allowed/.%2E/secret.jsonl",
+    "allowed/%2E./secret.jsonl", "allowed/%2F%2E%2E%2Fsecret.jsonl", "allowed/x/%2e%2e/%2e%2e/secret.jsonl",
+    "allowed%2F..%2Fsecret.jsonl", "allowed//..//secret.jsonl", "allowed/%2e%2e%2fsecret.jsonl",
+])
+def test_dot_segments_in_s3_keys_are_resolved_before_the_prefix_check(s3: Any, s3_bucket: str, tail: str) -> None:
+    """Issue 19 review, defect 6: an object whose key literally holds '..' is never what a hostile URI reads.
+
+    The bucket holds a real object at the literal key ``allowed/../secret.jsonl`` (S3 keys may hold any
+    text) and one at ``secret.jsonl``; every spelling of '..' (raw, percent-encoded, mixed, with '//') is
+    resolved before the comparison, so each URI means ``secret.jsonl`` and is refused by the prefix.
+    """
+    from worker.locations import OutsidePrefixes, Prefixes
+
+    s3.put_object(Bucket=s3_bucket, Key="allowed/../secret.jsonl", Body=jsonl_bytes([{"email": "ceo@x.io"}]))
+    s3.put_object(Bucket=s3_bucket, Key="secret.jsonl", Body=jsonl_bytes([{"email": "cfo@x.io"}]))
+    prefixes = Prefixes.parse([f"s3://{s3_bucket}/allowed/"])
+    with pytest.raises(OutsidePrefixes) as caught:
+        prefixes.admit(f"s3://{s3_bucket}/{tail}")
+    assert f"it means 's3://{s3_bucket}/secret.jsonl'" in caught.value.detail
+
+
+@pytest.mark.parametrize(("tail", "key"), [
+    ("allowed/./x//y.jsonl", "allowed/x/y.jsonl"), ("allowed/%2E/x%2F%2Fy.jsonl", "allowed/x/y.jsonl"),
+    ("allowed/z/%2e%2e/x/y.jsonl", "allowed/x/y.jsonl"),
+])
+def test_empty_and_dot_segments_inside_the_prefix_read_the_normalised_key_only(
+        s3: Any, s3_bucket: str, tail: str, key: str) -> None:
+    """What is checked is what is read: the normalised key, never the literal one with the dots."""
+    from worker.locations import Prefixes
+
+    s3.put_object(Bucket=s3_bucket, Key=key, Body=jsonl_bytes([{"n": "normalised"}]))
+    s3.put_object(Bucket=s3_bucket, Key="allowed/./x//y.jsonl", Body=jsonl_bytes([{"n": "literal"}]))
+    s3.put_object(Bucket=s3_bucket, Key="allowed/z/../x/y.jsonl", Body=jsonl_bytes([{"n": "literal"}]))
+    location = Prefixes.parse([f"s3://{s3_bucket}/allowed"]).admit(f"s3://{s3_bucket}/{tail}")
+    assert location.key == key
+    assert rows_of(read_all(location.uri)) == [(f"s3://{s3_bucket}/{key}", 1, {"n": "normalised"})]
+
+
+def test_a_folder_whose_keys_hold_dot_or_empty_segments_reads_only_its_own_parts(s3: Any, s3_bucket: str) -> None:
+    s3.put_object(Bucket=s3_bucket, Key="allowed/part-0000.jsonl", Body=jsonl_bytes([{"n": 1}]))
+    s3.put_object(Bucket=s3_bucket, Key="allowed/../part-0001.jsonl", Body=jsonl_bytes([{"n": "dots"}]))
+    s3.put_object(Bucket=s3_bucket, Key="allowed//part-0002.jsonl", Body=jsonl_bytes([{"n": "empty"}]))
+    s3.put_object(Bucket=s3_bucket, Key="allowed/./part-0003.jsonl", Body=jsonl_bytes([{"n": "dot"}]))
+    assert rows_of(read_all(f"s3://{s3_bucket}/allowed/")) == [
+        (f"s3://{s3_bucket}/allowed/part-0000.jsonl", 1, {"n": 1})]

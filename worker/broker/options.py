@@ -63,4 +63,10 @@ def transport_options_for(url: str, **overrides: Any) -> dict[str, Any]:
     else:
         options = {"polling_interval": 0.05}
     options.update(overrides)
+    if kind == "sqs" and "client-config" not in overrides:
+        # botocore's defaults (60 s read timeout, retried) could hold the one broker thread for minutes on a
+        # black-holed connection: acks, publishes and polls would all wait. A long poll needs its wait plus
+        # a margin; anything else answers in well under that.
+        options["client-config"] = {"connect_timeout": 5, "read_timeout": float(options["wait_time_seconds"]) + 10,
+                                    "retries": {"mode": "standard", "max_attempts": 3}}
     return options

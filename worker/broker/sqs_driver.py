@@ -29,6 +29,17 @@ STALE_HANDLE = {"ReceiptHandleIsInvalid", "InvalidParameterValue", "AWS.SimpleQu
                 "MessageNotInflight"}
 #: SQS's own attribute for routing, since a queue has no routing key.
 EVENT_TYPE_ATTRIBUTE = "event_type"
+#: Connect and read timeout of one visibility extension, in seconds (at most a sixth of the visibility
+#: timeout). One attempt: the heartbeat retries with its own backoff, logging and counting each failure.
+BEAT_CALL_TIMEOUT = 5.0
+
+
+class VisibilityCallFailed(RuntimeError):
+    """A visibility extension that timed out or lost its connection; the heartbeat retries it.
+
+    Why not the botocore error itself: those count as "connection unusable" for the bridge, which would
+    reconnect the consumer for a beat that merely timed out on its own short-timeout client.
+    """
 
 
 def to_attributes(headers: dict[str, Any], *, keep: tuple[str, ...] = ()) -> dict[str, dict[str, str]]:
@@ -64,6 +75,7 @@ class SqsDriver(Driver):
         super().__init__(connection, topology, prefetch=prefetch, visibility_timeout=visibility_timeout)
         self._channel = connection.channel()
         self._client = self._channel.sqs()
+        self._beat_client = _bounded_client(self._client, min(BEAT_CALL_TIMEOUT, max(1.0, visibility_timeout / 6)))
         self._urls: dict[str, str] = {}
         self._consumer: Consumer | None = None
 
@@ -170,9 +182,18 @@ class SqsDriver(Driver):
         return ok
 
     def hold(self, message: Any) -> bool:
-        """Extend the visibility timeout from now, so no other consumer gets it while we work."""
-        return self._settle(message, self._client.change_message_visibility,
-                     VisibilityTimeout=max(0, int(self.visibility_timeout)))
+        """Extend the visibility timeout from now, so no other consumer gets it while we work.
+
+        One bounded attempt on the heartbeat's own client (short connect and read timeouts): a call that
+        hangs gives up in seconds instead of holding the bridge thread for botocore's minutes of retries.
+        """
+        from botocore.exceptions import BotoCoreError
+
+        try:
+            return self._settle(message, self._beat_client.change_message_visibility,
+                                VisibilityTimeout=max(0, int(self.visibility_timeout)))
+        except BotoCoreError as exc:
+            raise VisibilityCallFailed(f"{type(exc).__name__}: {exc}") from exc
 
     def release_held(self, messages: list[Any]) -> None:
         """Make held messages visible now rather than after their timeout (a faster hand-over)."""
@@ -223,3 +244,24 @@ class SqsDriver(Driver):
         """Forget held messages before closing so kombu's close does not re-hide them."""
         self._channel.qos._delivered.clear()
         super().close()
+
+
+def _bounded_client(client: Any, timeout: float) -> Any:
+    """A copy of kombu's SQS ``client`` (same endpoint, region, credentials) with ``timeout`` and one attempt.
+
+    Falls back to ``client`` itself when it has no credentials to copy (the heartbeat is then bounded by
+    the transport's ``client-config`` timeouts, see ``worker.broker.options``).
+    """
+    import boto3
+    from botocore.config import Config
+
+    credentials = getattr(getattr(client, "_request_signer", None), "_credentials", None)
+    if credentials is None:
+        return client
+    frozen = credentials.get_frozen_credentials()
+    config = client.meta.config.merge(Config(connect_timeout=timeout, read_timeout=timeout,
+                                             retries={"total_max_attempts": 1}))
+    return boto3.session.Session().client(
+        "sqs", region_name=client.meta.region_name, endpoint_url=client.meta.endpoint_url, config=config,
+        aws_access_key_id=frozen.access_key, aws_secret_access_key=frozen.secret_key,
+        aws_session_token=frozen.token)

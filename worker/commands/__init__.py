@@ -30,6 +30,8 @@ COMMANDS: dict[str, CommandInfo] = {
     "sync": CommandInfo("worker.commands.sync",
                         "run one export to the end in this process; prints the completion event"),
     "run": CommandInfo("worker.commands.run", "the worker: consume the requests queue until SIGTERM/SIGINT"),
+    "ingress": CommandInfo("worker.commands.ingress",
+                           "the HTTP ingress: POST /events (our JSON, CloudEvents, Event Grid) to the requests queue"),
     "publish": CommandInfo("worker.commands.publish",
                            "publish a segment.refreshed event (for upstreams without a publisher)"),
     "request": CommandInfo("worker.commands.request", "publish an export.requested event (run one export on demand)"),

@@ -22,7 +22,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--export", required=True)
     p.add_argument("--full", action="store_true", help="re-send every contact")
     p.add_argument("--snapshot", help="snapshot URI (default: the segment's last known snapshot)")
-    p.add_argument("--format", choices=["jsonl", "csv"])
+    p.add_argument("--format", choices=["jsonl", "csv", "parquet"])
     p.add_argument("--compression", choices=["none", "gzip"])
     p.add_argument("--broker", help="broker URL (overrides [worker] broker_url)")
     p.add_argument("--allow-mass-removal", action="store_true",

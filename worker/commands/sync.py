@@ -33,7 +33,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
                    help="this run only: go ahead even if it would unsubscribe more than the export's removal "
                         "guard allows (max_removal_fraction / max_removals)")
     p.add_argument("--refresh-id", help="the upstream refresh id to record (default: derived from the snapshot)")
-    p.add_argument("--format", choices=["jsonl", "csv"], help="snapshot format (default: by file suffix)")
+    p.add_argument("--format", choices=["jsonl", "csv", "parquet"], help="snapshot format (default: by file suffix)")
     p.add_argument("--compression", choices=["none", "gzip"], help="snapshot compression (default: by suffix)")
     p.add_argument("--metrics-file", help="write the run's Prometheus metrics (text format) to this file")
 
@@ -64,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
     if result.busy:
         return common.fail(f"export {export.name} is being run by another worker (it holds the export's lease); "
                            f"nothing was sent. Try again when that run is over", common.EXIT_FAILED)
+    if result.committed:
+        return common.fail(f"export {export.name}: the run committed (the list and the synced state are updated), "
+                           f"but its completion could not be recorded in the state store; run the same command "
+                           f"again to record it (nothing is sent again)", common.EXIT_FAILED)
     if args.metrics_file:
         metrics.write_run_file(args.metrics_file, engine, None if result.replayed else result.event)
     common.print_json(result.event)

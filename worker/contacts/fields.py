@@ -34,6 +34,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from worker.privacy.masking import mask_text
 from worker.settings import Export, FieldMapping
 from worker.settings.rules import MAX_TAG, date_format_regex
 
@@ -135,8 +136,12 @@ def resolve_fields(export: Export, fields: Iterable[dict[str, Any]]) -> tuple[di
 
 # ------------------------------------------------------------------------------------------ helpers
 def _show(value: Any) -> str:
-    """A value for a reason: short, so a report line stays readable (and a blob is not copied around)."""
-    text = repr(value)
+    """A value for a reason: short, so a report line stays readable (and a blob is not copied around).
+
+    Emails in it are masked: a reason is shown in dry-run samples and reports next to the row's own
+    (masked or not) email, and an email in the wrong column is still a person's data.
+    """
+    text = mask_text(repr(value))  # masked before it is cut, so no half-email escapes the mask
     return text if len(text) <= 40 else text[:37] + "..."
 
 

@@ -45,6 +45,14 @@ _blake2b = blake2b
 MAX_NAME = 255  # AC truncates silently beyond this; we would rather report
 
 
+def profile_columns(export: Export) -> frozenset[str]:
+    """Every profile field the export reads: what a columnar snapshot (Parquet) needs to read, and no more."""
+    sources = {*export.mapping.values(), *(f.source for f in export.fields.values())}
+    if export.tag_field is not None:
+        sources.add(export.tag_field)
+    return frozenset(sources)
+
+
 def normalize_email(value: object) -> str | None:
     """Trimmed, lower-cased email, or None when it is not a string."""
     if not isinstance(value, str):

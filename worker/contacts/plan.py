@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from worker.contacts.mapping import MappedPage, Mapper
+from worker.contacts.mapping import MappedPage, Mapper, normalize_email, valid_email
 from worker.contacts.synced import Entry, SyncedState
 from worker.snapshot import Page, with_column
 from worker.syncstate import index as codes
@@ -152,6 +152,10 @@ class Planner:
         self._lost_tags: dict[tuple[str, str], list[str]] = {}  # (stored tags, tags sent) -> names lost
         self._index = self.synced.index
         self._seen = np.zeros(len(self._index), dtype=np.bool_)  # stored entries met in the snapshot
+        #: Stored entries whose email is on a row that is invalid for another reason (a bad field value):
+        #: the person is still in the segment, so not a leaver; kept apart from ``_seen`` so that a valid
+        #: row of the same email later is still sent, not taken for a duplicate.
+        self._held = np.zeros(len(self._index), dtype=np.bool_)
         self._new = SeenKeys()  # keys met that the state does not hold
         self.totals = Counts()
         #: Re-entering contacts -> when this export unsubscribed them (unix seconds): re-entry checks that
@@ -200,11 +204,25 @@ class Planner:
         if mapped.invalid:
             counts.invalid += len(mapped.invalid)
             invalid.extend((page.source, line, raw, why) for line, raw, why in mapped.invalid)
+            self._hold([raw for _, raw, _ in mapped.invalid if raw is not None])
         if mapped.emails:
             self._diff(mapped, counts, skipped, kept_out)
         part = self._part(number, counts, invalid, [], skipped)
         part.kept_out = kept_out
         return part
+
+    def _hold(self, raws: list[str]) -> None:
+        """Mark the stored entries of invalid rows whose email itself is valid: they are not leavers.
+
+        Why: a row left out for a bad field value (a date a field cannot take, a name too long) still
+        says the person is in the segment; taking them for a leaver would unsubscribe a member for a
+        typo in another column, and bulk import never re-subscribes them once the typo is fixed.
+        """
+        emails = [e for e in (normalize_email(raw) for raw in raws) if e and valid_email(e)]
+        if emails and len(self._index):
+            hi, lo = email_keys(emails)
+            pos = self._index.lookup(hi, lo, emails)
+            self._held[pos[pos >= 0]] = True
 
     def lost_tags(self, stored: str, sent: Sequence[str] | None) -> list[str]:
         """The names in ``stored`` (a JSON array, or "") that ``sent`` no longer holds, ignoring case."""
@@ -333,7 +351,7 @@ class Planner:
         state's source. The first of these parts carries every leaver's count, so the engine's removal
         backstop decides on all of them before any leaver's batch is handed over.
         """
-        index, unseen = self._index, ~self._seen
+        index, unseen = self._index, ~(self._seen | self._held)
         self._new = SeenKeys()  # the dedupe set is not needed any more
         subscribed, skipped = index.flag == codes.SUBSCRIBED, index.flag == codes.SKIPPED
         if self.unsubscribe_leavers:

@@ -23,7 +23,7 @@ class SnapshotRef(TypedDict):
     """Where a segment's members were written (``snapshot`` in segment.refreshed / export.requested)."""
 
     uri: str
-    format: Literal["jsonl", "csv"]
+    format: NotRequired[Literal["jsonl", "csv", "parquet"]]  # absent: the readers decide by the parts' names
     compression: NotRequired[Literal["none", "gzip"]]
     profile_count: NotRequired[int]
 
@@ -136,11 +136,11 @@ def new_id() -> str:
 def snapshot_ref(uri: str, fmt: str | None = None, compression: str | None = None) -> SnapshotRef:
     """A snapshot reference; format and compression follow the file name unless given (folders: jsonl)."""
     name = uri.rstrip("/").rsplit("/", 1)[-1]
-    fmt = fmt or ("csv" if ".csv" in name else "jsonl")
-    if fmt not in ("jsonl", "csv") or compression not in (None, "none", "gzip"):
-        raise ValueError(f"snapshot format must be jsonl or csv and compression none or gzip, "
+    fmt = fmt or ("parquet" if name.endswith(".parquet") else "csv" if ".csv" in name else "jsonl")
+    if fmt not in ("jsonl", "csv", "parquet") or compression not in (None, "none", "gzip"):
+        raise ValueError(f"snapshot format must be jsonl, csv or parquet and compression none or gzip, "
                          f"got {fmt!r} and {compression!r}")
-    ref: SnapshotRef = {"uri": uri, "format": "csv" if fmt == "csv" else "jsonl"}
+    ref: SnapshotRef = {"uri": uri, "format": "parquet" if fmt == "parquet" else "csv" if fmt == "csv" else "jsonl"}
     if compression == "none":
         ref["compression"] = "none"
     elif compression == "gzip" or name.endswith(".gz"):

@@ -50,3 +50,18 @@ def is_after(a: str | None, b: str | None) -> bool:
     """True when instant ``a`` is strictly later than instant ``b`` (unknown or unreadable: False)."""
     ta, tb = try_instant(a), try_instant(b)
     return ta is not None and tb is not None and ta > tb
+
+
+def refresh_after(a_at: str | None, a_id: str | None, b_at: str | None, b_id: str | None) -> bool:
+    """True when refresh ``a`` (instant, id) comes after refresh ``b``: the later instant, and between two
+    refreshes of the same instant the greater refresh id. A refresh is never after itself; an unknown or
+    unreadable instant orders nothing (False).
+
+    Why the id: two refreshes made in the same second (an upstream retry, two jobs) must be ordered the same
+    way by every replica, whichever arrives first, or a late duplicate would undo the other on one replica and
+    be stale on the next.
+    """
+    ta, tb = try_instant(a_at), try_instant(b_at)
+    if ta is None or tb is None:
+        return False
+    return ta > tb or (ta == tb and (a_id or "") > (b_id or ""))

@@ -102,14 +102,23 @@ def parse_event(body: bytes | bytearray | memoryview | str) -> dict[str, Any]:
     undecodable bodies are classified here too. Unknown top-level fields are kept (forward compatibility:
     a newer producer may add fields); use only the documented ones.
     """
-    data = _as_bytes(body)
-    try:
-        event: Any = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidEvent("not_json", f"body is not valid JSON: {_clip(str(exc), 120)}") from None
+    event = decode_body(body)
     _validate(event, allow_extra_fields=True)
     valid: dict[str, Any] = event  # _validate proved it is an object
     return valid
+
+
+def decode_body(body: bytes | bytearray | memoryview | str) -> Any:
+    """The JSON in a raw message body, size checked first; raises ``InvalidEvent`` (too_large, not_json).
+
+    The worker reads a body once and then decides what it is: an upstream notification
+    (``worker.events.notifications``) or one of our events (``validate_event``).
+    """
+    data = _as_bytes(body)
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent("not_json", f"body is not valid JSON: {_clip(str(exc), 120)}") from None
 
 
 def validate_event(event: Any, *, allow_extra_fields: bool = False) -> None:
@@ -231,7 +240,7 @@ def _describe(exc: fastjsonschema.JsonSchemaValueException) -> tuple[str, str]:
             text += f" (and {', '.join(missing[1:])})"
         if "properties" not in definition and definition.get("description"):  # an if/then rule explains itself
             text += f": {definition['description']}"
-        return path, text
+        return (f"{where}{missing[0]}" if missing else path), text  # the field that is missing
     if rule == "type":
         expected = definition.get("type")
         kinds = " or ".join(_article(t) for t in (expected if isinstance(expected, list) else [expected]))

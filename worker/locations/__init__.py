@@ -9,11 +9,14 @@ anywhere is a second meaning, and the gap between two meanings is how an event r
 - ``location``: ``locate(uri) -> Location``: parse, percent-decode once, normalise ``.``/``..``/``//``,
   resolve symbolic links of local paths; ``Location.is_under(prefix)`` compares whole segments.
 - ``prefixes``: the allowed prefixes, normalised the same way, and the verdict on one location.
+- ``globs``: a segment's ``triggers``, globs matched against decoded, normalised locations.
 
-May import: nothing of ``worker``.
+May import: ``worker.privacy`` (to mask credentials in the locations its messages show).
 """
 
+from worker.locations.globs import LocationGlob, compile_glob, decoded_text
 from worker.locations.location import Location, LocationError, locate
 from worker.locations.prefixes import OutsidePrefixes, Prefixes, prefix_note
 
-__all__ = ["Location", "LocationError", "OutsidePrefixes", "Prefixes", "locate", "prefix_note"]
+__all__ = ["Location", "LocationError", "LocationGlob", "OutsidePrefixes", "Prefixes", "compile_glob", "decoded_text",
+           "locate", "prefix_note"]

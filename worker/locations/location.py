@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote, quote_from_bytes, unquote
 
+from worker.privacy.masking import mask_credentials
+
 Kind = Literal["file", "s3"]
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -151,6 +153,9 @@ def _s3(rest: str, uri: str) -> Location:
     bucket = _decode(raw_bucket, uri)
     if not bucket:
         raise LocationError(f"location {_show(uri)} has no bucket (use s3://bucket/key)")
+    if "@" in bucket:
+        raise LocationError(f"location {_show(uri)} holds credentials before the bucket; an S3 location is "
+                            "s3://bucket/key (the worker takes AWS credentials from its environment)")
     if not _BUCKET.fullmatch(bucket):
         raise LocationError(f"location {_show(uri)}: {bucket[:100]!r} is not an S3 bucket name")
     key = _decode(raw_key, uri)
@@ -182,4 +187,11 @@ def _normalise(parts: list[str], uri: str) -> tuple[str, ...]:
 
 
 def _show(uri: str) -> str:
-    return repr(uri if len(uri) <= 200 else uri[:200] + "...")
+    """The location for a message: credentials (``user:pass@``) masked, at most 200 characters."""
+    return repr(show_uri(uri))
+
+
+def show_uri(uri: str, limit: int = 200) -> str:
+    """``uri`` as it may appear in a message or a log: ``user:pass@`` masked, cut at ``limit`` characters."""
+    shown = mask_credentials(uri)
+    return shown if len(shown) <= limit else shown[:limit] + "..."

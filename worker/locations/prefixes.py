@@ -12,11 +12,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from worker.locations.location import Location, LocationError, locate
+from worker.locations.location import Location, LocationError, locate, show_uri
 
 
 class OutsidePrefixes(LocationError):
-    """A well-formed location outside every allowed prefix."""
+    """A well-formed location outside every allowed prefix.
+
+    ``str()`` is what the publisher may read (the DLQ reason): the URI as sent, credentials masked, and
+    the fix. ``detail`` is for the worker's own log only: what the URI means once decoded, normalised and
+    its links resolved, and the allowed prefixes. Why apart: whoever can publish an event must not learn
+    the worker's configuration or its filesystem's links by probing with events.
+    """
+
+    def __init__(self, message: str, detail: str) -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -35,11 +45,12 @@ class Prefixes:
         location = locate(uri)
         if self.allowed is None or any(location.is_under(p) for p in self.allowed):
             return location
-        meant = "" if location.uri == uri else f" (it means {location.uri[:300]!r})"
         raise OutsidePrefixes(
-            f"snapshot URI {uri[:300]!r}{meant} is outside [worker] snapshot_prefixes "
-            f"({', '.join(p.uri for p in self.allowed)}); publish snapshots under an allowed prefix or add "
-            "it to the worker's config")
+            f"snapshot URI {show_uri(uri, 300)!r} is outside the snapshot prefixes this worker reads (compared "
+            "once decoded and normalised); publish snapshots under an allowed prefix, or ask the worker's "
+            "operators to add one (its log names them)",
+            f"it means {show_uri(location.uri, 300)!r}; [worker] snapshot_prefixes: "
+            f"{', '.join(show_uri(p.uri) for p in self.allowed)}")
 
 
 def prefix_note(raw: str) -> str | None:
@@ -50,6 +61,6 @@ def prefix_note(raw: str) -> str | None:
     if not raw.endswith("/"):
         sibling = (f"s3://{folder.root}-other/" if folder.kind == "s3" and not folder.segments
                    else folder.uri.rstrip("/") + "-other")
-        return (f"snapshot_prefixes: {raw!r} has no trailing slash; it is taken as the folder {folder.uri} "
+        return (f"snapshot_prefixes: {show_uri(raw)!r} has no trailing slash; it is taken as the folder {folder.uri} "
                 f"(locations inside it, not {sibling})")
-    return f"snapshot_prefixes: {raw!r} is taken as {folder.uri} (decoded, normalised, links resolved)"
+    return f"snapshot_prefixes: {show_uri(raw)!r} is taken as {folder.uri} (decoded, normalised, links resolved)"

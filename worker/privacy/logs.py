@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import sys
 from typing import Any
 
 import orjson
 
-from worker.privacy.masking import mask_email
+from worker.privacy.masking import EMAIL_RE, mask_text
 
-EMAIL_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+__all__ = ["EMAIL_RE", "JsonFormatter", "MaskEmails", "TextFormatter", "setup"]
+
 _STANDARD = set(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None))) | {"message", "asctime", "taskName"}
 
 
-def _mask_str(text: str) -> str:
-    return EMAIL_RE.sub(lambda m: mask_email(m.group(0)), text)
+_mask_str = mask_text
 
 
 def _mask(value: Any) -> Any:

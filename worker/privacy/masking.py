@@ -6,6 +6,13 @@ config and the converters) to get it; this module imports nothing of ours.
 
 from __future__ import annotations
 
+import re
+
+EMAIL_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+#: ``scheme://userinfo@`` anywhere in a text: a URL that carries a user and password (or a token).
+#: Percent-encoded too, and with one slash (``https%3A/user%3Apass%40host``: a URL inside a normalised path).
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*(?::|%3[Aa])(?:/{1,2}|(?:%2[Ff]){1,2}))([^/@\s'\"<>]*?)(@|%40)")
+
 
 def mask_email(email: str) -> str:
     """``a***@example.com``: enough for a person to recognise a row in logs, not enough to leak it."""
@@ -13,3 +20,25 @@ def mask_email(email: str) -> str:
     if not sep:
         return (email[:1] + "***") if email else "***"
     return f"{local[:1]}***@{domain}"
+
+
+def mask_credentials(text: str) -> str:
+    """Every ``scheme://user:password@`` in ``text`` as ``scheme://***@``: user and password both go.
+
+    Why the user too: in URLs that carry credentials the "user" is often a key id or a token. Applied to
+    every location shown in a message and, by the log filter, to every log record.
+    """
+    return _USERINFO.sub(r"\1***\3", text) if "@" in text or "%40" in text else text
+
+
+def mask_text(text: str) -> str:
+    """Any text that may leave the process (a log line, an error in an event): URL credentials, then emails, masked.
+
+    Credentials first: ``user:pass@host.com`` would otherwise half-match the email rule.
+    """
+    return EMAIL_RE.sub(_mask_match, mask_credentials(text)) if "@" in text or "%40" in text else text
+
+
+def _mask_match(match: re.Match[str]) -> str:
+    found = match.group(0)
+    return found if not found.split("@", 1)[0].strip("/*") else mask_email(found)  # "//***@host": masked already

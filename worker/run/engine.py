@@ -22,8 +22,14 @@ The protocol (issue 15, proved by the crash-point walker in ``tests/run/walker``
 - A run that finds any other plan on the current base (another run's, or its own made against another
   snapshot or config) first folds them all into the synced state (``worker.run.settle``), then plans
   afresh against the result: what ActiveCampaign already has is part of the diff.
-- A run whose commit is in the manifest (``committed_by``: this one or one of the few after it) ends with
-  the recorded counts; a run whose refresh is older than the one the state records is stale.
+- A run whose commit is recorded (``runs/<run>/committed``, written right after the swap, or the manifest's
+  ``committed_by``: this one or one of the few after it, which covers a crash between the two) ends with
+  the recorded counts: it writes what is missing of the refresh marker and the completion record and sends
+  nothing; a run whose refresh is older than the one the state records is stale.
+- Once the swap landed, nothing makes the run fail: a store error in the steps after it (the commit and
+  refresh records, the completion record) ends the delivery ``interrupted`` with ``committed`` set, and the
+  next delivery finishes those steps (the worker retries it with backoff; ``export.failed`` never follows
+  a commit).
 - The lease fences every POST and every store write of the run (``worker.run.fence``).
 
 Between 3 and 4, tags this export added that no longer apply are removed (``worker.run.tags``, recorded
@@ -49,7 +55,7 @@ from worker.activecampaign.limiter import RateLimiter
 from worker.activecampaign.limiter_factory import make_limiter
 from worker.activecampaign.readmission import readmitter
 from worker.contacts.fields import resolve_fields
-from worker.contacts.mapping import Mapper
+from worker.contacts.mapping import Mapper, profile_columns
 from worker.contacts.plan import READMIT, REMOVE, Planner, PlanPart, tune_gc
 from worker.contacts.synced import SyncedState
 from worker.events.envelopes import CompletionEvent, completion_event, now_iso
@@ -169,7 +175,7 @@ class Engine:
 
     def pages(self, spec: RunSpec) -> Iterator[Page]:
         return read_pages(spec.snapshot_uri, format=spec.snapshot_format, compression=spec.snapshot_compression,
-                          page_size=self.page_size)
+                          page_size=self.page_size, columns=profile_columns(spec.export), rules=spec.snapshot_rules())
 
     def planner_for(self, spec: RunSpec, mapper: Mapper, synced: SyncedState) -> Planner:
         export = spec.export
@@ -203,6 +209,7 @@ class Engine:
                "attempt": spec.attempt}
         lease: Lease | None = None
         watcher: asyncio.Future[None] | None = None
+        committed = False
         try:
             done = await asyncio.to_thread(book.completed)
             if done is not None:
@@ -222,13 +229,19 @@ class Engine:
             fence = Fence(lease, self.config.worker.request_timeout_seconds)
             book = Runbook(FencedStore(self.store, fence), spec.export.name, spec.run_id, token=fence.token)
             synced, version = await asyncio.to_thread(self.load_synced, book)
-            if synced.committed_by(spec.run_id) is None and await asyncio.to_thread(
-                    book.is_stale, spec.refresh_id, spec.occurred_at, synced.refresh):
+            mine = await asyncio.to_thread(_commit_of, book, synced)
+            if mine is None and await asyncio.to_thread(book.is_stale, spec.refresh_id, spec.occurred_at,
+                                                        synced.refresh):
                 raise RunStale
             log.info("run starting", extra=ctx)
             self.hooks.run_started(spec)
             run_stop, watcher = _stop_on_loss(stop, lease)
-            counts, failures_uri = await self._execute(spec, book, synced, version, run_stop, fence)
+            if mine is not None:  # committed, then stopped before recording completion: the same end
+                counts, failures_uri = mine.counts, mine.failures_uri
+            else:
+                counts, failures_uri = await self._execute(spec, book, synced, version, run_stop, fence)
+            committed = True  # from here on the run has succeeded: a failure only delays its completion record
+            await asyncio.to_thread(self._after_commit, spec, book, Committed(counts, failures_uri))
             # Drift: one request comparing the list with the committed state (worker.run.drift).
             drift = await check_drift(self.client_for(spec.export), self.store, book.keys.synced, spec.export)
             if drift is not None:
@@ -251,6 +264,10 @@ class Engine:
                 log.info("run interrupted at a checkpoint; it resumes from its records", extra=ctx)
             return self._ended(spec, RunResult(None, EXIT_FAILED, interrupted=True, lease_lost=lost), t0)
         except (RunError, SnapshotError, ActiveCampaignError, ConfigError, StateError) as exc:
+            if committed:  # the list and the state are committed: never export.failed; finish later
+                log.warning("run committed, but its completion could not be recorded (%s); the next delivery "
+                            "records it", exc, extra=ctx)
+                return self._ended(spec, RunResult(None, EXIT_FAILED, interrupted=True, committed=True), t0)
             transient = is_transient(exc)
             log.error("run failed%s: %s", " (transient)" if transient else "", exc, extra=ctx)
             event = self._event(spec, "failed", {}, started_at, t0, None,
@@ -288,17 +305,14 @@ class Engine:
         """The four steps: plan (streamed), send and confirm (overlapping), commit; first, when other plans
         were made against the current state, fold them in (``worker.run.settle``)."""
         export = spec.export
-        mine = synced.committed_by(spec.run_id)
-        if mine is not None:  # committed, then stopped before recording completion: the same end
-            await asyncio.to_thread(self._note_refresh, spec, book)
-            return mine.counts, mine.failures_uri
 
         def pages() -> Iterator[Page]:
             return self.pages(spec)
 
+        # Listed before any request: a snapshot its marker or manifest says is unfinished fails here.
+        snapshot = await asyncio.to_thread(snapshot_identity, spec.snapshot_uri, spec.snapshot_rules())
         async with self.client_for(export, fence.may_send) as client:
             mapper = await self.mapper_for(client, export)
-            snapshot = await asyncio.to_thread(snapshot_identity, spec.snapshot_uri)
             shape = shape_of(export, sorted(mapper.resolved.items()), spec.full, self.page_size)
             for _ in range(SETTLE_ROUNDS):
                 key = PlanKey(synced.base, snapshot, shape)
@@ -310,7 +324,7 @@ class Engine:
                     synced, version = await asyncio.to_thread(self.load_synced, book)
                     continue
                 synced, version = await asyncio.to_thread(self.load_synced, book)  # another commit won: again
-                if synced.committed_by(spec.run_id) is None and await asyncio.to_thread(
+                if await asyncio.to_thread(_commit_of, book, synced) is None and await asyncio.to_thread(
                         book.is_stale, spec.refresh_id, spec.occurred_at, synced.refresh):
                     raise RunStale
             else:
@@ -447,9 +461,9 @@ class Engine:
     # ------------------------------------------------------------------------------------ commit
     def _commit(self, spec: RunSpec, book: Runbook, synced: SyncedState, version: str | None,
                 merged: Any) -> tuple[dict[str, int], str]:
-        """Write the failure report, install the new synced state (compare-and-swap; the manifest records the
-        run, its counts and its refresh), note the refresh. The run's records are deleted
-        (``worker.run.commit.tidy``) once its completion is recorded, in ``run``."""
+        """Write the failure report and install the new synced state (compare-and-swap; the manifest records the
+        run, its counts and its refresh). What follows the swap is ``_after_commit``; the run's records are
+        deleted (``worker.run.commit.tidy``) once its completion is recorded, in ``run``."""
         store = book.store
         try:
             failures_uri = merged.report.write(store, book.keys, spec.export.name)
@@ -462,14 +476,16 @@ class Engine:
             raise RunError("concurrent_commit", f"export {spec.export.name}: another run committed the synced "
                                                 f"state while this one ran; it is retried to diff afresh",
                            transient=True)
-        self._note_refresh(spec, book)
         return merged.counts, failures_uri
 
     @staticmethod
-    def _note_refresh(spec: RunSpec, book: Runbook) -> None:
-        """The ``last_refresh`` marker, for workers of versions that do not read the manifest's refresh
-        (idempotent, newest instant wins: repeated on every path that finds the commit done)."""
-        book.record_refresh(spec.refresh_id, spec.occurred_at or now_iso(), spec.snapshot_uri)
+    def _after_commit(spec: RunSpec, book: Runbook, committed: Committed) -> None:
+        """What follows the swap, idempotent and repeated on every path that finds the commit done: the run's
+        ``committed`` record (so it knows it committed after the manifest forgot it) and the ``last_refresh``
+        marker, for workers of versions that do not read the manifest's refresh (newest refresh wins)."""
+        occurred_at = spec.occurred_at or now_iso()
+        book.record_committed(committed, Refresh(spec.refresh_id, occurred_at))
+        book.record_refresh(spec.refresh_id, occurred_at, spec.snapshot_uri)
 
     def _stored_outcome(self, book: Runbook, n: int) -> BatchOutcome:
         outcome = book.final(n)
@@ -492,6 +508,12 @@ class Engine:
 
     async def last_snapshot(self, export: str) -> dict[str, Any] | None:
         return await asyncio.to_thread(Runbook(self.store, export, "-").last_snapshot)
+
+
+def _commit_of(book: Runbook, synced: SyncedState) -> Committed | None:
+    """The run's commit, if it made one: as the manifest remembers it (the last few commits), else as the run
+    recorded it right after its swap (``runs/<run>/committed``)."""
+    return synced.committed_by(book.run_id) or book.committed_record()
 
 
 def manages_tags(export: Export, synced: SyncedState) -> bool:

@@ -7,9 +7,11 @@ were mixed (issue 15): contacts held values in ActiveCampaign that the synced st
 a run could never commit. Now:
 
 - ``PlanKey``: the base (``worker.contacts.synced.base_of``: the committed state's digest), the snapshot's
-  identity (its parts' names, sizes and stamps), and the config that shapes the plan (the export's
-  settings, its resolved custom fields, ``full``, the page size). The plan id is their digest, and the
-  plan's records live under it (``worker.run.runbook``), so two plans never share a record.
+  identity (its parts' names, sizes and stamps), the config that shapes the plan (the export's
+  settings, its resolved custom fields, ``full``, the page size) and ``PLAN_FORMAT``. The plan id is their
+  digest, and the plan's records live under it (``worker.run.runbook``), so two plans never share a record,
+  and a worker of another version never resumes a plan whose records it would read differently: it folds
+  that plan in (``worker.run.settle``) and plans afresh.
 - ``exports/<export>/plans/<run_id>.<plan>`` registers an open plan (``PlanHead``) before its first part is
   written, so the next run of the export finds every plan that may have sent something without listing
   every run's records.
@@ -33,6 +35,10 @@ import orjson
 from worker.run.runbook import RunKeys, plans_prefix
 from worker.state import StateStore
 
+#: The format of a plan's records (parts, batch and tag records) and of the planner's batches. Part of every
+#: plan id: change it with any change to what a plan's records hold or to how the planner cuts batches, so
+#: a worker upgraded mid-run folds the plan in instead of resuming it with another reading of its records.
+PLAN_FORMAT = 2
 #: The plan id of records written before plans had an identity (``runs/<run_id>/plan/``, ``batches/``).
 LEGACY = "legacy"
 
@@ -47,7 +53,9 @@ class PlanKey:
 
     @property
     def id(self) -> str:
-        return hashlib.blake2b(f"{self.base}\0{self.snapshot}\0{self.shape}".encode(), digest_size=8).hexdigest()
+        """The digest of the key and ``PLAN_FORMAT`` (read when asked, so a test can play another version)."""
+        text = f"{PLAN_FORMAT}\0{self.base}\0{self.snapshot}\0{self.shape}"
+        return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 def shape_of(*parts: object) -> str:

@@ -93,7 +93,7 @@ def prune(store: StateStore, exports: list[str], retention_days: float, *, now: 
                 report.kept += 1
                 continue
             if not dry_run:
-                for key in sorted((k for k, _ in records), key=lambda k: (k.endswith("/completed"), k)):
+                for key in sorted((k for k, _ in records), key=lambda k: (k.endswith(("/completed", "/committed")), k)):
                     store.delete(key)
                 for key in registered.get(run_id, ()):
                     store.delete(key)

@@ -16,6 +16,7 @@ Layout under ``exports/<export>/``::
     runs/<run_id>/plans/<plan>/batches/NNNNN.accepted|.final
     runs/<run_id>/plans/<plan>/tags/NNNNN           how far tag removal got, per chunk of contacts (worker.run.tags)
     runs/<run_id>/failures.jsonl|.csv   the failure report
+    runs/<run_id>/committed       the run's commit: its counts, failure report and refresh (right after the swap)
     runs/<run_id>/completed       the completion event (put-if-absent)
     runs/<run_id>/published       the event was confirmed by the broker
 
@@ -30,12 +31,12 @@ import hashlib
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
-from worker.events.instants import is_after
+from worker.events.instants import refresh_after
 from worker.state import StateError
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from worker.contacts.plan import PlanPart
     from worker.events.envelopes import CompletionEvent
     from worker.state import StateStore
-    from worker.syncstate.manifest import Refresh
+    from worker.syncstate.manifest import Committed, Refresh
 
 
 def run_id_for(export: str, refresh_id: str) -> str:
@@ -84,6 +85,7 @@ class RunKeys:
         self.run = f"{self.export}runs/{run_id}/"
         self.synced = f"{self.export}synced"
         self.completed = f"{self.run}completed"
+        self.committed = f"{self.run}committed"
         self.plans = f"{self.run}plans/"
         if plan is None:  # the layout of runs written before plans had an identity
             self.plan, self.batches = f"{self.run}plan/", f"{self.run}batches/"
@@ -148,8 +150,9 @@ def decode_part_header(data: bytes) -> dict[str, Any]:
 
 
 def _newer(known_id: str | None, known_at: str | None, refresh_id: str, occurred_at: str) -> bool:
-    """The known refresh is another one, made after ``occurred_at``."""
-    return known_id != refresh_id and is_after(known_at, occurred_at)
+    """The known refresh is another one that comes after this one (by instant, then by refresh id:
+    ``worker.events.instants.refresh_after``)."""
+    return known_id != refresh_id and refresh_after(known_at, known_id, occurred_at, refresh_id)
 
 
 def _batch_number(key: str) -> int:
@@ -203,6 +206,27 @@ class Runbook:
             return event, True
         recorded = self.completed()
         return (recorded, False) if recorded is not None else (event, True)
+
+    def record_committed(self, committed: Committed, refresh: Refresh | None) -> None:
+        """The run's commit, right after its manifest swap landed (put-if-absent: the first record stays).
+
+        Why, when the manifest records its commit too: the manifest remembers only the last few commits
+        (``RECENT``); a run resumed after more commits than that must still know it committed, or it would be
+        taken for stale (no completion event) or plan again. Kept until retention prunes the run.
+        """
+        rec = {"counts": committed.counts, "failures_uri": committed.failures_uri,
+               "refresh": asdict(refresh) if refresh is not None else None}
+        self.store.put_if_absent(self.keys.committed, orjson.dumps(rec))
+
+    def committed_record(self) -> Committed | None:
+        """The run's commit as ``record_committed`` wrote it, or None."""
+        from worker.syncstate.manifest import Committed
+
+        data = self.store.get(self.keys.committed)
+        if data is None:
+            return None
+        rec = orjson.loads(data)
+        return Committed(dict(rec["counts"]), str(rec["failures_uri"]))
 
     def mark_published(self) -> None:
         self.store.put_if_absent(self.keys.published, b"1")
@@ -300,23 +324,25 @@ class Runbook:
         """Remember the newest refresh synced for this export (stale detection; newest instant wins)."""
         rec = orjson.dumps({"refresh_id": refresh_id, "occurred_at": occurred_at, "run_id": self.run_id,
                             "snapshot": {"uri": snapshot_uri}})
-        self._keep_newest(self.keys.last_refresh, rec, occurred_at)
+        self._keep_newest(self.keys.last_refresh, rec, occurred_at, refresh_id)
 
     def remember_snapshot(self, snapshot: dict[str, Any], refresh_id: str, occurred_at: str) -> None:
         """Keep the segment's newest known snapshot, for ``export.requested`` without one."""
         rec = orjson.dumps({"snapshot": snapshot, "refresh_id": refresh_id, "occurred_at": occurred_at})
-        self._keep_newest(self.keys.last_snapshot, rec, occurred_at)
+        self._keep_newest(self.keys.last_snapshot, rec, occurred_at, refresh_id)
 
     def last_snapshot(self) -> dict[str, Any] | None:
         data = self.store.get(self.keys.last_snapshot)
         return cast(dict[str, Any], orjson.loads(data)) if data else None
 
-    def _keep_newest(self, key: str, rec: bytes, occurred_at: str) -> None:
-        """Compare-and-swap ``rec`` into ``key`` unless the record there is of a later instant."""
+    def _keep_newest(self, key: str, rec: bytes, occurred_at: str, refresh_id: str) -> None:
+        """Compare-and-swap ``rec`` into ``key`` unless the record there is of a later refresh (instant, then id)."""
         for _ in range(8):
             got = self.store.get_versioned(key)
-            if got is not None and is_after(orjson.loads(got[0]).get("occurred_at"), occurred_at):
-                return
+            if got is not None:
+                held = orjson.loads(got[0])
+                if refresh_after(held.get("occurred_at"), held.get("refresh_id"), occurred_at, refresh_id):
+                    return
             if self.store.replace_if_unchanged(key, rec, got[1] if got else None):
                 return
         raise StateError(f"{key}: kept changing under 8 compare-and-swap attempts")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from worker.activecampaign.errors import ActiveCampaignError
 from worker.events.envelopes import CompletionEvent
 from worker.settings import ConfigError, Export
-from worker.snapshot import SnapshotError
+from worker.snapshot import SnapshotError, SnapshotRules
 from worker.state import StateError
 
 EXIT_OK, EXIT_FAILED, EXIT_PARTIAL = 0, 1, 3
@@ -43,6 +43,15 @@ class RunSpec:
     occurred_at: str | None = None  # when upstream refreshed the segment: orders refreshes for staleness
     allow_mass_removal: bool = False  # this run only: the removal guard does not stop it
     attempt: int = 1  # which attempt of a run retried after transient failures (events and logs carry it)
+    snapshot_prefixes: tuple[str, ...] | None = None  # [worker] snapshot_prefixes: where listed files may be
+    #: The service admitted ``snapshot_uri`` (canonical, checked against ``snapshot_prefixes``): the run
+    #: reads exactly that place and fails if a link on its path now leads elsewhere (no check-then-read gap).
+    snapshot_admitted: bool = False
+
+    def snapshot_rules(self) -> SnapshotRules:
+        """What the export and the worker ask of the snapshot beyond its URI (``worker.snapshot.layouts``)."""
+        return SnapshotRules(require_marker=self.export.require_marker, entity=self.export.snapshot_entity,
+                             prefixes=self.snapshot_prefixes, exact=self.snapshot_admitted)
 
 
 @dataclass
@@ -73,6 +82,7 @@ class RunResult:
     transient: bool = False  # failed for a reason a later attempt may not meet (the event is export.failed)
     busy: bool = False  # another run of the export holds its lease: nothing was done, run it again later
     lease_lost: bool = False  # interrupted because the lease was lost (another replica may have taken over)
+    committed: bool = False  # interrupted after its commit: only its completion record is missing (run it again)
 
     @property
     def outcome(self) -> str:
@@ -102,7 +112,7 @@ def error_code(exc: BaseException) -> str:
     if isinstance(exc, RunError):
         return exc.code
     if isinstance(exc, SnapshotError):
-        return "snapshot_unreadable"
+        return exc.code
     if isinstance(exc, StateError):
         return "state_store"
     if isinstance(exc, ConfigError):

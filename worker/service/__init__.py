@@ -1,9 +1,12 @@
 """The long-running worker: request messages in, export runs, completion events out.
 
 - ``worker``: ``segment-export run``, deliveries to runs (validation, leases, continuations, retries,
-  settlement);
+  settlement); ``heartbeat``: an SQS delivery's visibility heartbeat (bounded calls, backoff, watchdog);
 - ``health``: ``/metrics``, ``/healthz``, ``/readyz``; ``metrics``: the Prometheus side, fed by hooks;
-- ``publishing``: one confirmed publish for the command line (``publish``, ``request``).
+- ``publishing``: one confirmed publish for the command line (``publish``, ``request``);
+- ``triggers``: an object a notification announced -> the segment refresh it means (``[segments.ID] triggers``);
+- ``ingress``: ``segment-export ingress``, webhooks in, confirmed publishes to the requests queue out;
+  ``tokens``: its bearer tokens.
 
 May import: ``worker.run``, ``worker.broker``, ``worker.activecampaign``, ``worker.contacts``,
 ``worker.syncstate``, ``worker.snapshot``, ``worker.locations``, ``worker.state``, ``worker.leases``,

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Info
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, Info, generate_latest
 from prometheus_client.core import CounterMetricFamily
 
 from worker import __version__
@@ -28,6 +28,16 @@ EVENTS = Counter("segment_export_events_consumed_total", "Messages consumed from
                  ["type", "outcome"])
 DEAD_LETTERED = Counter("segment_export_dead_lettered_total", "Messages sent to the dead-letter queue",
                         ["reason"])
+NOTIFICATIONS_IGNORED = Counter(
+    "segment_export_notifications_ignored_total",
+    "Objects an upstream notification announced that started no run, acked (never dead-lettered): test_event, "
+    "deleted, not_created, no_trigger (under no segment's triggers), bad_location", ["reason"])
+INGRESS_REQUESTS = Counter(
+    "segment_export_ingress_requests_total",
+    "Requests to the ingress's POST /events (and its handshakes) by outcome: accepted, unauthorized, too_large, "
+    "invalid, unavailable (the broker did not confirm), validation (a webhook handshake)", ["outcome"])
+INGRESS_EVENTS = Counter("segment_export_ingress_events_total",
+                         "Events the ingress published to the requests queue, by kind", ["kind"])
 SETTLE_FAILURES = Counter("segment_export_settle_failures_total",
                           "Deliveries that could not be settled the way the worker tried (ack, requeue, "
                           "dead_letter, defer); the broker redelivers them", ["action"])
@@ -170,6 +180,9 @@ class MetricsHooks(Hooks):
         DEAD_LETTERED.labels(reason_class).inc()
         EVENTS.labels(event_type, "dead_lettered").inc()
 
+    def notification_ignored(self, reason: str) -> None:
+        NOTIFICATIONS_IGNORED.labels(reason).inc()
+
     def settle_failed(self, action: str) -> None:
         SETTLE_FAILURES.labels(action).inc()
 
@@ -223,3 +236,8 @@ def write_run_file(path: str, engine: Engine, event: Mapping[str, Any] | None) -
     if event is not None:
         record_run(event)
     write_to_textfile(os.fspath(path), REGISTRY)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The registry in Prometheus' text format, and its content type (for a /metrics handler)."""
+    return generate_latest(), CONTENT_TYPE_LATEST.split(";")[0]

@@ -27,20 +27,27 @@ def publish_event(config: Config, event: Mapping[str, Any], *, broker_url: str |
     """Validate ``event`` and publish it to the config's requests queue (or events exchange); blocks until
     the broker confirms. ``broker_url`` overrides ``[worker] broker_url``. Raises InvalidEvent (a bug in the
     caller) or PublishError."""
-    from worker.broker import Topology, publish_once, transport_options_for
     from worker.events.schemas import validate_event
 
     validate_event(event)
+    publish_body(config, orjson.dumps(event), str(event["type"]), broker_url=broker_url, to=to)
+
+
+def publish_body(config: Config, body: bytes, event_type: str, *, broker_url: str | None = None,
+                 to: Literal["requests", "events"] = "requests") -> None:
+    """Publish a body the caller validated (an event, a CloudEvent); blocks until confirmed; PublishError."""
+    from worker.broker import Topology, publish_once, transport_options_for
+
     url = broker_url or config.worker.broker_url
     w = config.worker
     topology = Topology(requests_queue=w.requests_queue, events_exchange=w.events_exchange,
                         max_receive_count=w.max_receive_count)
     try:
-        publish_once(url, topology, orjson.dumps(event), to=to, event_type=event["type"],
+        publish_once(url, topology, body, to=to, event_type=event_type,
                      transport_options=transport_options_for(url, **w.broker_options))
     except Exception as exc:
         why = _scrub(f"{type(exc).__name__}: {exc}", url)
-        raise PublishError(f"cannot publish {event['type']} to {masked_url(url)}: {why} (is the broker running and "
+        raise PublishError(f"cannot publish {event_type} to {masked_url(url)}: {why} (is the broker running and "
                            f"reachable? check [worker] broker_url or --broker)") from None
 
 

@@ -14,7 +14,8 @@ held its SQS visibility is extended; after ``max_unacked_seconds`` (or on SIGTER
 at a checkpoint and hands itself on as a continuation (``export.requested`` naming the run id).
 A run whose lease is held elsewhere is put back with a delay; a run that failed transiently
 (ActiveCampaign or storage unreachable) is retried as a delayed continuation with exponential backoff,
-and only its last attempt publishes ``export.failed``.
+and only its last attempt publishes ``export.failed``. A run that committed and could not record its
+completion (the store failed after the swap) never fails: it is retried the same way until it has.
 
 At-least-once everywhere: the run id is derived from export + refresh id, so a redelivered or
 duplicate message finds the run's ``completed`` record and only re-publishes the event if its
@@ -37,8 +38,10 @@ from typing import Any
 import orjson
 
 from worker.broker import BrokerBridge, Delivery, Topology, transport_options_for
-from worker.events.envelopes import ExportRequested, new_id, now_iso, snapshot_ref
-from worker.events.schemas import InvalidEvent, load_validators, parse_event, validate_event
+from worker.events.envelopes import ExportRequested, SnapshotRef, new_id, now_iso
+from worker.events.incoming import read_message
+from worker.events.notifications import Notification
+from worker.events.schemas import InvalidEvent, load_validators, validate_event
 from worker.leases import open_leases
 from worker.locations import LocationError, OutsidePrefixes, Prefixes
 from worker.run.dryrun import dry_run
@@ -48,6 +51,8 @@ from worker.run.runbook import run_id_for
 from worker.run.types import RunResult, RunSpec
 from worker.service import metrics
 from worker.service.health import HealthServer
+from worker.service.heartbeat import VisibilityHeartbeat
+from worker.service.triggers import Refresh, Triggers
 from worker.settings import Config, Export
 from worker.state import open_store
 
@@ -58,7 +63,8 @@ MAX_RETRY_DELAY = 900.0  # seconds: the longest a put-back request waits (SQS's 
 #: Header counting how often a delivery was put back after an unexpected error (dead-lettered past the limit).
 RETRIES_HEADER = "x-segment-export-retries"
 STUCK_CHECK_SECONDS = 5.0
-_KNOWN_TYPES = {"segment.refreshed", "export.requested"}
+NOTIFICATION = "notification"  # the event-type label of upstream notifications (S3, SNS, EventBridge)
+_KNOWN_TYPES = {"segment.refreshed", "export.requested", NOTIFICATION}
 
 
 class Rejected(Exception):
@@ -120,6 +126,7 @@ class Worker:
                                        self.url, **{**w.broker_options, **(transport_options or {})}))
         metrics.set_info(self.bridge.kind)
         self.prefixes = Prefixes.parse(w.snapshot_prefixes)  # normalised once, as every location will be
+        self.triggers = Triggers(config.segments)
         self.max_unacked = w.max_unacked_seconds
         self.grace = w.shutdown_grace_seconds
         self.stopping = asyncio.Event()
@@ -257,15 +264,18 @@ class Worker:
     async def _decide(self, d: Delivery) -> Settlement:
         received = d.received_at
         try:
-            event = parse_event(d.body)
+            message = read_message(d.body)
         except InvalidEvent as exc:
             return Settlement("dead_letter", "invalid", reason=exc.reason, reason_class=exc.reason_class)
-        etype = event["type"]
+        notified = isinstance(message, Notification)
+        etype = NOTIFICATION if isinstance(message, Notification) else str(message["type"])
         try:
-            jobs = await self._jobs(event)
+            jobs = await (self._notified(message) if isinstance(message, Notification) else self._jobs(message))
         except Rejected as exc:
             return Settlement("dead_letter", etype, reason=exc.reason, reason_class=exc.reason_class)
         if not jobs:
+            if notified:
+                return Settlement("ack", etype, outcomes=["ignored"])
             log.info("no export is configured for this segment; acked", extra={"event_type": etype})
             return Settlement("ack", etype, outcomes=["no_export"])
         stop = asyncio.Event()
@@ -274,7 +284,7 @@ class Worker:
             stop.set()
         timer = asyncio.get_running_loop().call_later(
             max(0.0, self.max_unacked * (1 - CHECKPOINT_MARGIN) - (time.monotonic() - received)), stop.set)
-        heartbeat = asyncio.ensure_future(self._heartbeat(d, stop))
+        heartbeat = asyncio.ensure_future(VisibilityHeartbeat(self.bridge, self.hooks, d, stop).run())
         try:
             outcomes = await asyncio.gather(*(self._process(job, stop) for job in jobs), return_exceptions=True)
         finally:
@@ -286,47 +296,6 @@ class Worker:
                 raise outcome
         return Settlement("ack", etype, outcomes=[str(o) for o in outcomes])
 
-    async def _heartbeat(self, d: Delivery, stop: asyncio.Event) -> None:
-        """Keep an SQS delivery invisible to other consumers while it is held (other brokers need nothing).
-
-        It beats every third of the visibility timeout, and survives any error: a failed beat (throttled,
-        a 5xx, access denied, no connection) is logged and counted, and the next one comes after a
-        quarter of that. Once the visibility could not be extended for longer than the timeout (or the
-        broker took the delivery back), another consumer may hold the message and be running the same
-        runs: ``stop`` is set, so they stop sending at a checkpoint and hand themselves on, as after
-        ``max_unacked_seconds``, instead of finishing blind. Beating goes on until the delivery is
-        settled (the run still needs its checkpoint, and SQS may answer again) or taken back.
-        """
-        if self.bridge.kind != "sqs":
-            return
-        timeout = self.bridge.visibility_timeout
-        interval = max(1.0, timeout / 3)
-        extended = d.received_at  # the visibility the receive gave runs from here
-        delay = interval
-        while True:
-            await asyncio.sleep(delay)
-            started = time.monotonic()
-            try:
-                ok, why = await self.bridge.hold(d), "no broker connection, or the delivery is no longer held"
-            except Exception as exc:  # any error: the next beat may work (a dead heartbeat never would)
-                ok, why = False, f"{type(exc).__name__}: {exc}"[:300]
-            if ok:
-                extended, delay = started, interval
-                continue
-            taken = not any(held is d for held, _ in self.bridge.unsettled())
-            lapsed = taken or time.monotonic() - extended >= timeout
-            self.hooks.visibility_not_extended(lapsed)
-            delay = max(0.25, interval / 4)
-            if lapsed and not stop.is_set():
-                log.error("the delivery's visibility could not be extended for %.0f s (visibility timeout %.0f s): "
-                          "another consumer may have taken the message; its runs stop sending at a checkpoint "
-                          "and hand themselves on (%s)", time.monotonic() - extended, timeout, why)
-                stop.set()
-            elif not taken:
-                log.warning("could not extend the delivery's visibility (%s); trying again in %.1f s", why, delay)
-            if taken:  # the broker took it back: no beat can extend it any more
-                return
-
     # ------------------------------------------------------------------------------------ dispatch
     def _admit(self, snap: dict[str, Any]) -> dict[str, Any]:
         """The event's snapshot, with the URI of the location that was checked (what the run reads).
@@ -337,21 +306,65 @@ class Worker:
         """
         try:
             location = self.prefixes.admit(snap["uri"])
-        except OutsidePrefixes as exc:
+        except OutsidePrefixes as exc:  # the prefixes go to our log, never to the publisher's DLQ reason
+            log.warning("snapshot URI outside snapshot_prefixes (%s): %s", exc.detail, exc)
             raise Rejected(str(exc), "forbidden_uri") from None
         except LocationError as exc:
             raise Rejected(f"snapshot URI: {exc}", "bad_uri") from None
         return {**snap, "uri": location.uri}
 
+    async def _refresh_jobs(self, segment: str, snapshot: dict[str, Any], refresh_id: str,
+                            occurred_at: str) -> list[Job]:
+        """A run of every export of ``segment`` on the (admitted) snapshot; the run id follows the refresh id."""
+        jobs = []
+        for export in self.config.exports_for_segment(segment):
+            await self.engine.remember_snapshot(export.name, snapshot, refresh_id, occurred_at)
+            jobs.append(Job(self._spec(export, snapshot, refresh_id, occurred_at, False,
+                                       run_id_for(export.name, refresh_id)), 0))
+        return jobs
+
+    async def _notified(self, notification: Notification) -> list[Job]:
+        """The runs an upstream notification starts: each created object matching a segment's triggers.
+
+        Everything else a bucket announces (the test event sent when a notification is configured, a
+        delete, an object under no trigger) is acked, logged and counted by reason, never dead-lettered:
+        a bucket notification carries unrelated objects. Every snapshot is admitted (``snapshot_prefixes``)
+        before any run starts, so one outside them dead-letters the whole message and runs nothing.
+        """
+        if notification.test_event:
+            self._ignored("test_event", "an S3 test event (sent when a bucket notification is configured)")
+            return []
+        refreshes: list[Refresh] = []
+        for note in notification.objects:
+            if note.action != "created":
+                self._ignored("deleted" if note.action == "deleted" else "not_created",
+                              f"{note.uri[:300]} was not created or not finished ({note.action})")
+                continue
+            try:
+                found = self.triggers.refreshes(note)
+            except LocationError as exc:
+                self._ignored("bad_location", f"the announced object names no place we read: {exc}")
+                continue
+            if not found:
+                self._ignored("no_trigger", f"{note.uri[:300]} matches no segment's triggers")
+            refreshes.extend(found)
+        admitted = [(r, self._admit({"uri": r.snapshot_uri})) for r in refreshes]
+        jobs: list[Job] = []
+        for refresh, snapshot in admitted:
+            log.info("a created object announced a segment refresh", extra={
+                "segment": refresh.segment, "marker": refresh.marker[:300], "snapshot": snapshot["uri"][:300],
+                "refresh_id": refresh.refresh_id, "occurred_at": refresh.occurred_at})
+            jobs += await self._refresh_jobs(refresh.segment, snapshot, refresh.refresh_id, refresh.occurred_at)
+        return jobs
+
+    def _ignored(self, reason: str, what: str) -> None:
+        log.info("notification acked without a run (%s): %s", reason, what)
+        self.hooks.notification_ignored(reason)
+
     async def _jobs(self, event: dict[str, Any]) -> list[Job]:
         if event["type"] == "segment.refreshed":
-            admitted = self._admit(event["snapshot"])
-            jobs = []
-            for export in self.config.exports_for_segment(event["segment"]["id"]):
-                await self.engine.remember_snapshot(export.name, admitted, event["refresh_id"], event["occurred_at"])
-                jobs.append(Job(self._spec(export, admitted, event["refresh_id"], event["occurred_at"], False,
-                                           run_id_for(export.name, event["refresh_id"])), 0))
-            return jobs
+            return await self._refresh_jobs(event["segment"]["id"], self._admit(event["snapshot"]),
+                                            event["refresh_id"], event["occurred_at"])
         if event["type"] == "export.requested":
             named = self.config.exports.get(event["export"])
             if named is None:
@@ -378,12 +391,13 @@ class Worker:
             return [Job(spec, int(event.get("continuation", 0)), bool(event.get("dry_run")))]
         raise Rejected(f"{event['type']} is not a request this worker acts on (it publishes those)", "unknown_type")
 
-    @staticmethod
-    def _spec(export: Export, snap: dict[str, Any], refresh_id: str, occurred_at: str | None, full: bool,
+    def _spec(self, export: Export, snap: dict[str, Any], refresh_id: str, occurred_at: str | None, full: bool,
               run_id: str, *, allow_mass_removal: bool = False, attempt: int = 1) -> RunSpec:
         return RunSpec(export=export, snapshot_uri=snap["uri"], refresh_id=refresh_id, run_id=run_id, full=full,
                        snapshot_format=snap.get("format"), snapshot_compression=snap.get("compression"),
-                       occurred_at=occurred_at, allow_mass_removal=allow_mass_removal, attempt=attempt)
+                       occurred_at=occurred_at, allow_mass_removal=allow_mass_removal, attempt=attempt,
+                       snapshot_prefixes=self.config.worker.snapshot_prefixes,
+                       snapshot_admitted=True)  # every snapshot here went through _admit
 
     # ------------------------------------------------------------------------------------ runs
     async def _process(self, job: Job, stop: asyncio.Event) -> str:
@@ -425,6 +439,10 @@ class Worker:
             self.hooks.lease_busy(spec.export.name)
             await self._continue(job, delay=max(1.0, w.lease_seconds / 2))
             return "lease_busy"
+        if result.committed:  # committed, its completion not recorded (the store failed): finish it later
+            await self._continue(job, delay=backoff_delay(w.run_retry_base_seconds, spec.attempt),
+                                 attempt=spec.attempt + 1)
+            return "continued"
         if result.interrupted:
             await self._continue(job, delay=w.lease_seconds if result.lease_lost else 0.0)
             return "continued"
@@ -454,7 +472,11 @@ class Worker:
     async def _continue(self, job: Job, *, delay: float = 0.0, attempt: int | None = None) -> None:
         """Hand the run on: a request naming the run id, so the next worker resumes from its records."""
         spec = job.spec
-        snapshot = snapshot_ref(spec.snapshot_uri, spec.snapshot_format, spec.snapshot_compression)
+        snapshot: SnapshotRef = {"uri": spec.snapshot_uri}  # the format only when the run was given one
+        if spec.snapshot_format in ("jsonl", "csv"):
+            snapshot["format"] = "csv" if spec.snapshot_format == "csv" else "jsonl"
+        if spec.snapshot_compression in ("none", "gzip"):
+            snapshot["compression"] = "gzip" if spec.snapshot_compression == "gzip" else "none"
         msg: ExportRequested = {
             "type": "export.requested", "version": 1, "id": new_id(), "occurred_at": now_iso(),
             "export": spec.export.name, "full": spec.full, "run_id": spec.run_id, "refresh_id": spec.refresh_id,

@@ -21,6 +21,8 @@ from worker.settings.model import (
     ContactMapping,
     Export,
     FieldMapping,
+    IngressSettings,
+    Segment,
     WorkerSettings,
 )
 from worker.settings.spec import ConfigError
@@ -34,6 +36,8 @@ __all__ = [
     "ContactMapping",
     "Export",
     "FieldMapping",
+    "IngressSettings",
+    "Segment",
     "WorkerSettings",
     "load_config",
     "parse_config",

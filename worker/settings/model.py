@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from worker.locations import LocationError, locate
+from worker.locations import LocationError, compile_glob, locate
 from worker.privacy.secret import Secret
 from worker.settings.rules import (
     DATE_FORMAT_PATTERN,
@@ -61,6 +61,16 @@ def _snapshot_prefixes(value: tuple[str, ...], path: str) -> tuple[str, ...]:
     for i, prefix in enumerate(value):
         try:
             locate(prefix)
+        except LocationError as exc:
+            raise ConfigError(f"{path}[{i}]: {exc}") from None
+    return value
+
+
+def _triggers(value: tuple[str, ...], path: str) -> tuple[str, ...]:
+    """Each trigger must compile, by the same glob rules the worker matches notifications with."""
+    for i, pattern in enumerate(value):
+        try:
+            compile_glob(pattern)
         except LocationError as exc:
             raise ConfigError(f"{path}[{i}]: {exc}") from None
     return value
@@ -316,6 +326,13 @@ class Export(Table):
         "subscribed count to equal the export's (not only to be no smaller), and verify reports subscribed "
         "contacts the export never sent (--repair has the next run unsubscribe them, behind the removal "
         "guard)."))
+    require_marker: bool = field(default=False, metadata=key(
+        "Refuse a snapshot that does not show it is whole (snapshot_incomplete, before anything is read or "
+        "sent): a folder needs the _SUCCESS marker its job writes when it commits; a manifest or a CDM "
+        "model.json is its own marker; a single file is refused."))
+    snapshot_entity: str | None = field(default=None, metadata=key(
+        "The entity to read when the snapshot is a CDM model.json holding several (by its name).",
+        min_length=1, example='snapshot_entity = "VipCustomers"'))
     remove_tags: bool = field(default=True, metadata=key(
         "Remove the tags this export added once they no longer apply: a leaver loses them, a contact whose "
         "tag_field no longer holds a value loses that tag. Tags others added are never touched. Removal "
@@ -326,6 +343,55 @@ class Export(Table):
         if "tag_separator" in given and "tag_field" not in given:
             raise ConfigError(f"{where}.tag_separator: only means something with tag_field; add tag_field "
                               f"or remove tag_separator")
+
+
+# ------------------------------------------------------------------------------------------- ingress
+@dataclass(frozen=True)
+class IngressSettings(Table):
+    """Settings of the HTTP ingress (segment-export ingress): webhooks in, the requests queue out.
+
+    Callers authenticate with a bearer token; tokens come from the environment variable ``tokens_env``
+    and/or the file ``tokens_file`` (one or more, separated by whitespace or commas: several for
+    rotation). The file is read again when it changes, so a mounted secret rotates without a restart.
+    """
+
+    DEF_NAME = "ingress"
+
+    port: int = field(default=8080, metadata=key(
+        "Port of POST /events, /metrics and /healthz.", minimum=1, maximum=65535))
+    tokens_env: str | None = field(default="SEGMENT_EXPORT_INGRESS_TOKENS", metadata=key(
+        "Environment variable holding the accepted bearer tokens (whitespace or comma separated).", min_length=1))
+    tokens_file: str | None = field(default=None, metadata=key(
+        "A file holding accepted bearer tokens (e.g. a mounted Kubernetes secret), re-read when it changes.",
+        min_length=1))
+    max_body_bytes: int = field(default=1_048_576, metadata=key(
+        "Largest request body accepted (413 above it); Event Grid batches are at most 1 MiB.",
+        minimum=1024, maximum=16_777_216))
+    webhook_origins: tuple[str, ...] = field(default=("eventgrid.azure.net",), metadata=key(
+        "Origins allowed by the CloudEvents webhook handshake (OPTIONS with WebHook-Request-Origin).",
+        min_length=1))
+    publish_timeout_seconds: float = field(default=10.0, metadata=key(
+        "How long a request waits for the broker to confirm before it is answered 503.", exclusive_minimum=0))
+
+
+# ------------------------------------------------------------------------------------------- segments
+@dataclass(frozen=True)
+class Segment(Table):
+    """A segment's settings: which written objects announce its refresh (its exports name it by ``segment``).
+
+    ``triggers`` are globs on the decoded location of an object an S3 event notification announces
+    (``*`` within one folder, ``**`` across folders); a created object that matches starts a run of every
+    export of the segment, reading the snapshot the object marks: its folder for a marker whose name
+    starts with ``_`` (``_SUCCESS``), else the object itself (a manifest, a ``model.json``, one file).
+    """
+
+    DEF_NAME = "segment"
+
+    name: str
+    triggers: tuple[str, ...] = field(default=(), metadata=key(
+        "Globs on the decoded location of objects whose creation announces a refresh of this segment, e.g. "
+        "[\"s3://cdp-exports/vip/*/_SUCCESS\"]: * stays within one folder, ** crosses folders.", min_length=1,
+        check=_triggers, example='triggers = ["s3://cdp-exports/vip/*/_SUCCESS"]'))
 
 
 # ------------------------------------------------------------------------------------------- the file
@@ -339,6 +405,10 @@ class Config(Table):
         "ActiveCampaign accounts, one table per connection: [connections.NAME]."))
     exports: dict[str, Export] = field(default_factory=dict, metadata=key(
         "Exports, one table per export: [exports.NAME] (segment -> connection + list)."))
+    segments: dict[str, Segment] = field(default_factory=dict, metadata=key(
+        "Segments, one table per segment id: [segments.ID], with the triggers that announce its refresh."))
+    ingress: IngressSettings = field(default_factory=IngressSettings, metadata=key(
+        "Settings of the HTTP ingress (segment-export ingress)."))
     path: str = ""
 
     def check(self, given: frozenset[str], where: str) -> None:
@@ -353,6 +423,12 @@ class Config(Table):
             if export.owner_role not in conn.usable_by:
                 raise ConfigError(f"{at}.owner_role: {export.owner_role!r} may not use connection {conn.name!r} "
                                   f"(usable_by = {list(conn.usable_by)}); add it to usable_by or change owner_role")
+        for segment in self.segments.values():
+            if segment.triggers and not self.exports_for_segment(segment.name):
+                known = ", ".join(sorted({e.segment for e in self.exports.values()})) or "none"
+                raise ConfigError(f"segments.{segment.name}.triggers: no export has segment = {segment.name!r}, so "
+                                  f"a trigger would start nothing (segments of the exports: {known}); fix the "
+                                  f"table's name or add the export")
 
     def exports_for_segment(self, segment: str) -> list[Export]:
         return [e for e in self.exports.values() if e.segment == segment]

@@ -1,4 +1,5 @@
-"""Streaming snapshot readers: JSON Lines or CSV, plain or gzip, one file or a folder of parts.
+"""Streaming snapshot readers: JSON Lines, CSV (plain or gzip) or Parquet; a file, a folder of parts, a
+job's ``_SUCCESS`` marker, a Redshift UNLOAD manifest or a CDM model.json (``layouts``).
 
 Usage::
 
@@ -15,12 +16,13 @@ Memory stays at about one parsed 256 KiB chunk plus one page, whatever the snaps
 Locations are decided by ``worker.locations.locate`` (the one function that says what a location
 means); every reader lists and opens only what it returned.
 
-May import: ``worker.locations``, ``worker.clients``.
+May import: ``worker.locations``, ``worker.clients``, ``worker.privacy`` (no email, no credential in an error).
 """
 
 from worker.snapshot.columns import with_column
 from worker.snapshot.errors import SnapshotError
+from worker.snapshot.layouts import SnapshotRules
 from worker.snapshot.page import Page
 from worker.snapshot.reader import read_pages, snapshot_identity
 
-__all__ = ["Page", "SnapshotError", "read_pages", "snapshot_identity", "with_column"]
+__all__ = ["Page", "SnapshotError", "SnapshotRules", "read_pages", "snapshot_identity", "with_column"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Iterator
 
+from worker.privacy.masking import EMAIL_RE, mask_text
 from worker.snapshot.errors import SnapshotError
 from worker.snapshot.page import Page
 
@@ -32,8 +33,13 @@ def with_column(pages: Iterable[Page], column: str, setting: str) -> Iterator[Pa
 
 
 def missing_column_message(source: str, columns: tuple[str, ...], column: str, setting: str) -> str:
-    """Which columns the header has, and whether another delimiter or another spelling would fit."""
-    shown = ", ".join(repr(c) for c in columns[:12]) + (", ..." if len(columns) > 12 else "")
+    """Which columns the header has, and whether another delimiter or another spelling would fit.
+
+    The message goes into ``export.failed``, so no header text that may be a person's data leaves as is:
+    emails are masked, long names cut, and a header holding an email is named for what it likely is, a
+    file without a header whose first row was taken for one.
+    """
+    shown = ", ".join(repr(_cut(mask_text(c))) for c in columns[:12]) + (", ..." if len(columns) > 12 else "")
     hint = ""
     line = ",".join(columns)
     for delimiter, name in _OTHER_DELIMITERS.items():
@@ -46,5 +52,13 @@ def missing_column_message(source: str, columns: tuple[str, ...], column: str, s
         alike = [c for c in columns if c.strip().lower() == column.lower()]
         if alike:
             hint = f"; {alike[0]!r} differs only in case: fix {setting} or the export"
-    return (f"snapshot {source} has no column {column!r} ({setting}); its header has {len(columns)} "
+    if not hint and any(EMAIL_RE.search(c) for c in columns):  # a member's row: none of it is shown
+        return (f"snapshot {source} has no column {column!r} ({setting}); line 1, read as the header, holds "
+                f"{len(columns)} value(s) and an email address, so it is a row: the file has no header line "
+                "(export it with one)")
+    return (f"snapshot {source} has no column {column!r} ({setting}); its header (line 1) has {len(columns)} "
             f"column(s): {shown}{hint}")
+
+
+def _cut(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from worker.privacy.masking import mask_text
 from worker.snapshot.errors import SnapshotError
 from worker.snapshot.page import Page
 from worker.snapshot.parts import ReadableStream
@@ -74,35 +75,38 @@ def _decode(block: bytes, first: bool) -> io.StringIO:
     return io.StringIO(text.removeprefix("\ufeff") if first else text, newline="")
 
 
-def csv_pages(stream: ReadableStream, source: str, page_size: int) -> Iterator[Page]:
+def csv_pages(stream: ReadableStream, source: str, page_size: int, *, header: tuple[str, ...] | None = None,
+              delimiter: str = ",") -> Iterator[Page]:
     """Pages of (line, {column: value}); the first line where the part is not well-formed CSV raises.
 
     Header names are stripped of surrounding spaces (``email, name`` is a common export quirk); values
-    are kept as they are, an empty value as ''. Blank lines are skipped.
+    are kept as they are, an empty value as ''. Blank lines are skipped. ``header``: the column names of
+    a part without a header row (a CDM partition), whose first line is then data.
     """
-    reader = csv.reader(itertools.chain.from_iterable(_blocks(stream)), strict=True)
-    header: list[str] | None = None
-    columns: tuple[str, ...] | None = None
-    width = 0
+    reader = csv.reader(itertools.chain.from_iterable(_blocks(stream)), strict=True, delimiter=delimiter)
+    names: list[str] | None = list(header) if header is not None else None
+    columns: tuple[str, ...] | None = header
+    width = len(header) if header is not None else 0
     rows: list[tuple[int, dict[str, Any]]] = []
     last = 0  # line_num after the previous row: the next row starts on the line after it
     try:
         for fields in reader:
             start, last = last + 1, reader.line_num
-            if len(fields) == width and header is not None:
-                rows.append((start, dict(zip(header, fields, strict=True))))
+            if len(fields) == width and names is not None:
+                rows.append((start, dict(zip(names, fields, strict=True))))
                 if len(rows) >= page_size:
                     yield Page(source, rows, columns)
                     rows = []
             elif not fields:
                 continue
-            elif header is None:
-                header = _header(fields, source)
-                columns, width = tuple(header), len(header)
+            elif names is None:
+                names = _header(fields, source)
+                columns, width = tuple(names), len(names)
             else:
+                has = "the header has" if header is None else "model.json declares"
                 raise SnapshotError(
-                    f"snapshot {source} is not well-formed CSV: line {start} has {len(fields)} fields where the "
-                    f"header has {width} (a stray delimiter or quote; fix the row or re-export the snapshot)")
+                    f"snapshot {source} is not well-formed CSV: line {start} has {len(fields)} fields where {has} "
+                    f"{width} (a stray delimiter or quote; fix the row or re-export the snapshot)")
     except csv.Error as exc:
         raise SnapshotError(_csv_message(source, str(exc), last + 1, reader.line_num)) from None
     except _BadBytes as exc:
@@ -139,6 +143,7 @@ def _header(fields: list[str], source: str) -> list[str]:
     seen: set[str] = set()
     for name in names:
         if name in seen:
-            raise SnapshotError(f"snapshot {source} has the column {name!r} twice in its header (rename one)")
+            raise SnapshotError(f"snapshot {source} has the column {mask_text(name)[:60]!r} twice in its header "
+                                "(line 1; rename one)")
         seen.add(name)
     return names

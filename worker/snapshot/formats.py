@@ -1,4 +1,8 @@
-"""Which files are snapshot parts, and how to parse one: format and compression by name or argument."""
+"""Which files are snapshot parts, and how to parse one: format and compression by name or argument.
+
+Parquet carries its own compression (per column chunk, inside the file), so a Parquet part is never
+opened through the gzip sniffing stream; its ``compression`` is whatever was asked and is not used.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +10,19 @@ from typing import Literal
 
 from worker.snapshot.errors import SnapshotError
 
-Format = Literal["jsonl", "csv"]
+Format = Literal["jsonl", "csv", "parquet"]
 Compression = Literal["gzip", "none", "sniff"]
 """'gzip' and 'none' are demanded (and checked against the data); 'sniff' decides from the data."""
 
-PART_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz", ".csv", ".csv.gz")
-FORMATS = ("jsonl", "csv")
+PART_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz", ".csv", ".csv.gz", ".parquet")
+FORMATS = ("jsonl", "csv", "parquet")
 COMPRESSIONS = ("none", "gzip")
 
 
 def check_arguments(format: str | None, compression: str | None) -> None:
     """Reject an unknown format or compression before any I/O, naming the allowed values."""
     if format is not None and format not in FORMATS:
-        raise SnapshotError(f"unknown snapshot format {format!r} (use 'jsonl' or 'csv', or omit it)")
+        raise SnapshotError(f"unknown snapshot format {format!r} (use 'jsonl', 'csv' or 'parquet', or omit it)")
     if compression is not None and compression not in COMPRESSIONS:
         raise SnapshotError(
             f"unknown snapshot compression {compression!r} (use 'gzip' or 'none', or omit it)"
@@ -38,14 +42,17 @@ def format_of(name: str, source: str, explicit: str | None) -> Format:
     """The explicit format, else the one the name's suffix implies."""
     if explicit is not None:
         return explicit  # type: ignore[return-value]  # checked by check_arguments
-    lowered = name.lower().removesuffix(".gz")
+    lowered = name.lower()
+    if lowered.endswith(".parquet"):  # Spark names them part-00000-<uuid>-c000.snappy.parquet (or .gz.parquet)
+        return "parquet"
+    lowered = lowered.removesuffix(".gz")
     if lowered.endswith((".jsonl", ".ndjson")):
         return "jsonl"
     if lowered.endswith(".csv"):
         return "csv"
     raise SnapshotError(
         f"cannot tell the format of snapshot {source} from its name "
-        "(name it .jsonl/.ndjson/.csv, optionally .gz, or pass format='jsonl' or 'csv')"
+        "(name it .jsonl/.ndjson/.csv, optionally .gz, or .parquet, or pass format='jsonl', 'csv' or 'parquet')"
     )
 
 

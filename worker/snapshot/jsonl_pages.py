@@ -10,15 +10,25 @@ Why chunks split in bytes rather than ``for line in file``: the engine's whole p
 ``bytes.split`` and parsing each chunk's lines in one comprehension of ``orjson.loads`` leaves one C
 call per row and almost no Python work; memory stays at one parsed chunk plus one page whatever the
 file's size.
+
+Two things orjson does quietly that a snapshot must not: a key twice in one object keeps the last value
+(which email is meant?), and an integer past 64 bits becomes a float, rounding an id like
+``123456789012345678901234`` to ``1.2345678901234569e+23``. Both are caught without a second parse of
+every line: colons outside strings are exactly the keys written, so a line whose colon count (less the
+colons inside its parsed strings) differs from its parsed key count had a key twice; an integer of 19
+digits or more shows as a run of 19 digits in the bytes. Only such lines are parsed again, by the
+standard library (exact integers, every key seen); a key twice fails the part naming the line and the key.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import orjson
 
+from worker.privacy.masking import mask_text
 from worker.snapshot.errors import SnapshotError
 from worker.snapshot.page import Page
 from worker.snapshot.parts import ReadableStream
@@ -30,6 +40,16 @@ _DecodeError = orjson.JSONDecodeError
 _DICT_ONLY = frozenset({dict})
 _JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
 _BLANK = b" \t\r"  # JSON whitespace without the line feed that ended the line
+#: bytes.translate table: digits stay '0', anything else becomes ' ', so a run of digits is a run of '0'.
+_DIGITS = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))
+#: orjson reads integers in [-2**63, 2**64) exactly; one of 19 digits or more may not fit and becomes a float.
+_LONG_NUMBER = b"0" * 19
+
+
+class _TwiceInOneObject(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
 
 
 def line_batches(stream: ReadableStream, chunk_size: int = CHUNK_SIZE) -> Iterator[list[bytes]]:
@@ -77,6 +97,7 @@ def jsonl_pages(stream: ReadableStream, source: str, page_size: int) -> Iterator
         except _DecodeError:
             values = None
         if values is not None and set(map(type, values)) <= _DICT_ONLY:
+            _exact(lines, values, number, source)
             rows.extend(zip(range(number + 1, number + 1 + len(lines)), values, strict=True))
         else:
             _parse_one_by_one(lines, number, rows, source)
@@ -105,4 +126,67 @@ def _parse_one_by_one(lines: list[bytes], number: int, rows: list[tuple[int, dic
             raise SnapshotError(f"snapshot {source} is not JSON Lines of profiles: line {number} is "
                                 f"{_JSON_TYPES.get(type(value), 'null')}, not an object; fix or re-export the "
                                 "snapshot (one JSON object per line)")
-        rows.append((number, value))
+        rows.append((number, _checked(line, value, number, source, _LONG_NUMBER in line.translate(_DIGITS))))
+
+
+def _exact(lines: list[bytes], values: list[Any], number: int, source: str) -> None:
+    """Replace in ``values`` what orjson may have read loosely (module docstring); raise for a key twice."""
+    long_numbers = _LONG_NUMBER in b"\n".join(lines).translate(_DIGITS)
+    for i, (line, value) in enumerate(zip(lines, values, strict=True)):
+        if line.count(b":") != len(value) or long_numbers:
+            values[i] = _checked(line, value, number + i + 1, source,
+                                 long_numbers and _LONG_NUMBER in line.translate(_DIGITS))
+
+
+def _checked(line: bytes, value: dict[str, Any], number: int, source: str, long_number: bool) -> dict[str, Any]:
+    """``value`` if orjson read ``line`` exactly; else the standard library's exact reading of it."""
+    if not long_number and b"\\u" not in line:
+        separators = line.count(b":")
+        for key, item in value.items():  # the common case inline: a flat object, colons in text values
+            if ":" in key:
+                separators -= key.count(":")
+            if item.__class__ is str:
+                if ":" in item:
+                    separators -= item.count(":")
+            elif item.__class__ is dict or item.__class__ is list:
+                separators = line.count(b":") - _colons(value) - _keys(value) + len(value)
+                break
+        if separators == len(value):
+            return value
+    try:
+        exact: dict[str, Any] = json.loads(line, object_pairs_hook=_once)
+    except _TwiceInOneObject as exc:
+        raise SnapshotError(
+            f"snapshot {source} is not JSON Lines of profiles: line {number} has the key "
+            f"{mask_text(exc.key)[:60]!r} twice in one object, so which value is meant is unclear; fix or re-export "
+            "the snapshot (each key once per object)") from None
+    return exact
+
+
+def _once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _TwiceInOneObject(key)
+        found[key] = value
+    return found
+
+
+def _keys(value: Any) -> int:
+    """Keys in ``value``, nested objects included."""
+    if value.__class__ is dict:
+        return len(value) + sum(_keys(v) for v in value.values() if v.__class__ in (dict, list))
+    if value.__class__ is list:
+        return sum(_keys(v) for v in value if v.__class__ in (dict, list))
+    return 0
+
+
+def _colons(value: Any) -> int:
+    """Colons inside the strings (keys and values) of ``value``: the ones that are not key separators."""
+    if value.__class__ is str:
+        return value.count(":")
+    if value.__class__ is dict:
+        return sum(k.count(":") for k in value) + sum(_colons(v) for v in value.values())
+    if value.__class__ is list:
+        return sum(_colons(v) for v in value)
+    return 0

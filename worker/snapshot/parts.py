@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -34,3 +35,14 @@ class Part:
     """Opens a fresh binary stream of the stored bytes; raises SnapshotError."""
     read_errors: tuple[type[BaseException], ...]
     """Transport exceptions that reading the stream may raise; turned into SnapshotError."""
+    open_seekable: Callable[[], io.RawIOBase]
+    """Opens the stored bytes as a seekable file (Parquet: footer first, then only the mapped columns);
+    on S3 each read is a ranged GET of the listed version, so nothing is buffered whole."""
+    format: str | None = None
+    """The format the snapshot's own description gives (a CDM model.json: csv), over suffix and argument."""
+    header: tuple[str, ...] | None = None
+    """CSV without a header row: the column names (a CDM entity's attributes); None: the first row."""
+    delimiter: str = ","
+    """CSV: the field delimiter (a CDM partition's ``fileFormatSettings.delimiter``)."""
+    records: int | None = None
+    """How many rows the part holds according to a manifest (checked once it is read); None: not said."""

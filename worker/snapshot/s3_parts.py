@@ -16,6 +16,7 @@ from worker.snapshot.errors import SnapshotError
 from worker.snapshot.formats import is_part_name
 from worker.snapshot.local_parts import empty_folder_message
 from worker.snapshot.parts import Part, ReadableStream
+from worker.snapshot.ranged import RangedObject
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 
@@ -69,7 +70,10 @@ def _part(location: Location, size: int, etag: str) -> Part:
         except (ClientError, BotoCoreError) as exc:
             raise _s3_error(exc, uri, bucket) from exc
 
-    return Part(location.segments[-1], uri, size, etag, open_object, _read_errors())
+    def open_ranged() -> RangedObject:
+        return RangedObject(s3_client(), bucket, key, etag, size, lambda exc: _s3_error(exc, uri, bucket))
+
+    return Part(location.segments[-1], uri, size, etag, open_object, _read_errors(), open_ranged)
 
 
 def _list_level(client: Any, folder: Location) -> tuple[list[Part], list[str]]:
@@ -127,3 +131,42 @@ def list_s3_parts(location: Location) -> list[Part]:
     if not parts:
         raise SnapshotError(empty_folder_message(uri, others))
     return parts
+
+
+def s3_object_part(location: Location) -> Part:
+    """The object at ``location`` (a file a manifest or model.json lists); SnapshotError if there is none."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        head = s3_client().head_object(Bucket=location.root, Key=location.key)
+    except (ClientError, BotoCoreError) as exc:
+        raise _s3_error(exc, location.uri, location.root) from exc
+    return _part(location, head["ContentLength"], head["ETag"])
+
+
+def s3_object_exists(location: Location) -> bool:
+    """An object is at ``location`` (a ``_SUCCESS`` marker)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        s3_client().head_object(Bucket=location.root, Key=location.key)
+    except ClientError as exc:
+        if str(exc.response.get("Error", {}).get("Code")) in _NOT_FOUND:
+            return False
+        raise _s3_error(exc, location.uri, location.root) from exc
+    except BotoCoreError as exc:
+        raise _s3_error(exc, location.uri, location.root) from exc
+    return True
+
+
+def read_s3_document(location: Location, limit: int) -> bytes:
+    """The bytes of a small object that describes a snapshot (a manifest, a model.json), at most ``limit``."""
+    from botocore.exceptions import ClientError
+
+    try:
+        data: bytes = s3_client().get_object(Bucket=location.root, Key=location.key)["Body"].read(limit + 1)
+    except (ClientError, *_read_errors()) as exc:
+        raise _s3_error(exc, location.uri, location.root) from exc
+    if len(data) > limit:
+        raise SnapshotError(f"snapshot {location.uri} is over {limit >> 20} MiB, too big for a manifest or model.json")
+    return data

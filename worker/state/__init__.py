@@ -9,7 +9,7 @@ Two backends with one contract (get, put, put-if-absent, compare-and-swap, list,
 modification times (retention), delete): a folder for one host, S3 for many. A conditional write whose
 answer was lost is resolved by reading back, in ``StateStore`` itself, for every backend.
 
-May import: ``worker.clients``.
+May import: ``worker.clients``, ``worker.privacy`` (credentials masked in the URLs its messages show).
 """
 
 from worker.state.errors import StateError, WriteUnanswered

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 
+from worker.privacy.masking import mask_credentials
 from worker.state.errors import StateError
 from worker.state.file_store import FileStore
 from worker.state.s3_store import S3Store
@@ -31,18 +32,18 @@ def open_store(url: str) -> StateStore:
         if rest.startswith("localhost/"):
             rest = rest.removeprefix("localhost")
         if not rest:
-            raise StateError(f"state_url {url!r} names no folder (use file://./state or file:///abs/dir)")
+            raise StateError(f"state_url {mask_credentials(url)!r} names no folder (use file://./state or file:///abs/dir)")
         if not rest.startswith(("/", "./", "../")) and rest not in (".", ".."):
             raise StateError(
-                f"state_url {url!r} names a remote host (use file:///abs/dir or file://./relative/dir)"
+                f"state_url {mask_credentials(url)!r} names a remote host (use file:///abs/dir or file://./relative/dir)"
             )
         return FileStore(os.path.abspath(rest))
     if scheme == "s3":
         bucket, _, prefix = rest.partition("/")
         if not _BUCKET.match(bucket):
-            raise StateError(f"state_url {url!r}: {bucket!r} is not a valid S3 bucket name (s3://bucket/prefix)")
+            raise StateError(f"state_url {mask_credentials(url)!r}: {bucket!r} is not a valid S3 bucket name (s3://bucket/prefix)")
         try:
             return S3Store(bucket, prefix)
         except ValueError as exc:
-            raise StateError(f"state_url {url!r}: {exc}") from exc
-    raise StateError(f"state_url {url!r} has unsupported scheme {scheme!r} (use file:// or s3://)")
+            raise StateError(f"state_url {mask_credentials(url)!r}: {exc}") from exc
+    raise StateError(f"state_url {mask_credentials(url)!r} has unsupported scheme {scheme!r} (use file:// or s3://)")

@@ -182,7 +182,8 @@ def test_a_csv_header_without_the_email_column_fails_naming_its_columns(
     rc, event, _ = cli(capsys, "sync", "--config", config, "--export", "vip", "--snapshot", snap)
     assert rc == 1 and event["error"]["code"] == "snapshot_unreadable"
     message = event["error"]["message"]
-    assert "has no column 'EmailAddress' (exports.vip.mapping.email); its header has" in message and hint in message
+    assert "has no column 'EmailAddress' (exports.vip.mapping.email); its header (line 1) has" in message
+    assert hint in message
     assert writes(sim, seen) == [] and sim.client.members(3) == members
 
 

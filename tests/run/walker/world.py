@@ -8,7 +8,8 @@ delivery; a fault aimed at one step of it either kills it just before that step 
 the store, ActiveCampaign or the broker: every later write is refused) or performs the step and loses its
 answer on the wire: a store write lands and its caller hears nothing (a conditional write is then resolved by
 the store layer), an ActiveCampaign request is processed by the simulator and its answer never arrives (the
-client retries), a publish goes out and its confirm is lost (the delivery is handed back).
+client retries), a publish goes out and its confirm is lost (the delivery is handed back); or, for a store
+write, makes the store fail it (StateError, nothing written: S3 down for that request).
 
 What is real: ``Engine.run`` and everything below it; ``FileStore`` / ``S3Store`` (moto over HTTP) under a
 thin wrapper that counts writes and injects the fault; the simulator over HTTP, with the fault injected in
@@ -129,6 +130,7 @@ class Competitor(Enum):
 class FaultKind(Enum):
     CRASH = "crash before"
     LOSE = "lose the reply"
+    FAIL = "store fails"  # store steps only: the store answers with an error (StateError), nothing written
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,7 @@ class Act(Enum):
     GO = "go"
     CRASH = "crash"
     LOSE = "lose"
+    FAIL = "fail"
 
 
 @dataclass
@@ -216,6 +219,8 @@ class Process:
             self.faulted = step
             if fault.kind is FaultKind.LOSE:
                 return Act.LOSE
+            if fault.kind is FaultKind.FAIL:
+                return Act.FAIL
             self.dead = True
         if self.task is not None and self.loop is not None:
             self.loop.call_soon_threadsafe(self.task.cancel)
@@ -241,6 +246,8 @@ class WalkStore(StateStore):
         act = self.process.step("store", store_label(op, key))
         if act is Act.CRASH:
             raise Crash(f"crashed before {op} {key}")
+        if act is Act.FAIL:  # the store is down for this one request: an error, nothing written
+            raise StateError(f"cannot {op} {key}: the store failed (walk fault)")
         return act
 
     def _planned(self, key: str, data: bytes, written: bool) -> None:
@@ -457,6 +464,7 @@ class World:
         self.planned: dict[tuple[str, int], list[str]] = {}  # (plan records' prefix, batch) -> its emails
         self.accepted: set[tuple[str, int]] = set()  # (plan records' prefix, batch) with an accepted record
         self.exchanges: list[Exchange] = []  # every ActiveCampaign request, in the order it was made
+        self.failed_after_commit: list[str] = []  # runs that ended export.failed once their commit had landed
 
     def spec(self, refresh: Refresh, run_id: str | None = None) -> RunSpec:
         refresh_id = self.tag + refresh.name
@@ -484,6 +492,8 @@ class World:
                 return self._ended(spec, "crashed")
             if p.dead:
                 return self._ended(spec, "crashed")
+            if result.event is not None and result.event["status"] == "failed" and self._committed(spec.run_id):
+                self.failed_after_commit.append(spec.run_id)  # the worker's last attempt would publish it
             if result.busy or result.interrupted or (result.event is not None and result.transient):
                 return self._ended(spec, "again")
             if result.stale:
@@ -511,6 +521,14 @@ class World:
         finally:
             with contextlib.suppress(Exception, Crash):
                 await engine.aclose()
+
+    def _committed(self, run_id: str) -> bool:
+        """The synced state (or the run's own record) says ``run_id`` committed."""
+        from worker.contacts.synced import SyncedState
+
+        manifest = SyncedState.load(self.store, f"exports/{EXPORT}/synced")[0].manifest
+        return (manifest is not None and manifest.committed_by(run_id) is not None) or \
+            self.store.get(f"exports/{EXPORT}/runs/{run_id}/committed") is not None
 
     def _ended(self, spec: RunSpec, how: str) -> str:
         self.outcomes.setdefault(spec.run_id, []).append(how)

@@ -1,0 +1,73 @@
+"""``segment-export ingress`` as a process: refuses to start without a token (exit 2, naming where to put one),
+serves until SIGTERM (exit 0), and what it accepts lands on the requests queue."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import orjson
+
+from tests.commands.support import take_all
+from tests.conftest import free_port
+from tests.e2e.conftest import ROOT
+
+TOKEN = "cli-ingress-token-" + "9e8d7c" * 4
+
+
+def _config(tmp_path: Path, queue: str) -> Path:
+    path = tmp_path / "ingress.toml"
+    path.write_text(f'[worker]\nbroker_url = "amqp://guest:guest@127.0.0.1:5672//"\nrequests_queue = "{queue}"\n'
+                    f'events_exchange = "{queue.removesuffix("-requests")}-events"\n\n'
+                    '[ingress]\ntokens_env = "CLI_INGRESS_TOKENS"\n')
+    return path
+
+
+def test_without_a_token_it_exits_2_saying_where_to_put_one(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "CLI_INGRESS_TOKENS"}
+    out = subprocess.run([sys.executable, "-m", "worker", "ingress", "--config", str(_config(tmp_path, "q-none"))],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "no bearer token: set the environment variable CLI_INGRESS_TOKENS" in out.stderr
+
+
+def test_serves_publishes_and_stops_on_sigterm(tmp_path: Path, rabbit_config: tuple[Path, str]) -> None:
+    _, queue = rabbit_config
+    port = free_port()
+    log = (tmp_path / "ingress.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "worker", "ingress", "--config", str(_config(tmp_path, queue)),
+                             "--port", str(port)], cwd=ROOT, env={**os.environ, "CLI_INGRESS_TOKENS": TOKEN},
+                            stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, (tmp_path / "ingress.log").read_text()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            assert time.monotonic() < deadline, "the ingress never became ready"
+            time.sleep(0.2)
+        event = {"type": "export.requested", "version": 1, "id": "cli-1", "occurred_at": "2026-11-28T14:05:00Z",
+                 "export": "vip"}
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/events", data=orjson.dumps(event), method="POST",
+                                     headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            assert r.status == 202
+        assert take_all(queue) == [event]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
+    assert TOKEN not in (tmp_path / "ingress.log").read_text()

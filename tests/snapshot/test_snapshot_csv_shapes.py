@@ -1,0 +1,74 @@
+"""CSV shapes real exports have, read from real files (issue 19 review, defect 4).
+
+Quoted values holding line breaks (also where one straddles the reader's 1 MiB block), a last line
+without a line break, empty part files in a folder, and the line an error names after all of these.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from snapshot_support import read_all, rows_of
+
+from worker.snapshot import SnapshotError, read_pages, with_column
+from worker.snapshot.csv_pages import _BUFFER
+
+
+@pytest.mark.parametrize("end", ["\n", "\r\n"])
+def test_quoted_line_breaks_across_the_block_boundary_keep_rows_and_line_numbers(
+        write: Callable[..., Path], end: str) -> None:
+    """The reader cuts its 1 MiB blocks after a line break: here the last one in the first block is inside
+    a quoted value, so the value's lines come from two blocks."""
+    head = f"email,note{end}"
+    line = f"f0000000@x.io,plain{end}"
+    count = (_BUFFER - len(head) - 40) // len(line)
+    filler = "".join(f"f{i:07d}@x.io,plain{end}" for i in range(count))
+    pad = "p@x.io," + "x" * (_BUFFER - 30 - len(head) - len(filler)) + end  # the quoted row starts 23 bytes before
+    note = f"first{end}second{end}third"
+    body = head + filler + pad + f'm@x.io,"{note}"{end}' + f"z@x.io,after{end}"
+    data = body.encode()
+    first_break = len((head + filler + pad).encode()) + len('m@x.io,"first')
+    assert first_break < _BUFFER < first_break + len(f"{end}second{end}third")  # a break inside, then the cut
+    rows = rows_of(read_all(str(write("seg.csv", data))))
+    start = 1 + (head + filler + pad).count(end)  # the physical line the quoted row starts on
+    assert rows[-2][1:] == (start, {"email": "m@x.io", "note": note})
+    assert rows[-1][1:] == (start + 3, {"email": "z@x.io", "note": "after"})
+    assert len(rows) == count + 3
+
+
+@pytest.mark.parametrize("gzip_it", [False, True])
+@pytest.mark.parametrize("data", [b"email,name\na@x.io,A\nb@x.io,B", b'email,name\r\na@x.io,A\r\nb@x.io,"B\r\nC"'])
+def test_a_last_line_without_a_line_break_is_read(write: Callable[..., Path], data: bytes, gzip_it: bool) -> None:
+    path = write("seg.csv.gz" if gzip_it else "seg.csv", data, gzip_it=gzip_it)
+    assert [(line, row["email"]) for _, line, row in rows_of(read_all(str(path)))] == [(2, "a@x.io"), (3, "b@x.io")]
+
+
+def test_empty_part_files_in_a_folder_are_fine(write: Callable[..., Path], tmp_path: Path) -> None:
+    write("seg/part-0000.csv", b"")
+    write("seg/part-0001.csv", b"email\na@x.io\n")
+    write("seg/part-0002.csv", b"email\n")                       # header only
+    write("seg/part-0003.csv.gz", b"", gzip_it=True)              # an empty gzip stream
+    write("seg/part-0004.jsonl", b"")
+    write("seg/part-0005.csv", b"email\r\nb@x.io")
+    pages = list(with_column(read_pages(str(tmp_path / "seg")), "email", "exports.x.mapping.email"))
+    assert [(source.rsplit("/", 1)[1], line, row) for source, line, row in rows_of(pages)] == [
+        ("part-0001.csv", 2, {"email": "a@x.io"}), ("part-0005.csv", 2, {"email": "b@x.io"})]
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (b'email,note\na@x.io,"x\ny\nz"\nb@x.io,ok\nc@x.io,bad,extra\n', "line 6 has 3 fields"),
+    (b'email,note\r\na@x.io,"x\r\ny"\r\n\r\nb@x.io,ok\r\nc@x.io,\xff\r\n', "line 6 holds an invalid byte"),
+    (b'email,note\na@x.io,"x\ny"\nb@x.io,"open\nc@x.io,z\n',
+     "the row starting on line 4 \\(read to line 5\\) opens a quoted value"),
+    (b'email,note\na@x.io,"x\ny"\nb@x.io,"q"x\n', "line 4 has text after a closing quote"),
+    (b'email,note\na@x.io,"x\ny"\nb@x.io,ok\nc@x.io,bad,extra', "line 5 has 3 fields"),  # no final newline
+])
+def test_errors_name_the_physical_line_after_multi_line_values(
+        write: Callable[..., Path], data: bytes, message: str) -> None:
+    with pytest.raises(SnapshotError, match=message):
+        read_all(str(write("seg.csv", data)))
+    with pytest.raises(SnapshotError, match=message):  # the same line through gzip
+        read_all(str(write("seg.csv.gz", gzip.decompress(gzip.compress(data)), gzip_it=True)))

@@ -1,0 +1,178 @@
+"""What a snapshot URI names, as the jobs that write segments lay them out: the parts to read, in order.
+
+- a file, or a folder of part files (``local_parts``, ``s3_parts``); names starting with ``_`` or ``.``
+  (``_SUCCESS``, ``_temporary/``, ``_started_*``, ``.crc`` files) are never data;
+- a job's ``_SUCCESS`` marker (Spark, Hadoop, Glue write it when the job commits): the folder holding it;
+- a manifest (a name ending in ``manifest``, as Redshift ``UNLOAD ... MANIFEST`` writes ``<prefix>manifest``):
+  exactly the files it lists, with the record counts it states (``manifest``);
+- a CDM ``model.json`` (Customer Insights): one entity's partitions, columns from its attributes (``cdm``).
+
+``require_marker`` (an export's setting): the snapshot must show it is whole before anything is read, so
+a folder still being written is refused (``snapshot_incomplete``) instead of synced half-way. A folder
+shows it with ``_SUCCESS``; a manifest or model.json, written by their jobs after the data, are their
+own marker; a lone file cannot show it and is refused.
+
+Where a document lists files, each listed location is decided by ``worker.locations.locate`` like any
+other and must (1) lie in the folder holding the document or below it (so a manifest in one bucket or
+folder cannot make the worker read another, nor a remote document a local file), (2) have no segment
+below that folder starting with ``_`` or ``.``, and (3) pass the worker's ``snapshot_prefixes``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from worker.locations import Location, LocationError, Prefixes, locate
+from worker.snapshot.cdm import parse_model
+from worker.snapshot.errors import INCOMPLETE, SnapshotError
+from worker.snapshot.local_parts import list_local_parts, local_file_exists, local_file_part, read_local_document
+from worker.snapshot.manifest import parse_manifest
+from worker.snapshot.parts import Part
+from worker.snapshot.s3_parts import list_s3_parts, read_s3_document, s3_object_exists, s3_object_part
+
+MARKER = "_SUCCESS"
+MODEL = "model.json"
+#: A manifest or model.json bigger than this is not one (Redshift lists one entry per slice and file).
+DOCUMENT_LIMIT = 16 << 20
+
+
+@dataclass(frozen=True)
+class SnapshotRules:
+    """What an export asks of its snapshots beyond the URI (its settings, the worker's prefixes)."""
+
+    require_marker: bool = False
+    """Refuse a snapshot that does not show it is whole (no ``_SUCCESS`` in its folder)."""
+    entity: str | None = None
+    """A CDM model.json's entity to read, when it holds several."""
+    prefixes: tuple[str, ...] | None = None
+    """Where listed files may be (the worker's ``snapshot_prefixes``); None: anywhere beside the document."""
+    exact: bool = False
+    """The URI was admitted (canonical, checked against the prefixes): read exactly that place and fail if
+    a link on its path now leads elsewhere (no gap between the service's check and the run's read)."""
+
+
+@dataclass(frozen=True)
+class Listing:
+    parts: list[Part]
+    records: int | None = None
+    """The rows the whole snapshot holds according to its manifest; checked once it is read."""
+    source: str = ""
+    """The document that stated ``records``."""
+
+
+def list_snapshot(location: Location, rules: SnapshotRules) -> Listing:
+    """The parts ``location`` names, in reading order; SnapshotError if there are none or they are not whole."""
+    name = "" if location.folder or not location.segments else location.segments[-1]
+    if name == MARKER:
+        folder = _parent(location)
+        if not _exists(location):
+            raise SnapshotError(f"snapshot {location.uri}: the marker does not exist, so the job writing "
+                                f"{folder.uri} has not committed; nothing was read (publish the event once it has)",
+                                code=INCOMPLETE)
+        return Listing(_list(folder))
+    if name == MODEL:
+        return _cdm(location, rules)
+    if name.lower().endswith("manifest"):
+        return _manifest(location, rules)
+    parts = _list(location)
+    if rules.require_marker:
+        _check_marker(location, parts)
+    return Listing(parts)
+
+
+def _check_marker(location: Location, parts: list[Part]) -> None:
+    if len(parts) == 1 and parts[0].source == location.uri:
+        raise SnapshotError(f"snapshot {location.uri} is one file, which cannot show it is whole, and the export "
+                            f"sets require_marker: name the job's folder (with its {MARKER}), a manifest or a "
+                            "model.json, or unset require_marker", code=INCOMPLETE)
+    folder = location.as_folder()
+    if not _exists(folder.child(MARKER)):
+        raise SnapshotError(f"snapshot {folder.uri} has no {MARKER} marker and the export sets require_marker: the "
+                            "job writing it has not finished (or failed); nothing was read or sent. Publish the "
+                            "event once the job has committed", code=INCOMPLETE)
+
+
+def _manifest(location: Location, rules: SnapshotRules) -> Listing:
+    manifest = parse_manifest(_document(location), location.uri)
+    parts: list[Part] = []
+    for entry in manifest.entries:
+        where = _listed(location, entry.url, "manifest", rules)
+        try:
+            part = _one(where)
+        except SnapshotError as exc:
+            if exc.transient or _exists(where):
+                raise
+            if not entry.mandatory:
+                continue
+            raise SnapshotError(f"snapshot {where.uri}, listed in manifest {location.uri}, does not exist: the "
+                                "snapshot is not whole (still being copied, or removed); nothing was sent",
+                                code=INCOMPLETE) from None
+        if entry.length is not None and part.size != entry.length:
+            raise SnapshotError(f"snapshot {part.source} is {part.size:,} bytes where manifest {location.uri} says "
+                                f"{entry.length:,}: the file is not the one the job wrote (a partial copy or a "
+                                "re-upload); nothing was sent. Re-run the unload", code=INCOMPLETE)
+        parts.append(dataclasses.replace(part, records=entry.records))
+    if not parts:
+        raise SnapshotError(f"manifest {location.uri}: none of its optional files exists")
+    return Listing(parts, manifest.records, location.uri)
+
+
+def _cdm(location: Location, rules: SnapshotRules) -> Listing:
+    entity = parse_model(_document(location), location.uri, rules.entity)
+    parts = []
+    for partition in entity.partitions:
+        part = _one(_listed(location, partition.location, "model.json", rules))
+        parts.append(dataclasses.replace(part, format="csv", delimiter=partition.delimiter,
+                                         header=None if partition.header_row else entity.columns))
+    return Listing(parts)
+
+
+def _listed(document: Location, text: str, what: str, rules: SnapshotRules) -> Location:
+    """The location a document lists, if it may be read (see the module docstring); else SnapshotError."""
+    folder = _parent(document)
+    shown = repr(text[:300])
+    if "://" not in text:
+        if text.startswith("/"):
+            raise SnapshotError(f"{what} {document.uri} lists {shown}, an absolute path: write it relative to the "
+                                f"{what} or as a full URI")
+        text = folder.uri + text  # a relative reference, percent-encoded as a URI is
+    try:
+        where = locate(text)
+    except LocationError as exc:
+        raise SnapshotError(f"{what} {document.uri} lists {shown}: {exc}") from None
+    if not where.is_under(folder) or where.folder:
+        raise SnapshotError(f"{what} {document.uri} lists {shown}, which is not a file in {folder.uri} or below it; "
+                            f"a {what} may only list files beside it or below it")
+    hidden = [s for s in where.segments[len(folder.segments):] if s.startswith(("_", "."))]
+    if hidden:
+        raise SnapshotError(f"{what} {document.uri} lists {shown}, inside {hidden[0]!r}: names starting with '_' or "
+                            "'.' are a job's temporary or marker files, never data")
+    if rules.prefixes is not None:
+        try:
+            Prefixes.parse(rules.prefixes).admit(where.uri)
+        except LocationError as exc:
+            raise SnapshotError(f"{what} {document.uri} lists {shown}: {exc}") from None
+    return where
+
+
+def _parent(location: Location) -> Location:
+    return Location(location.kind, location.root, location.segments[:-1], True)
+
+
+def _list(location: Location) -> list[Part]:
+    return list_local_parts(location) if location.kind == "file" else list_s3_parts(location)
+
+
+def _one(location: Location) -> Part:
+    return local_file_part(location) if location.kind == "file" else s3_object_part(location)
+
+
+def _exists(location: Location) -> bool:
+    return local_file_exists(location) if location.kind == "file" else s3_object_exists(location)
+
+
+def _document(location: Location) -> bytes:
+    if location.kind == "file":
+        return read_local_document(location, DOCUMENT_LIMIT)
+    return read_s3_document(location, DOCUMENT_LIMIT)
