@@ -153,6 +153,40 @@ async def test_broker_down_503_then_retries_land_none_lost(ingress: str, rabbit:
     assert ids == {"ev-before"} | {e["id"] for e in events}
 
 
+async def test_hung_broker_503_in_time_and_a_timed_out_post_is_never_republished(
+        ingress: str, rabbit: RabbitBroker, proxy: FlakyProxy) -> None:
+    """A broker that stops answering (TCP open, nothing forwarded): each POST is answered 503 within
+    publish_timeout_seconds (the client gives up far later, so a hang fails the test), the process keeps
+    serving, and after the broker is back a POST that was answered 503 is not published behind the
+    caller's back by a retry buffer (one POST must never become two messages)."""
+    frozen = [refreshed(f"hung-{i}") for i in range(3)]
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:  # 10x the 1 s bound
+        async with http.post(f"{ingress}/events", data=orjson.dumps(refreshed("before")), headers=AUTH) as r:
+            assert r.status == 202
+        proxy.freeze()
+
+        async def post(e: dict[str, Any]) -> int:
+            async with http.post(f"{ingress}/events", data=orjson.dumps(e), headers=AUTH) as r:
+                return r.status
+        assert await asyncio.gather(*(post(e) for e in frozen)) == [503] * len(frozen)
+        async with http.get(f"{ingress}/healthz") as r:
+            assert r.status == 200
+        proxy.thaw()
+        deadline, ids = time.monotonic() + 60, []
+        while True:  # the bridge reconnects; a later POST lands
+            assert time.monotonic() < deadline, "no POST accepted after the broker came back"
+            if await post(refreshed("after")) == 202:
+                break
+            await asyncio.sleep(0.2)
+    deadline = time.monotonic() + 30
+    while "ev-after" not in ids:
+        assert time.monotonic() < deadline
+        ids += [read_message(b)["id"] for b in queued(rabbit)]  # type: ignore[index]
+    assert ids.count("ev-before") == 1
+    for e in frozen:  # 503 means "not confirmed": it may have landed once, never twice
+        assert ids.count(e["id"]) <= 1, ids
+
+
 async def test_webhook_handshakes_and_event_grid_blobs(ingress: str, rabbit: RabbitBroker) -> None:
     code = str(uuid.uuid4())
     validation = [{"id": "v1", "topic": "/subscriptions/x", "subject": "", "eventType":

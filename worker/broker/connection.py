@@ -7,7 +7,7 @@ from typing import Any
 from kombu import Connection
 
 from worker.broker.driver import Driver
-from worker.broker.kombu_driver import KombuDriver
+from worker.broker.kombu_driver import CONFIRM_TIMEOUT, KombuDriver
 from worker.broker.options import broker_kind
 from worker.broker.sqs_driver import SqsDriver
 from worker.broker.sqs_transport import RawBodyTransport
@@ -33,8 +33,10 @@ def open_connection(url: str, transport_options: dict[str, Any], *, heartbeat: f
     return conn
 
 
-def make_driver(conn: Connection, topology: Topology, *, prefetch: int, visibility_timeout: float) -> Driver:
-    """The driver for an open connection's transport."""
+def make_driver(conn: Connection, topology: Topology, *, prefetch: int, visibility_timeout: float,
+                confirm_timeout: float = CONFIRM_TIMEOUT) -> Driver:
+    """The driver for an open connection's transport (``confirm_timeout``: AMQP publisher confirms)."""
     if conn.transport.driver_type == "sqs":
         return SqsDriver(conn, topology, prefetch=prefetch, visibility_timeout=visibility_timeout)
-    return KombuDriver(conn, topology, prefetch=prefetch, visibility_timeout=visibility_timeout)
+    return KombuDriver(conn, topology, prefetch=prefetch, visibility_timeout=visibility_timeout,
+                       confirm_timeout=confirm_timeout)

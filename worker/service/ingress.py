@@ -8,7 +8,8 @@ same reason, naming the field; nothing of a request is published unless all its 
 
 Then each event is published to the requests queue with publisher confirms, and the answer is ``202``
 only once the broker confirmed every one of them. A broker that cannot be reached within
-``publish_timeout_seconds`` is answered ``503`` (with ``Retry-After``): the caller retries, and a retry
+``publish_timeout_seconds`` (unreachable, or hung: the wait is bounded here, around the publish) is
+answered ``503`` (with ``Retry-After``) and its publishes are dropped, never sent later; the caller retries, and a retry
 is harmless because a run's id follows from its refresh (a duplicate message is a duplicate run, never a
 second sync). What is published is what the worker reads: our events as validated (a CloudEvent of our
 type already turned into our event, its id derived from ``source`` and ``id``), and blob events as a
@@ -70,7 +71,8 @@ class Ingress:
         self.bridge = BrokerBridge(url, Topology(requests_queue=w.requests_queue, events_exchange=w.events_exchange,
                                                  max_receive_count=w.max_receive_count),
                                    prefetch=1, transport_options=transport_options_for(url, **w.broker_options),
-                                   reconnect_wait=self.settings.publish_timeout_seconds)
+                                   reconnect_wait=self.settings.publish_timeout_seconds,
+                                   confirm_timeout=self.settings.publish_timeout_seconds)
         self.bridge.pause()  # it publishes only: no consumer on the requests queue
         self.origins = {o.lower() for o in self.settings.webhook_origins}
         self.stopping = asyncio.Event()
@@ -158,7 +160,11 @@ class Ingress:
             REQUESTS.labels("invalid").inc()
             return _error(400, exc.reason, reason_class=exc.reason_class, field=exc.path)
         try:
-            await asyncio.gather(*(self.bridge.publish_request(body) for _, body in messages))
+            # Bounded here, not only in the bridge: a broker that stopped answering (TCP open, no frames)
+            # must cost the caller publish_timeout_seconds and a 503. Cancelling drops the publishes the
+            # bridge had not done yet, so nothing is sent later behind the caller's back.
+            await asyncio.wait_for(asyncio.gather(*(self.bridge.publish_request(body) for _, body in messages)),
+                                   self.settings.publish_timeout_seconds)
         except (ConnectionError, TimeoutError) as exc:
             REQUESTS.labels("unavailable").inc()
             log.warning("broker unreachable: answered 503 (%s)", type(exc).__name__)
