@@ -379,8 +379,8 @@ class IngressSettings(Table):
 class Segment(Table):
     """A segment's settings: which written objects announce its refresh (its exports name it by ``segment``).
 
-    ``triggers`` are globs on the decoded location of an object an S3 event notification announces
-    (``*`` within one folder, ``**`` across folders); a created object that matches starts a run of every
+    ``triggers`` are globs on the decoded location of an object an S3 event notification or an Event
+    Grid BlobCreated announces (``*`` within one folder, ``**`` zero or more folders); a created object that matches starts a run of every
     export of the segment, reading the snapshot the object marks: its folder for a marker whose name
     starts with ``_`` (``_SUCCESS``), else the object itself (a manifest, a ``model.json``, one file).
     """
@@ -390,7 +390,9 @@ class Segment(Table):
     name: str
     triggers: tuple[str, ...] = field(default=(), metadata=key(
         "Globs on the decoded location of objects whose creation announces a refresh of this segment, e.g. "
-        "[\"s3://cdp-exports/vip/*/_SUCCESS\"]: * stays within one folder, ** crosses folders.", min_length=1,
+        "[\"s3://cdp-exports/vip/*/_SUCCESS\", \"az://insights/CustomerInsights_*/vip/model.json\"]: * stays "
+        "within one folder, ** is zero or more folders; az:// is the worker's own storage account, abfss:// "
+        "names one.", min_length=1,
         check=_triggers, example='triggers = ["s3://cdp-exports/vip/*/_SUCCESS"]'))
 
 
