@@ -20,9 +20,10 @@ from worker.locations import LocationError, compile_glob, locate
     ("az://insights/CustomerInsights_*/vip/model.json", "az://insights/CustomerInsights_1/vip/model.json", True),
     ("az://insights/CustomerInsights_*/vip/model.json", "az://insightsx/CustomerInsights_1/vip/model.json", False),
     ("az://insights/*/model.json", "abfss://insights@acct.dfs.core.windows.net/x/model.json", False),
-    ("abfss://insights@acct.dfs.core.windows.net/*/model.json", "abfss://insights@acct.dfs.core.windows.net/x/model.json", True),
-    ("abfss://insights@acct.dfs.core.windows.net/*/model.json", "abfss://insights@other.dfs.core.windows.net/x/model.json",
-     False),
+    ("abfss://insights@acct.dfs.core.windows.net/*/model.json",
+     "abfss://insights@acct.dfs.core.windows.net/x/model.json", True),
+    ("abfss://insights@acct.dfs.core.windows.net/*/model.json",
+     "abfss://insights@other.dfs.core.windows.net/x/model.json", False),
     ("s3://cdp-exports/vip/*/_SUCCESS", "s3://cdp-exports-evil/vip/x/_SUCCESS", False),
     ("s3://cdp-exports/vip/*/_SUCCESS", "s3://cdp-exports/vip/x/_SUCCESS.tmp", False),
     # decoded: a pattern is written as the object is named; the URI is percent-encoded once

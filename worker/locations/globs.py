@@ -57,9 +57,11 @@ def compile_glob(pattern: str) -> LocationGlob:
     try:  # the root as locate reads it: the same checks and the same form as the locations matched
         root = locate(f"{scheme}://{root_text}/x").root
     except LocationError:
-        raise LocationError(f"trigger {shown}: the part before the first '/' is not an S3 bucket name or an Azure "
-                            f"container (3-63 lower-case letters, digits, single hyphens) (a trigger is s3://bucket/pattern, az://container/pattern or abfss://container@account.dfs.core."
-                            f"windows.net/pattern; credentials never belong in it)") from None
+        raise LocationError(
+            f"trigger {shown}: the part before the first '/' is not an S3 bucket name or an Azure container "
+            "(3-63 lower-case letters, digits, single hyphens); a trigger is s3://bucket/pattern, "
+            "az://container/pattern or abfss://container@account.dfs.core.windows.net/pattern, and credentials "
+            "never belong in it") from None
     kind = "az" if scheme in ("az", "abfss") else "s3"
     text = _translate(key_pattern, shown)
     try:
