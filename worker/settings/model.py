@@ -380,8 +380,8 @@ class Segment(Table):
     """A segment's settings: which written objects announce its refresh (its exports name it by ``segment``).
 
     ``triggers`` are globs on the decoded location of an object an S3 event notification or an Event
-    Grid BlobCreated announces (``*`` within one folder, ``**`` zero or more folders); a created object that matches starts a run of every
-    export of the segment, reading the snapshot the object marks: its folder for a marker whose name
+    Grid BlobCreated announces (``*`` within one folder, ``**`` zero or more folders); a created object
+    that matches starts a run of every export of the segment, reading the snapshot the object marks: its folder for a marker whose name
     starts with ``_`` (``_SUCCESS``), else the object itself (a manifest, a ``model.json``, one file).
     """
 
