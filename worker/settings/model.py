@@ -381,8 +381,9 @@ class Segment(Table):
 
     ``triggers`` are globs on the decoded location of an object an S3 event notification or an Event
     Grid BlobCreated announces (``*`` within one folder, ``**`` zero or more folders); a created object
-    that matches starts a run of every export of the segment, reading the snapshot the object marks: its folder for a marker whose name
-    starts with ``_`` (``_SUCCESS``), else the object itself (a manifest, a ``model.json``, one file).
+    that matches starts a run of every export of the segment, reading the snapshot the object marks: its
+    folder for a marker whose name starts with ``_`` (``_SUCCESS``), else the object itself (a manifest,
+    a ``model.json``, one file).
     """
 
     DEF_NAME = "segment"
