@@ -6,6 +6,7 @@ and once it is back the retried POSTs land, none lost; both webhook handshakes a
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -213,3 +214,45 @@ async def test_webhook_handshakes_and_event_grid_blobs(ingress: str, rabbit: Rab
     notes = [read_message(b) for b in queued(rabbit)]
     assert len(notes) == 2 and all(isinstance(n, Notification) for n in notes)
     assert notes[0].objects[0].uri == "abfss://ci@acct.dfs.core.windows.net/vip/model.json"  # type: ignore[union-attr]
+
+
+async def test_an_authorization_header_that_is_not_utf8_is_401(ingress: str, rabbit: RabbitBroker) -> None:
+    """Raw bytes on the wire (no client library would send them): a 401 naming the fix, never a 500."""
+    host, port = ingress.removeprefix("http://").split(":")
+    body = orjson.dumps(refreshed("raw"))
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"POST /events HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                 b"Authorization: Bearer \xff\xfe" + b"A" * 20 + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 30)
+    writer.close()
+    assert answer.split(b"\r\n", 1)[0] == b"HTTP/1.1 401 Unauthorized", answer[:200]
+    assert queued(rabbit) == []
+
+
+async def test_a_rotated_tokens_file_with_a_typo_and_then_deleted(rabbit: RabbitBroker, tmp_path: Any) -> None:
+    """The file gains a short entry: valid tokens still 202, others 401 (never 500). The file deleted:
+    its tokens are revoked (401)."""
+    path = tmp_path / "tokens"
+    path.write_text(TOKEN + "\n")
+    config = parse_config({"worker": {"broker_url": "amqp://guest:guest@127.0.0.1:5672//",
+                                      "requests_queue": rabbit.requests_queue,
+                                      "events_exchange": rabbit.events_exchange},
+                           "ingress": {"tokens_env": "INGRESS_TEST_UNSET_TOKENS", "tokens_file": str(path)}})
+    ing = Ingress(config)
+    port = free_port()
+    await ing.start("127.0.0.1", port)
+    try:
+        async with aiohttp.ClientSession() as http:
+            async def post(token: str, i: int) -> int:
+                async with http.post(f"http://127.0.0.1:{port}/events", data=orjson.dumps(refreshed(f"tok-{i}")),
+                                     headers={"Authorization": f"Bearer {token}"}) as r:
+                    return r.status
+            path.write_text(TOKEN + "\nshort\n")
+            os.utime(path, ns=(1, 2_000_000_000_000_000_000))
+            assert [await post(TOKEN, 1), await post("x" * 40, 2), await post("short", 3)] == [202, 401, 401]
+            path.unlink()
+            assert await post(TOKEN, 4) == 401
+    finally:
+        await ing.stop()
+    assert {read_message(b)["id"] for b in queued(rabbit)} == {"ev-tok-1"}  # type: ignore[index]

@@ -362,7 +362,8 @@ class IngressSettings(Table):
     tokens_env: str | None = field(default="SEGMENT_EXPORT_INGRESS_TOKENS", metadata=key(
         "Environment variable holding the accepted bearer tokens (whitespace or comma separated).", min_length=1))
     tokens_file: str | None = field(default=None, metadata=key(
-        "A file holding accepted bearer tokens (e.g. a mounted Kubernetes secret), re-read when it changes.",
+        "A file holding accepted bearer tokens (e.g. a mounted Kubernetes secret), re-read when it changes; "
+        "entries under 16 characters are ignored, a deleted or empty file revokes its tokens.",
         min_length=1))
     max_body_bytes: int = field(default=1_048_576, metadata=key(
         "Largest request body accepted (413 above it); Event Grid batches are at most 1 MiB.",
