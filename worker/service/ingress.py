@@ -77,6 +77,8 @@ class Ingress:
         self.origins = {o.lower() for o in self.settings.webhook_origins}
         self.stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        #: The port HTTP is served on, once started (the OS's choice for port 0).
+        self.port: int | None = None
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.settings.max_body_bytes)
@@ -101,13 +103,19 @@ class Ingress:
         return 0
 
     async def start(self, host: str = "0.0.0.0", port: int | None = None) -> None:
-        """Connect to the broker (ConnectionError if it cannot be reached at start), then serve HTTP."""
+        """Connect to the broker, then serve HTTP on ``port`` ([ingress] port when None; 0: one the OS picks,
+        then in :attr:`port` and the log line).
+
+        ConnectionError when the broker cannot be reached within ``publish_timeout_seconds``: a replica
+        that could only answer 503 should fail and be restarted, not wait.
+        """
         load_validators()
-        await self.bridge.start(lambda _: None)
+        await self.bridge.start(lambda _: None, start_timeout=self.settings.publish_timeout_seconds)
         self._runner = web.AppRunner(self.app(), access_log=None)  # no access log: URLs and addresses stay out
         await self._runner.setup()
-        await web.TCPSite(self._runner, host, port or self.settings.port).start()
-        log.info("ingress serving", extra={"port": port or self.settings.port, "broker": self.bridge.kind})
+        await web.TCPSite(self._runner, host, self.settings.port if port is None else port).start()
+        self.port = int(self._runner.addresses[0][1])
+        log.info("ingress serving on port %d", self.port, extra={"port": self.port, "broker": self.bridge.kind})
 
     async def stop(self) -> None:
         if self._runner is not None:

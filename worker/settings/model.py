@@ -372,7 +372,8 @@ class IngressSettings(Table):
         "Origins allowed by the CloudEvents webhook handshake (OPTIONS with WebHook-Request-Origin).",
         min_length=1))
     publish_timeout_seconds: float = field(default=10.0, metadata=key(
-        "How long a request waits for the broker to confirm before it is answered 503.", exclusive_minimum=0))
+        "How long a request waits for the broker to confirm before it is answered 503 (and how long the ingress "
+        "waits for the broker at start).", exclusive_minimum=0))
 
 
 # ------------------------------------------------------------------------------------------- segments
