@@ -307,6 +307,8 @@ class FlakyProxy:
         self._closed = False
         self._flowing = threading.Event()
         self._flowing.set()
+        #: Client connections accepted and forwarded so far.
+        self.connections = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -326,6 +328,7 @@ class FlakyProxy:
                 client.close()
                 continue
             server.settimeout(None)  # the connect is bounded; a quiet connection is not a dead one
+            self.connections += 1
             with self._lock:
                 self._sockets += [client, server]
             for a, b in ((client, server), (server, client)):

@@ -38,7 +38,7 @@ from typing import Any
 from kombu import Connection
 
 from worker.broker.backoff import backoff_delays
-from worker.broker.connection import make_driver, open_connection
+from worker.broker.connection import CONNECT_TIMEOUT, make_driver, open_connection
 from worker.broker.delivery import Delivery
 from worker.broker.driver import Driver
 from worker.broker.kombu_driver import CONFIRM_TIMEOUT
@@ -412,13 +412,18 @@ class BrokerBridge:
 
     def _connect(self) -> None:
         conn = open_connection(self.url, self.transport_options, heartbeat=self.heartbeat_interval)
+        sock = _amqp_socket(conn)
         try:
+            if sock is not None:  # channel opens and declares wait for answers with no bound of their own
+                sock.settimeout(CONNECT_TIMEOUT)
             driver = make_driver(conn, self.topology, prefetch=self.prefetch,
                                  visibility_timeout=self.visibility_timeout, confirm_timeout=self.confirm_timeout)
             driver.declare()
             if not self._paused:
                 driver.consume(functools.partial(self._on_message, driver, self._generation))
                 self._consuming = True
+            if sock is not None:
+                sock.settimeout(None)  # as py-amqp leaves it after its own handshake: reads time out per call
         except BaseException:
             with contextlib.suppress(Exception):
                 conn.collect()
@@ -460,7 +465,7 @@ class BrokerBridge:
             if not driver.survives_reconnect:
                 with self._held_lock:  # the broker requeues these itself; their settles now return False
                     self._held.clear()
-            driver.close()
+            driver.close(broken=True)
 
     def _on_message(self, driver: Driver, generation: int, message: Any) -> None:
         """Runs inside drain_events: describe the message and hand it to the event loop."""
@@ -592,6 +597,12 @@ class BrokerBridge:
             driver.close()
         self._driver = None
         self.connected = False
+
+
+def _amqp_socket(conn: Connection) -> Any:
+    """The TCP socket under an AMQP connection (None for SQS and memory://)."""
+    transport = getattr(getattr(conn, "connection", None), "transport", None)
+    return getattr(transport, "sock", None)
 
 
 def _start_recoverable_errors(url: str) -> tuple[type[BaseException], ...]:

@@ -13,9 +13,12 @@ from worker.broker.sqs_driver import SqsDriver
 from worker.broker.sqs_transport import RawBodyTransport
 from worker.broker.topology import Topology
 
+#: Seconds for the TCP connect and each step of the AMQP handshake (and, in the bridge, each declare).
+CONNECT_TIMEOUT = 5.0
+
 
 def open_connection(url: str, transport_options: dict[str, Any], *, heartbeat: float = 0.0,
-                    connect_timeout: float = 5.0) -> Connection:
+                    connect_timeout: float = CONNECT_TIMEOUT) -> Connection:
     """Connect (raising on failure); SQS gets the raw-body transport so bodies pass through untouched."""
     kind = broker_kind(url)
     kwargs: dict[str, Any] = {"transport_options": dict(transport_options), "connect_timeout": connect_timeout}

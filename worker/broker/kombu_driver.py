@@ -185,7 +185,7 @@ class KombuDriver(Driver):
             _, _, body, headers = heapq.heappop(self._delayed)
             self.publish(REQUESTS, body, headers=headers)
 
-    def close(self) -> None:
+    def close(self, *, broken: bool = False) -> None:
         """memory://: delayed requests still waiting are published now: early is better than never."""
         while self._delayed:
             _, _, body, headers = heapq.heappop(self._delayed)
@@ -194,7 +194,7 @@ class KombuDriver(Driver):
             except Exception as exc:  # memory:// cannot really fail; but never lose them quietly
                 log.error("%d delayed request(s) lost on close: %s", len(self._delayed) + 1, exc)
                 self._delayed.clear()
-        super().close()
+        super().close(broken=broken)
 
     def release_held(self, messages: list[Any]) -> None:
         """memory:// drops unacked messages when a channel closes; put them back like RabbitMQ would."""
