@@ -290,7 +290,9 @@ class FlakyProxy:
     """A TCP proxy to RabbitMQ that a test can cut (close every socket, refuse new ones) and restore.
 
     It stands in for a broker outage: unlike a server-side close, the bridge cannot reconnect until the
-    test says so, which makes the "disconnected" state observable.
+    test says so, which makes the "disconnected" state observable. :meth:`freeze` is the other fault, a
+    broker that stopped answering: sockets stay open (new ones are accepted too) but no byte is
+    forwarded until :meth:`thaw`, which then delivers what was held, in order.
     """
 
     def __init__(self, upstream: tuple[str, int] = ("127.0.0.1", 5672)) -> None:
@@ -303,6 +305,10 @@ class FlakyProxy:
         self._lock = threading.Lock()
         self._refusing = False
         self._closed = False
+        self._flowing = threading.Event()
+        self._flowing.set()
+        #: Client connections accepted and forwarded so far.
+        self.connections = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -321,15 +327,19 @@ class FlakyProxy:
             except OSError:
                 client.close()
                 continue
+            server.settimeout(None)  # the connect is bounded; a quiet connection is not a dead one
+            self.connections += 1
             with self._lock:
                 self._sockets += [client, server]
             for a, b in ((client, server), (server, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
+                while not self._flowing.wait(0.5):  # frozen: hold the bytes (bounded waits, re-checked)
+                    if self._closed:
+                        return
                 dst.sendall(data)
         except OSError:
             pass
@@ -351,7 +361,15 @@ class FlakyProxy:
     def restore(self) -> None:
         self._refusing = False
 
+    def freeze(self) -> None:
+        """A hung broker: connections stay open, nothing is forwarded either way until :meth:`thaw`."""
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        self._flowing.set()
+
     def close(self) -> None:
         self._closed = True
+        self._flowing.set()
         self.cut()
         self._listener.close()

@@ -127,6 +127,30 @@ async def test_outage_disconnects_then_reconnects_and_publishes_wait(topo: Topol
         proxy.close()
 
 
+async def test_a_hung_broker_costs_bounded_waits_and_the_thread_keeps_reconnecting(topo: Topology) -> None:
+    """TCP open, nothing answered: the confirm wait ends (confirm_timeout), the dead connection is dropped
+    without the polite close (which would wait for an answer forever), and the bridge keeps trying new
+    connections (their handshakes bounded too) until the broker answers again."""
+    proxy = FlakyProxy()
+    try:
+        url = f"amqp://guest:guest@127.0.0.1:{proxy.port}//"
+        bridge = BrokerBridge(url, topo, prefetch=1, transport_options=transport_options_for(url),
+                              reconnect_wait=1.0, confirm_timeout=1.0)
+        async with running(bridge):
+            await bridge.publish_request(event_body(1))
+            proxy.freeze()
+            with pytest.raises(ConnectionError):
+                await asyncio.wait_for(bridge.publish_request(event_body(2)), 30)
+            await eventually(lambda: proxy.connections >= 2, 30, "a new connection tried while the broker hangs")
+            assert not bridge.connected
+            proxy.thaw()
+            await eventually(lambda: bridge.connected, 30, "reconnected once the broker answers")
+            await asyncio.wait_for(bridge.publish_request(event_body(3)), 30)
+        assert amqp_count(topo.requests_queue) >= 2  # 1 and 3 confirmed (2 may have landed: unconfirmed)
+    finally:
+        proxy.close()
+
+
 async def test_publish_gives_up_after_the_reconnect_wait(topo: Topology) -> None:
     proxy = FlakyProxy()
     try:

@@ -4,6 +4,7 @@ serves until SIGTERM (exit 0), and what it accepts lands on the requests queue."
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,8 +26,19 @@ def _config(tmp_path: Path, queue: str) -> Path:
     path = tmp_path / "ingress.toml"
     path.write_text(f'[worker]\nbroker_url = "amqp://guest:guest@127.0.0.1:5672//"\nrequests_queue = "{queue}"\n'
                     f'events_exchange = "{queue.removesuffix("-requests")}-events"\n\n'
-                    '[ingress]\ntokens_env = "CLI_INGRESS_TOKENS"\n')
+                    '[ingress]\ntokens_env = "CLI_INGRESS_TOKENS"\npublish_timeout_seconds = 2\n')
     return path
+
+
+def test_an_unreachable_broker_is_one_line_and_a_failed_exit(tmp_path: Path) -> None:
+    broker = f"amqp://admin:Sup3rSecretPw@127.0.0.1:{free_port()}//"  # nothing listens there
+    out = subprocess.run([sys.executable, "-m", "worker", "ingress", "--config", str(_config(tmp_path, "q-down")),
+                          "--broker", broker, "--port", "0"], cwd=ROOT, env={**os.environ, "CLI_INGRESS_TOKENS": TOKEN},
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1, out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("segment-export: error: the ingress cannot start: cannot connect to the amqp broker")
+    assert "Traceback" not in out.stderr and "Sup3rSecretPw" not in out.stderr + out.stdout
 
 
 def test_without_a_token_it_exits_2_saying_where_to_put_one(tmp_path: Path) -> None:
@@ -38,14 +50,22 @@ def test_without_a_token_it_exits_2_saying_where_to_put_one(tmp_path: Path) -> N
 
 
 def test_serves_publishes_and_stops_on_sigterm(tmp_path: Path, rabbit_config: tuple[Path, str]) -> None:
+    """``--port 0``: the OS picks a free port, named in the log line (never the configured 8080)."""
     _, queue = rabbit_config
-    port = free_port()
     log = (tmp_path / "ingress.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "worker", "ingress", "--config", str(_config(tmp_path, queue)),
-                             "--port", str(port)], cwd=ROOT, env={**os.environ, "CLI_INGRESS_TOKENS": TOKEN},
+                             "--port", "0"], cwd=ROOT, env={**os.environ, "CLI_INGRESS_TOKENS": TOKEN},
                             stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + 60
+        port = 0
+        while not port:
+            assert proc.poll() is None, (tmp_path / "ingress.log").read_text()
+            assert time.monotonic() < deadline, "the ingress never said which port it serves"
+            found = re.search(r"ingress serving on port (\d+)", (tmp_path / "ingress.log").read_text())
+            port = int(found.group(1)) if found else 0
+            time.sleep(0.1)
+        assert port != 8080
         while True:
             assert proc.poll() is None, (tmp_path / "ingress.log").read_text()
             try:

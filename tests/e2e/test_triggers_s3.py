@@ -135,3 +135,28 @@ def test_the_same_notification_delivered_twice_is_one_run(tmp_path: Path, sim: S
     sim.assert_list_exact(3, seg.expected)
     assert len(sim.bulk_posts()) == -(-len(seg.expected) // 250)  # each batch sent once
     assert "duplicate request: run already completed and published" in worker.text()
+
+
+def test_a_marker_key_with_an_empty_segment_is_refused_not_read_as_another_folder(
+        tmp_path: Path, sim: Sim, make_sqs: Callable[..., SqsBroker], s3_bucket: str,
+        workers: Callable[..., Any]) -> None:
+    """S3 keys are literal: a job that joined its path with a trailing slash wrote 'vip/dt=1//two/'; an
+    older refresh sits in 'vip/dt=1/two/'. The '//' marker is acked and counted as bad_location: it never
+    starts a run that would read the other folder (and sync the old members as if they were new)."""
+    import boto3
+
+    s3 = boto3.client("s3", region_name="us-east-1")
+    broker = make_sqs()
+    config = _config(tmp_path, sim, broker, s3_bucket)
+    _notify_queue(s3, s3_bucket, broker)
+    worker = workers(config)
+    old, new = make_segment(range(200), seed=1), make_segment(range(100, 300), seed=2)
+    _write_refresh(s3, s3_bucket, "vip/dt=1/two", old.profiles)
+    broker.wait_completions(1, 120, check=worker.assert_alive)
+    _write_refresh(s3, s3_bucket, "vip/dt=1//two", new.profiles)
+    wait_for(lambda: _metric(config, "segment_export_notifications_ignored_total", 'reason="bad_location"') >= 1,
+             60, "the '//' marker to be refused", check=worker.assert_alive)
+    broker.wait_idle(60, check=worker.assert_alive)
+    assert len(broker.completions()) == 1 and broker.read_dead() == []
+    sim.assert_list_exact(3, old.expected)  # untouched: the next correct refresh repairs nothing it broke
+    assert "keys are literal" in worker.text()

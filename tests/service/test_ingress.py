@@ -6,6 +6,7 @@ and once it is back the retried POSTs land, none lost; both webhook handshakes a
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -153,6 +154,40 @@ async def test_broker_down_503_then_retries_land_none_lost(ingress: str, rabbit:
     assert ids == {"ev-before"} | {e["id"] for e in events}
 
 
+async def test_hung_broker_503_in_time_and_a_timed_out_post_is_never_republished(
+        ingress: str, rabbit: RabbitBroker, proxy: FlakyProxy) -> None:
+    """A broker that stops answering (TCP open, nothing forwarded): each POST is answered 503 within
+    publish_timeout_seconds (the client gives up far later, so a hang fails the test), the process keeps
+    serving, and after the broker is back a POST that was answered 503 is not published behind the
+    caller's back by a retry buffer (one POST must never become two messages)."""
+    frozen = [refreshed(f"hung-{i}") for i in range(3)]
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:  # 10x the 1 s bound
+        async with http.post(f"{ingress}/events", data=orjson.dumps(refreshed("before")), headers=AUTH) as r:
+            assert r.status == 202
+        proxy.freeze()
+
+        async def post(e: dict[str, Any]) -> int:
+            async with http.post(f"{ingress}/events", data=orjson.dumps(e), headers=AUTH) as r:
+                return r.status
+        assert await asyncio.gather(*(post(e) for e in frozen)) == [503] * len(frozen)
+        async with http.get(f"{ingress}/healthz") as r:
+            assert r.status == 200
+        proxy.thaw()
+        deadline, ids = time.monotonic() + 60, []
+        while True:  # the bridge reconnects; a later POST lands
+            assert time.monotonic() < deadline, "no POST accepted after the broker came back"
+            if await post(refreshed("after")) == 202:
+                break
+            await asyncio.sleep(0.2)
+    deadline = time.monotonic() + 30
+    while "ev-after" not in ids:
+        assert time.monotonic() < deadline
+        ids += [read_message(b)["id"] for b in queued(rabbit)]  # type: ignore[index]
+    assert ids.count("ev-before") == 1
+    for e in frozen:  # 503 means "not confirmed": it may have landed once, never twice
+        assert ids.count(e["id"]) <= 1, ids
+
+
 async def test_webhook_handshakes_and_event_grid_blobs(ingress: str, rabbit: RabbitBroker) -> None:
     code = str(uuid.uuid4())
     validation = [{"id": "v1", "topic": "/subscriptions/x", "subject": "", "eventType":
@@ -179,3 +214,45 @@ async def test_webhook_handshakes_and_event_grid_blobs(ingress: str, rabbit: Rab
     notes = [read_message(b) for b in queued(rabbit)]
     assert len(notes) == 2 and all(isinstance(n, Notification) for n in notes)
     assert notes[0].objects[0].uri == "abfss://ci@acct.dfs.core.windows.net/vip/model.json"  # type: ignore[union-attr]
+
+
+async def test_an_authorization_header_that_is_not_utf8_is_401(ingress: str, rabbit: RabbitBroker) -> None:
+    """Raw bytes on the wire (no client library would send them): a 401 naming the fix, never a 500."""
+    host, port = ingress.removeprefix("http://").split(":")
+    body = orjson.dumps(refreshed("raw"))
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"POST /events HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                 b"Authorization: Bearer \xff\xfe" + b"A" * 20 + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 30)
+    writer.close()
+    assert answer.split(b"\r\n", 1)[0] == b"HTTP/1.1 401 Unauthorized", answer[:200]
+    assert queued(rabbit) == []
+
+
+async def test_a_rotated_tokens_file_with_a_typo_and_then_deleted(rabbit: RabbitBroker, tmp_path: Any) -> None:
+    """The file gains a short entry: valid tokens still 202, others 401 (never 500). The file deleted:
+    its tokens are revoked (401)."""
+    path = tmp_path / "tokens"
+    path.write_text(TOKEN + "\n")
+    config = parse_config({"worker": {"broker_url": "amqp://guest:guest@127.0.0.1:5672//",
+                                      "requests_queue": rabbit.requests_queue,
+                                      "events_exchange": rabbit.events_exchange},
+                           "ingress": {"tokens_env": "INGRESS_TEST_UNSET_TOKENS", "tokens_file": str(path)}})
+    ing = Ingress(config)
+    port = free_port()
+    await ing.start("127.0.0.1", port)
+    try:
+        async with aiohttp.ClientSession() as http:
+            async def post(token: str, i: int) -> int:
+                async with http.post(f"http://127.0.0.1:{port}/events", data=orjson.dumps(refreshed(f"tok-{i}")),
+                                     headers={"Authorization": f"Bearer {token}"}) as r:
+                    return r.status
+            path.write_text(TOKEN + "\nshort\n")
+            os.utime(path, ns=(1, 2_000_000_000_000_000_000))
+            assert [await post(TOKEN, 1), await post("x" * 40, 2), await post("short", 3)] == [202, 401, 401]
+            path.unlink()
+            assert await post(TOKEN, 4) == 401
+    finally:
+        await ing.stop()
+    assert {read_message(b)["id"] for b in queued(rabbit)} == {"ev-tok-1"}  # type: ignore[index]

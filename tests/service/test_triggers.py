@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from worker.events.notifications import ObjectNote
-from worker.locations import locate
+from worker.locations import LocationError, locate
 from worker.service.triggers import Triggers, refresh_id_for, snapshot_of
 from worker.settings import Segment
 
@@ -53,3 +55,38 @@ def test_refresh_id_is_the_same_for_the_same_write_and_differs_for_another() -> 
 
 def test_snapshot_of_a_marker_at_the_top_of_a_bucket() -> None:
     assert snapshot_of(locate("s3://cdp-exports/_SUCCESS")) == "s3://cdp-exports/"
+
+
+def test_a_key_that_is_not_literal_is_refused_never_read_as_another_folder() -> None:
+    """S3 keys are literal: 'vip//two/_SUCCESS' is not 'vip/two/_SUCCESS'; normalising it would read the
+    parts of another folder (an older refresh, another segment's data)."""
+    for key in ("vip//two/_SUCCESS", "vip/./two/_SUCCESS", "vip/x/../two/_SUCCESS", "vip/two/_SUCCESS/"):
+        with pytest.raises(LocationError, match="keys are literal") as info:
+            TRIGGERS.refreshes(note(key))
+        assert "without '//', '/./' or '/../'" in str(info.value)
+    assert TRIGGERS.refreshes(note("vip/two/_SUCCESS"))  # the literal key itself still starts a run
+
+
+def azure_note(path: str, account: str = "devstoreaccount1") -> ObjectNote:
+    return ObjectNote(f"insights@{account}", path, "created", "2026-11-28T14:05:00Z", "sequencer:0A",
+                      "cloudevent", "az")
+
+
+def test_azure_blobs_start_runs_in_the_form_of_the_trigger_that_matched(monkeypatch: pytest.MonkeyPatch) -> None:
+    """az:// is the worker's own account (here Azurite's devstoreaccount1, from the connection string the
+    worker's Azure client uses), abfss:// names its account; the snapshot is written like the trigger."""
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", "DefaultEndpointsProtocol=http;AccountName="
+                       "devstoreaccount1;AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:1/devstoreaccount1;")
+    triggers = Triggers({
+        "ci": Segment(name="ci", triggers=("az://insights/CustomerInsights_*/vip/model.json",)),
+        "named": Segment(name="named", triggers=(
+            "abfss://insights@other.dfs.core.windows.net/CustomerInsights_*/vip/model.json",)),
+    })
+    (r,) = triggers.refreshes(azure_note("CustomerInsights_7/vip/model.json"))
+    assert (r.segment, r.snapshot_uri) == ("ci", "az://insights/CustomerInsights_7/vip/model.json")
+    (n,) = triggers.refreshes(azure_note("CustomerInsights_7/vip/model.json", "other"))
+    assert (n.segment, n.snapshot_uri) == (
+        "named", "abfss://insights@other.dfs.core.windows.net/CustomerInsights_7/vip/model.json")
+    assert n.refresh_id != r.refresh_id  # another account's blob is another object
+    assert triggers.refreshes(azure_note("CustomerInsights_7/x/model.json")) == []
+    assert triggers.refreshes(azure_note("CustomerInsights_7/vip/model.json", "third")) == []

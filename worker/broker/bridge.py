@@ -38,9 +38,10 @@ from typing import Any
 from kombu import Connection
 
 from worker.broker.backoff import backoff_delays
-from worker.broker.connection import make_driver, open_connection
+from worker.broker.connection import CONNECT_TIMEOUT, make_driver, open_connection
 from worker.broker.delivery import Delivery
 from worker.broker.driver import Driver
+from worker.broker.kombu_driver import CONFIRM_TIMEOUT
 from worker.broker.options import broker_kind, transport_options_for
 from worker.broker.sqs_transport import RawBodyTransport
 from worker.broker.topology import ERROR_CLASS_HEADER, ERROR_HEADER, EVENTS, REQUESTS, Topology, check_delay
@@ -89,10 +90,17 @@ class BrokerBridge:
 
     def __init__(self, url: str, topology: Topology, *, prefetch: int, transport_options: dict | None = None,
                  heartbeat_interval: float = 60.0, visibility_timeout: float | None = None,
-                 reconnect_wait: float = 30.0, poll_interval: float = 0.1) -> None:
+                 reconnect_wait: float = 30.0, poll_interval: float = 0.1,
+                 confirm_timeout: float = CONFIRM_TIMEOUT) -> None:
         """``visibility_timeout``: SQS queue creation and ``hold``; when not given, the transport
         option ``visibility_timeout`` (config ``broker_options``), else 120 s. ``reconnect_wait`` bounds
-        how long a publish waits for a lost connection to come back.
+        how long a publish waits for a lost connection to come back; ``confirm_timeout`` how long one AMQP
+        publish waits for its confirm (then the connection counts as broken: a broker that stopped
+        answering must not hold the one broker thread).
+
+        A publish whose awaiting coroutine was cancelled (e.g. ``asyncio.wait_for`` ran out) is dropped:
+        not sent if it had not been yet, never sent again after a reconnect. Its caller was told it
+        failed and retries by itself; sending it later as well would turn one request into two messages.
         """
         if prefetch < 1:
             raise ValueError("prefetch must be at least 1")
@@ -103,6 +111,7 @@ class BrokerBridge:
         self.heartbeat_interval = heartbeat_interval
         self.reconnect_wait = reconnect_wait
         self.poll_interval = poll_interval
+        self.confirm_timeout = confirm_timeout
         self.transport_options = transport_options_for(url, **(transport_options or {}))
         if visibility_timeout is None:
             visibility_timeout = float((transport_options or {}).get("visibility_timeout", 120.0))
@@ -403,13 +412,18 @@ class BrokerBridge:
 
     def _connect(self) -> None:
         conn = open_connection(self.url, self.transport_options, heartbeat=self.heartbeat_interval)
+        sock = _amqp_socket(conn)
         try:
+            if sock is not None:  # channel opens and declares wait for answers with no bound of their own
+                sock.settimeout(CONNECT_TIMEOUT)
             driver = make_driver(conn, self.topology, prefetch=self.prefetch,
-                                 visibility_timeout=self.visibility_timeout)
+                                 visibility_timeout=self.visibility_timeout, confirm_timeout=self.confirm_timeout)
             driver.declare()
             if not self._paused:
                 driver.consume(functools.partial(self._on_message, driver, self._generation))
                 self._consuming = True
+            if sock is not None:
+                sock.settimeout(None)  # as py-amqp leaves it after its own handshake: reads time out per call
         except BaseException:
             with contextlib.suppress(Exception):
                 conn.collect()
@@ -451,7 +465,7 @@ class BrokerBridge:
             if not driver.survives_reconnect:
                 with self._held_lock:  # the broker requeues these itself; their settles now return False
                     self._held.clear()
-            driver.close()
+            driver.close(broken=True)
 
     def _on_message(self, driver: Driver, generation: int, message: Any) -> None:
         """Runs inside drain_events: describe the message and hand it to the event loop."""
@@ -542,9 +556,11 @@ class BrokerBridge:
                 else:
                     command.give_up(f"broker connection lost: {exc}")
                 raise  # the connection is unusable: the serve loop reconnects
-            command.future.set_exception(exc)
+            if not command.future.done():  # cancelled by its caller meanwhile: nobody waits for it
+                command.future.set_exception(exc)
         else:
-            command.future.set_result(result)
+            if not command.future.done():
+                command.future.set_result(result)
 
     def _shutdown(self) -> None:
         """Finish what was queued, give back what is held, close; nothing may be left waiting."""
@@ -581,6 +597,12 @@ class BrokerBridge:
             driver.close()
         self._driver = None
         self.connected = False
+
+
+def _amqp_socket(conn: Connection) -> Any:
+    """The TCP socket under an AMQP connection (None for SQS and memory://)."""
+    transport = getattr(getattr(conn, "connection", None), "transport", None)
+    return getattr(transport, "sock", None)
 
 
 def _start_recoverable_errors(url: str) -> tuple[type[BaseException], ...]:

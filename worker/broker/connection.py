@@ -7,15 +7,18 @@ from typing import Any
 from kombu import Connection
 
 from worker.broker.driver import Driver
-from worker.broker.kombu_driver import KombuDriver
+from worker.broker.kombu_driver import CONFIRM_TIMEOUT, KombuDriver
 from worker.broker.options import broker_kind
 from worker.broker.sqs_driver import SqsDriver
 from worker.broker.sqs_transport import RawBodyTransport
 from worker.broker.topology import Topology
 
+#: Seconds for the TCP connect and each step of the AMQP handshake (and, in the bridge, each declare).
+CONNECT_TIMEOUT = 5.0
+
 
 def open_connection(url: str, transport_options: dict[str, Any], *, heartbeat: float = 0.0,
-                    connect_timeout: float = 5.0) -> Connection:
+                    connect_timeout: float = CONNECT_TIMEOUT) -> Connection:
     """Connect (raising on failure); SQS gets the raw-body transport so bodies pass through untouched."""
     kind = broker_kind(url)
     kwargs: dict[str, Any] = {"transport_options": dict(transport_options), "connect_timeout": connect_timeout}
@@ -33,8 +36,10 @@ def open_connection(url: str, transport_options: dict[str, Any], *, heartbeat: f
     return conn
 
 
-def make_driver(conn: Connection, topology: Topology, *, prefetch: int, visibility_timeout: float) -> Driver:
-    """The driver for an open connection's transport."""
+def make_driver(conn: Connection, topology: Topology, *, prefetch: int, visibility_timeout: float,
+                confirm_timeout: float = CONFIRM_TIMEOUT) -> Driver:
+    """The driver for an open connection's transport (``confirm_timeout``: AMQP publisher confirms)."""
     if conn.transport.driver_type == "sqs":
         return SqsDriver(conn, topology, prefetch=prefetch, visibility_timeout=visibility_timeout)
-    return KombuDriver(conn, topology, prefetch=prefetch, visibility_timeout=visibility_timeout)
+    return KombuDriver(conn, topology, prefetch=prefetch, visibility_timeout=visibility_timeout,
+                       confirm_timeout=confirm_timeout)

@@ -109,8 +109,17 @@ class Driver(ABC):
         conn = self.connection
         return (*conn.connection_errors, *conn.channel_errors, socket.error)
 
-    def close(self) -> None:
-        """Close the connection, ignoring errors: it may already be dead."""
+    def close(self, *, broken: bool = False) -> None:
+        """Close the connection, ignoring errors: it may already be dead.
+
+        ``broken``: the connection failed (a timeout, a reset), so the socket is just dropped: the polite
+        close waits for the broker's answer without a bound, and a broker that stopped answering would
+        hold the one broker thread until it answers again.
+        """
+        if broken:
+            with contextlib.suppress(Exception):
+                self.connection.collect()
+            return
         try:
             self.connection.release()
         except Exception:  # closing a broken connection may fail in any way

@@ -32,7 +32,7 @@ class Unroutable(Exception):
     """RabbitMQ had no queue for a message that must land in one (deleted meanwhile?): nothing was stored."""
 
 
-#: How long a publish waits for the broker's confirm before the connection is treated as broken.
+#: How long a publish waits for the broker's confirm before the connection is treated as broken (default).
 CONFIRM_TIMEOUT = 15.0
 
 
@@ -40,8 +40,9 @@ class KombuDriver(Driver):
     """AMQP / memory operations; one channel consumes, another publishes (in confirm mode on AMQP)."""
 
     def __init__(self, connection: Connection, topology: Topology, *, prefetch: int,
-                 visibility_timeout: float) -> None:
+                 visibility_timeout: float, confirm_timeout: float = CONFIRM_TIMEOUT) -> None:
         super().__init__(connection, topology, prefetch=prefetch, visibility_timeout=visibility_timeout)
+        self.confirm_timeout = confirm_timeout
         self.kind = "memory" if connection.transport.driver_type == "memory" else "amqp"
         self.always_drain = self.kind == "amqp"
         self._publish_channel = connection.channel()
@@ -148,7 +149,7 @@ class KombuDriver(Driver):
         self._returned = None
         self._producer.publish(bytes(body), exchange=exchange, routing_key=key, headers=dict(headers or {}),
                                content_type=JSON, content_encoding="utf-8", delivery_mode=2, mandatory=mandatory,
-                               retry=False, confirm_timeout=CONFIRM_TIMEOUT if self.kind == "amqp" else None)
+                               retry=False, confirm_timeout=self.confirm_timeout if self.kind == "amqp" else None)
         if self._returned is not None:
             raise Unroutable(f"RabbitMQ stored no copy of a message for queue {key!r} ({self._returned}): the "
                              f"queue is missing; restart the worker to declare it again")
@@ -184,7 +185,7 @@ class KombuDriver(Driver):
             _, _, body, headers = heapq.heappop(self._delayed)
             self.publish(REQUESTS, body, headers=headers)
 
-    def close(self) -> None:
+    def close(self, *, broken: bool = False) -> None:
         """memory://: delayed requests still waiting are published now: early is better than never."""
         while self._delayed:
             _, _, body, headers = heapq.heappop(self._delayed)
@@ -193,7 +194,7 @@ class KombuDriver(Driver):
             except Exception as exc:  # memory:// cannot really fail; but never lose them quietly
                 log.error("%d delayed request(s) lost on close: %s", len(self._delayed) + 1, exc)
                 self._delayed.clear()
-        super().close()
+        super().close(broken=broken)
 
     def release_held(self, messages: list[Any]) -> None:
         """memory:// drops unacked messages when a channel closes; put them back like RabbitMQ would."""

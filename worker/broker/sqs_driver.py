@@ -240,10 +240,10 @@ class SqsDriver(Driver):
         """
         self._release_slot(message)
 
-    def close(self) -> None:
+    def close(self, *, broken: bool = False) -> None:
         """Forget held messages before closing so kombu's close does not re-hide them."""
         self._channel.qos._delivered.clear()
-        super().close()
+        super().close(broken=broken)
 
 
 def _bounded_client(client: Any, timeout: float) -> Any:

@@ -5,8 +5,13 @@ notifications (``+`` for a space, ``%3D`` for ``=``) and EventBridge does not; a
 the object is named in the bucket matches both, once each key was decoded and normalised by ``locate``.
 
 The syntax, as in shells and ``.gitignore``: ``*`` any run of characters inside one segment (never
-``/``), ``**`` any run across segments, ``?`` one character other than ``/``, ``[abc]`` / ``[!abc]`` one
-character of (not of) a set; everything else stands for itself.
+``/``), ``**`` any run across segments (``a/**/b`` also matches ``a/b``: zero or more folders),
+``?`` one character other than ``/``, ``[abc]`` / ``[!abc]`` / ``[a-z]`` one character of (not of) a
+set; everything else stands for itself.
+
+Stores: ``s3://bucket/key-pattern``; Azure ``az://container/path-pattern`` (a container of the worker's
+own storage account, as ``az://`` locations are) or ``abfss://container@account.dfs.core.windows.net/
+path-pattern`` (that account's). The root (bucket, container, account) never holds a wildcard.
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from worker.locations.location import _BUCKET, Location, LocationError, show_uri
+from worker.locations.location import Location, LocationError, locate, show_uri
 
-_SCHEMES = ("s3://",)
+_SCHEMES = ("s3://", "az://", "abfss://")
+_EXAMPLE = "\"s3://cdp-exports/vip/*/_SUCCESS\" or \"az://insights/CustomerInsights_*/vip/model.json\""
 
 
 @dataclass(frozen=True)
@@ -41,20 +47,39 @@ def compile_glob(pattern: str) -> LocationGlob:
     """The glob as a regular expression; LocationError naming the problem and the fix for a bad one."""
     shown = repr(show_uri(pattern))  # credentials masked: a trigger is echoed in config errors
     if not pattern.startswith(_SCHEMES):
-        raise LocationError(f"trigger {shown} must start with s3:// and name the bucket, e.g. "
-                            "\"s3://cdp-exports/vip/*/_SUCCESS\"")
-    rest = pattern.split("://", 1)[1]
-    bucket, slash, _ = rest.partition("/")
-    if not slash or not bucket or any(c in bucket for c in "*?["):
-        raise LocationError(f"trigger {shown} must name one bucket (no wildcard in it) and a key "
-                            "pattern after it, e.g. \"s3://cdp-exports/vip/*/_SUCCESS\"")
-    if not _BUCKET.fullmatch(bucket):
-        raise LocationError(f"trigger {shown}: the part before the first '/' is not an S3 bucket name (a trigger "
-                            "is s3://bucket/key-pattern; credentials never belong in it)")
+        raise LocationError(f"trigger {shown} must start with s3://, az:// or abfss:// and name the bucket or "
+                            f"container, e.g. {_EXAMPLE}")
+    scheme, rest = pattern.split("://", 1)
+    root_text, slash, key_pattern = rest.partition("/")
+    if not slash or not root_text or any(c in root_text for c in "*?["):
+        raise LocationError(f"trigger {shown} must name one bucket or container (no wildcard in it) and a path "
+                            f"pattern after it, e.g. {_EXAMPLE}")
+    try:  # the root as locate reads it: the same checks and the same form as the locations matched
+        root = locate(f"{scheme}://{root_text}/x").root
+    except LocationError:
+        raise LocationError(
+            f"trigger {shown}: the part before the first '/' is not an S3 bucket name or an Azure container "
+            "(3-63 lower-case letters, digits, single hyphens); a trigger is s3://bucket/pattern, "
+            "az://container/pattern or abfss://container@account.dfs.core.windows.net/pattern, and credentials "
+            "never belong in it") from None
+    kind = "az" if scheme in ("az", "abfss") else "s3"
+    text = _translate(key_pattern, shown)
+    try:
+        regex = re.compile(re.escape(f"{kind}://{root}/") + text, re.DOTALL)
+    except re.error as exc:
+        raise LocationError(f"trigger {shown} is not a valid glob ({exc.msg}); check its [...] sets: a range "
+                            "goes from the lower character to the higher one, e.g. [a-z]") from None
+    return LocationGlob(pattern, regex)
+
+
+def _translate(pattern: str, shown: str) -> str:
     out, i = [], 0
     while i < len(pattern):
         c = pattern[i]
-        if pattern.startswith("**", i):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")  # zero or more whole folders
+            i += 3
+        elif pattern.startswith("**", i):
             out.append(".*")
             i += 2
         elif c == "*":
@@ -76,4 +101,4 @@ def compile_glob(pattern: str) -> LocationGlob:
         else:
             out.append(re.escape(c))
             i += 1
-    return LocationGlob(pattern, re.compile("".join(out), re.DOTALL))
+    return "".join(out)

@@ -8,7 +8,8 @@ same reason, naming the field; nothing of a request is published unless all its 
 
 Then each event is published to the requests queue with publisher confirms, and the answer is ``202``
 only once the broker confirmed every one of them. A broker that cannot be reached within
-``publish_timeout_seconds`` is answered ``503`` (with ``Retry-After``): the caller retries, and a retry
+``publish_timeout_seconds`` (unreachable, or hung: the wait is bounded here, around the publish) is
+answered ``503`` (with ``Retry-After``) and its publishes are dropped, never sent later; the caller retries, and a retry
 is harmless because a run's id follows from its refresh (a duplicate message is a duplicate run, never a
 second sync). What is published is what the worker reads: our events as validated (a CloudEvent of our
 type already turned into our event, its id derived from ``source`` and ``id``), and blob events as a
@@ -70,11 +71,14 @@ class Ingress:
         self.bridge = BrokerBridge(url, Topology(requests_queue=w.requests_queue, events_exchange=w.events_exchange,
                                                  max_receive_count=w.max_receive_count),
                                    prefetch=1, transport_options=transport_options_for(url, **w.broker_options),
-                                   reconnect_wait=self.settings.publish_timeout_seconds)
+                                   reconnect_wait=self.settings.publish_timeout_seconds,
+                                   confirm_timeout=self.settings.publish_timeout_seconds)
         self.bridge.pause()  # it publishes only: no consumer on the requests queue
         self.origins = {o.lower() for o in self.settings.webhook_origins}
         self.stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        #: The port HTTP is served on, once started (the OS's choice for port 0).
+        self.port: int | None = None
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.settings.max_body_bytes)
@@ -99,13 +103,19 @@ class Ingress:
         return 0
 
     async def start(self, host: str = "0.0.0.0", port: int | None = None) -> None:
-        """Connect to the broker (ConnectionError if it cannot be reached at start), then serve HTTP."""
+        """Connect to the broker, then serve HTTP on ``port`` ([ingress] port when None; 0: one the OS picks,
+        then in :attr:`port` and the log line).
+
+        ConnectionError when the broker cannot be reached within ``publish_timeout_seconds``: a replica
+        that could only answer 503 should fail and be restarted, not wait.
+        """
         load_validators()
-        await self.bridge.start(lambda _: None)
+        await self.bridge.start(lambda _: None, start_timeout=self.settings.publish_timeout_seconds)
         self._runner = web.AppRunner(self.app(), access_log=None)  # no access log: URLs and addresses stay out
         await self._runner.setup()
-        await web.TCPSite(self._runner, host, port or self.settings.port).start()
-        log.info("ingress serving", extra={"port": port or self.settings.port, "broker": self.bridge.kind})
+        await web.TCPSite(self._runner, host, self.settings.port if port is None else port).start()
+        self.port = int(self._runner.addresses[0][1])
+        log.info("ingress serving on port %d", self.port, extra={"port": self.port, "broker": self.bridge.kind})
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -158,7 +168,11 @@ class Ingress:
             REQUESTS.labels("invalid").inc()
             return _error(400, exc.reason, reason_class=exc.reason_class, field=exc.path)
         try:
-            await asyncio.gather(*(self.bridge.publish_request(body) for _, body in messages))
+            # Bounded here, not only in the bridge: a broker that stopped answering (TCP open, no frames)
+            # must cost the caller publish_timeout_seconds and a 503. Cancelling drops the publishes the
+            # bridge had not done yet, so nothing is sent later behind the caller's back.
+            await asyncio.wait_for(asyncio.gather(*(self.bridge.publish_request(body) for _, body in messages)),
+                                   self.settings.publish_timeout_seconds)
         except (ConnectionError, TimeoutError) as exc:
             REQUESTS.labels("unavailable").inc()
             log.warning("broker unreachable: answered 503 (%s)", type(exc).__name__)

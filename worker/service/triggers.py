@@ -13,6 +13,16 @@ snapshot it marks is admitted by the worker against ``snapshot_prefixes`` like a
   names the same write, so it is the same refresh and the same run id: a duplicate run, never a second
   sync. A marker written again is a new write (a new sequencer), so a new refresh.
 - ``occurred_at`` is the notification's event time, so the stale check keeps working.
+
+Object keys are literal: ``vip//two/_SUCCESS``, ``vip/./two/_SUCCESS`` and ``vip/x/../two/_SUCCESS`` are
+other objects than ``vip/two/_SUCCESS``, in other "folders". ``locate`` normalises such a path into
+another one, so a marker whose key is not already in that normal form is refused (LocationError, acked
+and counted as ``bad_location``): read as a location it would name another folder's parts.
+
+Azure: Event Grid names the storage account (``abfss://container@account...``); an ``az://container/``
+trigger means the worker's own account (as ``az://`` locations do), so it matches a blob of that account
+only, and the snapshot is written in the form of the trigger that matched, which is the form the
+``snapshot_prefixes`` are written in.
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from worker.events.notifications import ObjectNote
-from worker.locations import Location, LocationGlob, compile_glob, locate
+from worker.locations import Location, LocationError, LocationGlob, compile_glob, locate
 from worker.settings import Segment
 
 IGNORED_REASONS = ("test_event", "deleted", "not_created", "no_trigger", "bad_location")
@@ -53,15 +63,41 @@ class Triggers:
 
     def refreshes(self, note: ObjectNote) -> list[Refresh]:
         """Every segment whose triggers match the (created) object; LocationError if it names no place."""
-        if note.store != "s3":  # triggers are s3:// globs until the locations and readers know Azure (issue 16)
-            return []
         location = locate(note.uri)
-        segments = list(dict.fromkeys(name for name, glob in self.globs if glob.matches(location)))
-        if not segments:
-            return []
-        snapshot = snapshot_of(location)
-        refresh_id = refresh_id_for(location, note.token)
-        return [Refresh(s, snapshot, refresh_id, note.occurred_at, location.uri) for s in segments]
+        if "/".join(location.segments) != note.key:
+            raise LocationError(f"the object key {note.key[:300]!r} holds an empty, '.' or '..' segment; keys are "
+                                "literal, so its folder cannot be read as a snapshot (it would name another "
+                                "folder): write the export under a path without '//', '/./' or '/../'")
+        forms = [location]
+        if location.kind == "az" and (own := self._own_account_form(location)) is not None:
+            forms.append(own)
+        found: dict[str, Location] = {}
+        for name, glob in self.globs:
+            for form in forms:
+                if name not in found and glob.matches(form):
+                    found[name] = form
+        refresh_id = refresh_id_for(location, note.token)  # one write, one id, whichever form matched
+        return [Refresh(s, snapshot_of(form), refresh_id, note.occurred_at, location.uri)
+                for s, form in found.items()]
+
+    def _own_account_form(self, location: Location) -> Location | None:
+        """``az://container/path`` for a blob of the worker's own storage account, else None."""
+        if not any(glob.pattern.startswith("az://") for _, glob in self.globs):
+            return None
+        container, _, account = location.root.partition("@")
+        if not account or account != own_account():
+            return None
+        return Location("az", container, location.segments, location.folder)
+
+
+def own_account() -> str | None:
+    """The storage account of the worker's Azure credentials (None without them or the azure extra)."""
+    from worker.clients.azure import AzureUnavailable, blob_service
+
+    try:
+        return str(blob_service().account_name)
+    except AzureUnavailable:
+        return None
 
 
 def snapshot_of(marker: Location) -> str:

@@ -362,7 +362,8 @@ class IngressSettings(Table):
     tokens_env: str | None = field(default="SEGMENT_EXPORT_INGRESS_TOKENS", metadata=key(
         "Environment variable holding the accepted bearer tokens (whitespace or comma separated).", min_length=1))
     tokens_file: str | None = field(default=None, metadata=key(
-        "A file holding accepted bearer tokens (e.g. a mounted Kubernetes secret), re-read when it changes.",
+        "A file holding accepted bearer tokens (e.g. a mounted Kubernetes secret), re-read when it changes; "
+        "entries under 16 characters are ignored, a deleted or empty file revokes its tokens.",
         min_length=1))
     max_body_bytes: int = field(default=1_048_576, metadata=key(
         "Largest request body accepted (413 above it); Event Grid batches are at most 1 MiB.",
@@ -371,7 +372,8 @@ class IngressSettings(Table):
         "Origins allowed by the CloudEvents webhook handshake (OPTIONS with WebHook-Request-Origin).",
         min_length=1))
     publish_timeout_seconds: float = field(default=10.0, metadata=key(
-        "How long a request waits for the broker to confirm before it is answered 503.", exclusive_minimum=0))
+        "How long a request waits for the broker to confirm before it is answered 503 (and how long the ingress "
+        "waits for the broker at start).", exclusive_minimum=0))
 
 
 # ------------------------------------------------------------------------------------------- segments
@@ -379,10 +381,11 @@ class IngressSettings(Table):
 class Segment(Table):
     """A segment's settings: which written objects announce its refresh (its exports name it by ``segment``).
 
-    ``triggers`` are globs on the decoded location of an object an S3 event notification announces
-    (``*`` within one folder, ``**`` across folders); a created object that matches starts a run of every
-    export of the segment, reading the snapshot the object marks: its folder for a marker whose name
-    starts with ``_`` (``_SUCCESS``), else the object itself (a manifest, a ``model.json``, one file).
+    ``triggers`` are globs on the decoded location of an object an S3 event notification or an Event
+    Grid BlobCreated announces (``*`` within one folder, ``**`` zero or more folders); a created object
+    that matches starts a run of every export of the segment, reading the snapshot the object marks: its
+    folder for a marker whose name starts with ``_`` (``_SUCCESS``), else the object itself (a manifest,
+    a ``model.json``, one file).
     """
 
     DEF_NAME = "segment"
@@ -390,7 +393,9 @@ class Segment(Table):
     name: str
     triggers: tuple[str, ...] = field(default=(), metadata=key(
         "Globs on the decoded location of objects whose creation announces a refresh of this segment, e.g. "
-        "[\"s3://cdp-exports/vip/*/_SUCCESS\"]: * stays within one folder, ** crosses folders.", min_length=1,
+        "[\"s3://cdp-exports/vip/*/_SUCCESS\", \"az://insights/CustomerInsights_*/vip/model.json\"]: * stays "
+        "within one folder, ** is zero or more folders; az:// is the worker's own storage account, abfss:// "
+        "names one.", min_length=1,
         check=_triggers, example='triggers = ["s3://cdp-exports/vip/*/_SUCCESS"]'))
 
 
