@@ -6,6 +6,7 @@ and once it is back the retried POSTs land, none lost; both webhook handshakes a
 from __future__ import annotations
 
 import asyncio
+import gzip
 import os
 import time
 import uuid
@@ -121,6 +122,11 @@ async def test_refusals_publish_nothing_and_say_why(ingress: str, rabbit: Rabbit
             assert (await r.json())["field"] == "[1].snapshot.format"
         async with http.post(f"{ingress}/events", data=b"{not json", headers=AUTH) as r:
             assert r.status == 400 and (await r.json())["reason"] == "not_json"
+        bomb = gzip.compress(b" " * (64 << 20))  # 64 MiB of blanks in about 64 KiB: refused unread
+        for headers in (AUTH, {}):
+            async with http.post(f"{ingress}/events", data=bomb,
+                                 headers={**headers, "Content-Encoding": "gzip"}) as r:
+                assert r.status == 415 and (await r.json())["reason"] == "content_encoding"
     assert queued(rabbit) == []
 
 
