@@ -1,7 +1,8 @@
 """CSV shapes real exports have, read from real files (issue 19 review, defect 4).
 
 Quoted values holding line breaks (also where one straddles the reader's 1 MiB block), a last line
-without a line break, empty part files in a folder, and the line an error names after all of these.
+without a line break, empty part files in a folder (refused: a part cut short), and the line an error
+names after all of these.
 """
 
 from __future__ import annotations
@@ -46,16 +47,39 @@ def test_a_last_line_without_a_line_break_is_read(write: Callable[..., Path], da
     assert [(line, row["email"]) for _, line, row in rows_of(read_all(str(path)))] == [(2, "a@x.io"), (3, "b@x.io")]
 
 
-def test_empty_part_files_in_a_folder_are_fine(write: Callable[..., Path], tmp_path: Path) -> None:
-    write("seg/part-0000.csv", b"")
+def test_parts_without_rows_but_whole_are_read_as_no_rows(write: Callable[..., Path], tmp_path: Path) -> None:
     write("seg/part-0001.csv", b"email\na@x.io\n")
     write("seg/part-0002.csv", b"email\n")                       # header only
-    write("seg/part-0003.csv.gz", b"", gzip_it=True)              # an empty gzip stream
-    write("seg/part-0004.jsonl", b"")
+    write("seg/part-0003.csv.gz", b"email\n", gzip_it=True)      # header only, gzip
+    write("seg/part-0004.jsonl.gz", b"", gzip_it=True)            # a whole gzip stream of no lines
     write("seg/part-0005.csv", b"email\r\nb@x.io")
     pages = list(with_column(read_pages(str(tmp_path / "seg")), "email", "exports.x.mapping.email"))
     assert [(source.rsplit("/", 1)[1], line, row) for source, line, row in rows_of(pages)] == [
         ("part-0001.csv", 2, {"email": "a@x.io"}), ("part-0005.csv", 2, {"email": "b@x.io"})]
+
+
+@pytest.mark.parametrize(("name", "data", "gzip_it", "message"), [
+    ("part-0001.csv", b"", False, r"part-0001\.csv is empty \(0 bytes\): a part cut short\?"),
+    ("part-0001.csv.gz", b"", False, r"part-0001\.csv\.gz is empty \(0 bytes\)"),
+    ("part-0001.jsonl", b"", False, r"part-0001\.jsonl is empty \(0 bytes\)"),
+    ("part-0001.jsonl.gz", b"", False, r"part-0001\.jsonl\.gz is empty \(0 bytes\)"),
+    ("part-0001.csv.gz", b"", True, r"part-0001\.csv\.gz is empty: no header row; a part cut short\?"),
+    ("part-0001.csv", b"\n\r\n", False, r"part-0001\.csv is empty: no header row"),
+])
+def test_an_empty_part_fails_the_snapshot_instead_of_reading_as_no_rows(
+        write: Callable[..., Path], tmp_path: Path, name: str, data: bytes, gzip_it: bool, message: str) -> None:
+    """A part cut short at 0 bytes read as "no rows" would unsubscribe every member it held (issue 19, 3rd review)."""
+    write("seg/part-0000.csv", b"email\na@x.io\n")
+    write(f"seg/{name}", data, gzip_it=gzip_it)
+    with pytest.raises(SnapshotError, match=message):
+        list(read_pages(str(tmp_path / "seg")))
+
+
+def test_an_empty_parquet_part_fails_the_snapshot(write: Callable[..., Path], tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    write("seg/part-0000.parquet", b"")
+    with pytest.raises(SnapshotError, match=r"part-0000\.parquet is empty \(0 bytes\)|not a readable Parquet file"):
+        list(read_pages(str(tmp_path / "seg")))
 
 
 @pytest.mark.parametrize(("data", "message"), [

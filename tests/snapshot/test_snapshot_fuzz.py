@@ -11,7 +11,8 @@ The references (``reference_csv``, ``reference_jsonl``) are written from the for
 readers' code: RFC 4180 as Python's ``csv`` module reads it strictly (records end at CR, LF or CRLF
 outside quotes; a field that starts with a quote ends at a quote followed by the delimiter, a line end or
 the end; a quote inside an unquoted field is a character; at most ``csv.field_size_limit()`` characters
-a field), plus our rules (UTF-8 with an optional BOM, blank lines skipped, a header with unique names,
+a field), plus our rules (UTF-8 with an optional BOM, blank lines skipped,
+a header row (a part without one was cut short) with unique names,
 every row as wide as the header); and JSON Lines: every line that is not blank (only spaces, tabs, CR)
 is one JSON object (RFC 8259; no NaN/Infinity, numbers that fit a double, integers outside 64 bits read
 as doubles, no unpaired surrogate escapes, nesting at most 1024 deep).
@@ -127,7 +128,7 @@ def reference_csv(data: bytes) -> Rows | None:
             break
         records.append((start, fields))
     if not records:
-        return []
+        return None  # no header row: a part cut short, not a part with no rows
     header = [name.strip() for name in records[0][1]]
     if len(set(header)) != len(header):
         return None

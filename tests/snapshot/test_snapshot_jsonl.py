@@ -65,8 +65,9 @@ def test_pages_hold_page_size_rows_and_blank_lines_do_not_count(write: Callable[
     assert [row["i"] for _, _, row in rows_of(pages)] == list(range(7))
 
 
-def test_an_empty_file_has_no_pages(write: Callable[..., Path]) -> None:
-    assert read_all(str(write("seg.jsonl", b""))) == []
+def test_an_empty_file_is_refused_and_blank_lines_have_no_pages(write: Callable[..., Path]) -> None:
+    with pytest.raises(SnapshotError, match=r"seg\.jsonl is empty \(0 bytes\): a part cut short\?"):
+        read_all(str(write("seg.jsonl", b"")))
     assert read_all(str(write("blank.jsonl", b"\n\n"))) == []
 
 
@@ -112,7 +113,7 @@ def test_line_batches_yields_exactly_the_lines(data: bytes, short_reads: int, ch
 _profiles = st.lists(
     st.dictionaries(st.text(max_size=5), st.one_of(st.text(max_size=20), st.integers(-(2**62), 2**62),
                                                    st.booleans(), st.none()), max_size=4),
-    max_size=40,
+    min_size=1, max_size=40,  # a 0-byte file is a part cut short (test_an_empty_file_is_refused...)
 )
 
 

@@ -80,8 +80,9 @@ def csv_pages(stream: ReadableStream, source: str, page_size: int, *, header: tu
     """Pages of (line, {column: value}); the first line where the part is not well-formed CSV raises.
 
     Header names are stripped of surrounding spaces (``email, name`` is a common export quirk); values
-    are kept as they are, an empty value as ''. Blank lines are skipped. ``header``: the column names of
-    a part without a header row (a CDM partition), whose first line is then data.
+    are kept as they are, an empty value as ''. Blank lines are skipped. A part without a header row (no
+    text at all, or blank lines only) raises: it is a part cut short, not a part with no rows. ``header``:
+    the column names of a part without a header row (a CDM partition), whose first line is then data.
     """
     reader = csv.reader(itertools.chain.from_iterable(_blocks(stream)), strict=True, delimiter=delimiter)
     names: list[str] | None = list(header) if header is not None else None
@@ -117,6 +118,9 @@ def csv_pages(stream: ReadableStream, source: str, page_size: int, *, header: tu
         raise SnapshotError(
             f"snapshot {source} is not CSV: more than {MAX_LINE_BYTES >> 20} MiB after line {reader.line_num} "
             "without a line break") from None
+    if names is None:
+        raise SnapshotError(f"snapshot part {source} is empty: no header row; a part cut short? (a part with no "
+                            "rows still holds its header row; re-export the snapshot)")
     if rows:
         yield Page(source, rows, columns)
 
