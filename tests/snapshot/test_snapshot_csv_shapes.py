@@ -8,6 +8,8 @@ names after all of these.
 from __future__ import annotations
 
 import gzip
+import io
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import pytest
 from snapshot_support import read_all, rows_of
 
 from worker.snapshot import SnapshotError, read_pages, with_column
-from worker.snapshot.csv_pages import _BUFFER
+from worker.snapshot.csv_pages import _BUFFER, csv_pages
 
 
 @pytest.mark.parametrize("end", ["\n", "\r\n"])
@@ -96,3 +98,36 @@ def test_errors_name_the_physical_line_after_multi_line_values(
         read_all(str(write("seg.csv", data)))
     with pytest.raises(SnapshotError, match=message):  # the same line through gzip
         read_all(str(write("seg.csv.gz", gzip.decompress(gzip.compress(data)), gzip_it=True)))
+
+
+_LAST = {80: '"O', 95: 'Smith"'}
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    # the third review's rows: u80's "O'Brien opens a quote, u95's Smith" closes it; 14 rows in between
+    ("e,f,l,p\n" + "".join(f"u{i}@x.io,F{i},{_LAST.get(i, 'L')},{i}\n" for i in range(100)),
+     "line 83 is inside a quoted value that starts on line 82 and reads as a row of its own"),
+    ('e,f,l,p\nu1@x.io,F,"O,1\nu2@x.io,F,L",2\nu3@x.io,F,L,3\n',
+     "line 3 is inside a quoted value that starts on line 2"),
+    ('f,l,e\nF,"O\nG,L,u2@x.io",u1@x.io\n', "line 3 is inside"),           # the email in the last column
+    ('e,note\na@x.io,"x\ny"\nb@x.io,"call\n ""c@x.io"" ,later"\n',
+     "line 5 is inside a quoted value that starts on line 4"),
+    ('e;note\na@x.io;"x\nb@x.io;y"\n', "line 3 is inside"),             # another delimiter
+])
+def test_a_line_inside_a_quoted_value_that_reads_as_a_row_fails_the_part(
+        write: Callable[..., Path], data: str, message: str) -> None:
+    """Two stray quotes make the lines between them one well-formed value: without this rule the strict parser
+    reads the part "whole" and the swallowed members are unsubscribed (issue 19, third review)."""
+    delimiter = ";" if data.startswith("e;") else ","
+    with pytest.raises(SnapshotError, match=r"seg\.csv is not well-formed CSV: " + message + ".*two stray quotes"):
+        list(csv_pages(io.BytesIO(data.encode()), "file:///s/seg.csv", 10, delimiter=delimiter))
+    assert "x.io" not in message  # the message names lines, never an email
+
+
+@pytest.mark.parametrize("note", ["12 Main St\nApt 4\nSpringfield, IL 62704\nUSA", "line one\r\nline two",
+                                  "mail a@x.io\nor call", "Call me: a @ x.io\n\n\nthanks,\nA"])
+def test_multi_line_values_without_an_email_on_a_later_line_are_read(note: str) -> None:
+    data = f'email,note\na@x.io,"{note}"\nb@x.io,ok\n'.encode()
+    rows = [row for page in csv_pages(io.BytesIO(data), "s", 10) for row in page.rows]
+    breaks = len(re.findall(r"\r\n|\r|\n", note))
+    assert rows == [(2, {"email": "a@x.io", "note": note}), (3 + breaks, {"email": "b@x.io", "note": "ok"})]
