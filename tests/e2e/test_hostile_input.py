@@ -86,7 +86,7 @@ def test_an_event_cannot_make_the_worker_read_outside_its_prefixes(
     nowhere["snapshot"]["uri"] = f"file://otherhost{allowed}/x.jsonl"  # names no place this worker has
     rabbit.publish(nowhere)
     credentials = refreshed(outside / "unused.jsonl", refresh_id="credentials")
-    credentials["snapshot"]["uri"] = f"s3://AKIAEXAMPLE:hunter2@{s3_bucket}/vip/x.jsonl"
+    credentials["snapshot"]["uri"] = f"s3://AKIAEXAMPLE:hunter2/K7MDENG/bPx@{s3_bucket}/vip/x.jsonl"  # '/' as in AWS
     rabbit.publish(credentials)
     rabbit.publish(refreshed(allowed / "vip" / "seg.jsonl", refresh_id="good"))
 
