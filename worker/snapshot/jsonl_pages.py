@@ -189,6 +189,9 @@ def _checked(line: bytes, value: dict[str, Any], number: int, source: str, long_
             f"snapshot {source} is not JSON Lines of profiles: line {number} has the key "
             f"{mask_text(exc.key)[:60]!r} twice in one object, so which value is meant is unclear; fix or re-export "
             "the snapshot (each key once per object)") from None
+    except RecursionError:  # orjson stops at 1024 levels; the standard library may run out of stack before
+        raise SnapshotError(f"snapshot {source} is not JSON Lines of profiles: line {number} nests objects or "
+                            "arrays too deep to read; fix or re-export the snapshot") from None
     return exact
 
 

@@ -26,6 +26,7 @@ import io
 from collections.abc import Collection, Iterator
 from typing import Any
 
+from worker.privacy.masking import mask_text
 from worker.snapshot.errors import SnapshotError
 from worker.snapshot.page import Page
 
@@ -56,6 +57,9 @@ def parquet_pages(file: io.RawIOBase, source: str, page_size: int,
         reader = pq.ParquetFile(file, pre_buffer=False, buffer_size=BUFFER_SIZE, memory_map=False)
         schema = reader.schema_arrow
         names = tuple(schema.names)
+        twice = next((name for i, name in enumerate(names) if name in names[:i]), None)
+        if twice is not None:  # which column is meant is unclear (and pyarrow's reader raises KeyError on it)
+            raise SnapshotError(f"snapshot {source} has the column {mask_text(twice)[:60]!r} twice (rename one)")
         wanted = list(names) if columns is None else [n for n in names if n in set(columns)]
         converters = [(name, _converter(schema.field(name).type, name, source)) for name in wanted]
         batches = reader.iter_batches(batch_size=page_size, columns=wanted, use_threads=False)
