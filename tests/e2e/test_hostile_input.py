@@ -234,3 +234,47 @@ def test_a_zero_byte_part_fails_the_run_instead_of_unsubscribing_its_members(
     assert f"snapshot part file://{cut}/{name} is empty (0 bytes): a part cut short?" in error["message"], error
     assert _writes(sim, seen) == [] and sim.subscribed(3) == members
     assert failed[0]["run_id"] == run_id_for("vip", "cut")
+
+
+def _deep_jsonl(path: Path) -> str:
+    deep = b'{"EmailAddress":"a@example.com","n":1234567890123456789012,"x":' + b"[" * 1000 + b"]" * 1000 + b"}\n"
+    path.write_bytes(deep)
+    return "line 1 nests objects or arrays too deep"
+
+
+def _parquet_column_twice(path: Path) -> str:
+    pa, pq = pytest.importorskip("pyarrow"), pytest.importorskip("pyarrow.parquet")
+    pq.write_table(pa.Table.from_arrays([pa.array(["a@example.com"]), pa.array(["b@example.com"])],
+                                        names=["EmailAddress", "EmailAddress"]), path)
+    return "has the column 'EmailAddress' twice"
+
+
+def _parquet_far_timestamp(path: Path) -> str:
+    pa, pq = pytest.importorskip("pyarrow"), pytest.importorskip("pyarrow.parquet")
+    pq.write_table(pa.table({"EmailAddress": ["a@example.com", "b@example.com"],
+                             "FirstName": pa.array([0, 2**62], pa.timestamp("ms"))}), path)
+    return "column 'FirstName' of row 2 holds a timestamp outside the years 0001-9999"
+
+
+@pytest.mark.parametrize(("name", "make"), [
+    ("deep.jsonl", _deep_jsonl), ("twice.parquet", _parquet_column_twice), ("far.parquet", _parquet_far_timestamp),
+], ids=["jsonl-nested-1000-deep", "parquet-column-twice", "parquet-timestamp-past-9999"])
+def test_a_file_the_parser_chokes_on_fails_the_run_once_instead_of_retrying_into_the_dlq(
+        tmp_path: Path, sim: Sim, rabbit: RabbitBroker, workers, name: str, make) -> None:
+    """Third review: KeyError / RecursionError from a parser were retried with backoff and dead-lettered with no
+    ``export.failed``; an out-of-range timestamp reached ActiveCampaign as junk text."""
+    worker = workers(write_config(tmp_path, sim, rabbit, worker="run_retry_base_seconds = 1"))
+    path = tmp_path / name
+    says = make(path)
+    event = refreshed(path, refresh_id="hostile")
+    event["snapshot"]["format"] = name.rsplit(".", 1)[1]
+    seen = len(sim.client.requests())
+    rabbit.publish(event)
+    failed = wait_for(lambda: [e for e in rabbit.read_events() if e["type"] == "export.failed"], 120,
+                      "export.failed", check=worker.assert_alive)
+    rabbit.wait_idle(60, check=worker.assert_alive)
+    error = failed[0]["error"]
+    assert error["code"] == "snapshot_unreadable" and says in error["message"], error
+    assert len([e for e in rabbit.read_events() if e["type"] == "export.failed"]) == 1  # once, not per retry
+    assert rabbit.read_dead() == [], "the delivery was dead-lettered instead of failing the run"
+    assert _writes(sim, seen) == [] and sim.subscribed(3) == {}
