@@ -245,7 +245,8 @@ bulk_requests_per_minute = {100 * scale}
     # ------------------------------------------------------------------------------------ snapshots, events
     def put_snapshot(self, name: str, profiles: Iterable[dict]) -> str:
         key = f"snapshots/{name}.jsonl"
-        body = b"".join(orjson.dumps(p) + b"\n" for p in profiles)
+        # no rows: one blank line, a whole file (0 bytes is refused as a part cut short, before the guard)
+        body = b"".join(orjson.dumps(p) + b"\n" for p in profiles) or b"\n"
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
         return f"s3://{self.bucket}/{key}"
 

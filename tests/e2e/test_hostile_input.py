@@ -10,6 +10,8 @@
    128 KiB field limit in 20,000 rows; an invalid UTF-8 byte): before, the run succeeded without the rows
    after the damage and unsubscribed them (150 members) or added a truncated segment; now it fails with
    ``snapshot_unreadable`` naming the file, line and reason, and no write request reaches ActiveCampaign.
+   Third review: two stray quotes that make the rows between them one well-formed value, and a part of
+   0 bytes in a folder (an upload cut short), fail the same way instead of unsubscribing those members.
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ def test_an_event_cannot_make_the_worker_read_outside_its_prefixes(
     nowhere["snapshot"]["uri"] = f"file://otherhost{allowed}/x.jsonl"  # names no place this worker has
     rabbit.publish(nowhere)
     credentials = refreshed(outside / "unused.jsonl", refresh_id="credentials")
-    credentials["snapshot"]["uri"] = f"s3://AKIAEXAMPLE:hunter2@{s3_bucket}/vip/x.jsonl"
+    credentials["snapshot"]["uri"] = f"s3://AKIAEXAMPLE:hunter2/K7MDENG/bPx@{s3_bucket}/vip/x.jsonl"  # '/' as in AWS
     rabbit.publish(credentials)
     rabbit.publish(refreshed(allowed / "vip" / "seg.jsonl", refresh_id="good"))
 
@@ -153,6 +155,12 @@ def _break(text: str, row: int, how: str) -> bytes:
         cells = lines[row].split(",")
         lines[row] = ",".join([cells[0], '"' + cells[1]])
         return "\n".join(lines).encode()
+    if how == "stray-quotes":  # "O'Brien typed with a quote on this row, Smith" on a row 15 lines further
+        for at, mark in ((row, lambda v: '"' + v), (row + 15, lambda v: v + '"')):
+            cells = lines[at].split(",")
+            cells[2] = mark(cells[2])
+            lines[at] = ",".join(cells)
+        return "\n".join(lines).encode()
     data = "\n".join(lines).encode()
     at = len("\n".join(lines[:row]).encode()) + 3
     return data[:at] + b"\xff" + data[at:]
@@ -163,7 +171,10 @@ def _break(text: str, row: int, how: str) -> bytes:
                                      "is never closed"),
     ("open-quote", 20000, 5000, False, "the row starting on line 5001 (read to line"),
     ("bad-byte", 1000, 900, True, "is not UTF-8: line 901 holds an invalid byte (invalid start byte)"),
-], ids=["open-quote-at-851-after-a-sync", "quote-past-the-field-limit-first-run", "invalid-utf8-at-900"])
+    ("stray-quotes", 100, 80, True, "line 82 is inside a quoted value that starts on line 81 and reads as a row of "
+                                    "its own (it holds an email address): two stray quotes"),
+], ids=["open-quote-at-851-after-a-sync", "quote-past-the-field-limit-first-run", "invalid-utf8-at-900",
+        "two-stray-quotes-swallow-15-rows"])
 def test_a_damaged_snapshot_fails_the_run_before_any_request(
         tmp_path: Path, sim: Sim, rabbit: RabbitBroker, workers, how: str, size: int, row: int,
         first_sync: bool, says: str) -> None:
@@ -194,3 +205,76 @@ def test_a_damaged_snapshot_fails_the_run_before_any_request(
     assert _writes(sim, seen) == [], "a write request reached ActiveCampaign before the run failed"
     assert sim.subscribed(3) == members  # nobody unsubscribed, nobody added from half a file
     assert [e["refresh_id"] for e in rabbit.completions()] == (["whole"] if first_sync else [])
+
+
+@pytest.mark.parametrize("name", ["part-0001.csv", "part-0001.csv.gz"])
+def test_a_zero_byte_part_fails_the_run_instead_of_unsubscribing_its_members(
+        tmp_path: Path, sim: Sim, rabbit: RabbitBroker, workers, name: str) -> None:
+    """Third review: a part whose upload was cut at 0 bytes was read as "no rows" and its 10 members left."""
+    people = [person(i) for i in range(100)]
+    worker = workers(write_config(tmp_path, sim, rabbit))
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    for folder in (whole, cut):
+        folder.mkdir()
+        (folder / "part-0000.csv").write_text(_csv(people[:90]))
+    (whole / "part-0001.csv").write_text(_csv(people[90:]))
+    (cut / name).write_bytes(b"")
+    rabbit.publish(_csv_event(whole, "whole"))
+    rabbit.wait_completions(1, 120, check=worker.assert_alive)
+    members = sim.subscribed(3)
+    assert len(members) == 100
+    seen = len(sim.client.requests())
+    rabbit.publish(_csv_event(cut, "cut"))
+
+    failed = wait_for(lambda: [e for e in rabbit.read_events() if e["type"] == "export.failed"], 120,
+                      "export.failed", check=worker.assert_alive)
+    rabbit.wait_idle(60, check=worker.assert_alive)
+    error = failed[0]["error"]
+    assert error["code"] == "snapshot_unreadable", error
+    assert f"snapshot part file://{cut}/{name} is empty (0 bytes): a part cut short?" in error["message"], error
+    assert _writes(sim, seen) == [] and sim.subscribed(3) == members
+    assert failed[0]["run_id"] == run_id_for("vip", "cut")
+
+
+def _deep_jsonl(path: Path) -> str:
+    deep = b'{"EmailAddress":"a@example.com","n":1234567890123456789012,"x":' + b"[" * 1000 + b"]" * 1000 + b"}\n"
+    path.write_bytes(deep)
+    return "line 1 nests objects or arrays too deep"
+
+
+def _parquet_column_twice(path: Path) -> str:
+    pa, pq = pytest.importorskip("pyarrow"), pytest.importorskip("pyarrow.parquet")
+    pq.write_table(pa.Table.from_arrays([pa.array(["a@example.com"]), pa.array(["b@example.com"])],
+                                        names=["EmailAddress", "EmailAddress"]), path)
+    return "has the column 'EmailAddress' twice"
+
+
+def _parquet_far_timestamp(path: Path) -> str:
+    pa, pq = pytest.importorskip("pyarrow"), pytest.importorskip("pyarrow.parquet")
+    pq.write_table(pa.table({"EmailAddress": ["a@example.com", "b@example.com"],
+                             "FirstName": pa.array([0, 2**62], pa.timestamp("ms"))}), path)
+    return "column 'FirstName' of row 2 holds a timestamp outside the years 0001-9999"
+
+
+@pytest.mark.parametrize(("name", "make"), [
+    ("deep.jsonl", _deep_jsonl), ("twice.parquet", _parquet_column_twice), ("far.parquet", _parquet_far_timestamp),
+], ids=["jsonl-nested-1000-deep", "parquet-column-twice", "parquet-timestamp-past-9999"])
+def test_a_file_the_parser_chokes_on_fails_the_run_once_instead_of_retrying_into_the_dlq(
+        tmp_path: Path, sim: Sim, rabbit: RabbitBroker, workers, name: str, make) -> None:
+    """Third review: KeyError / RecursionError from a parser were retried with backoff and dead-lettered with no
+    ``export.failed``; an out-of-range timestamp reached ActiveCampaign as junk text."""
+    worker = workers(write_config(tmp_path, sim, rabbit, worker="run_retry_base_seconds = 1"))
+    path = tmp_path / name
+    says = make(path)
+    event = refreshed(path, refresh_id="hostile")
+    event["snapshot"]["format"] = name.rsplit(".", 1)[1]
+    seen = len(sim.client.requests())
+    rabbit.publish(event)
+    failed = wait_for(lambda: [e for e in rabbit.read_events() if e["type"] == "export.failed"], 120,
+                      "export.failed", check=worker.assert_alive)
+    rabbit.wait_idle(60, check=worker.assert_alive)
+    error = failed[0]["error"]
+    assert error["code"] == "snapshot_unreadable" and says in error["message"], error
+    assert len([e for e in rabbit.read_events() if e["type"] == "export.failed"]) == 1  # once, not per retry
+    assert rabbit.read_dead() == [], "the delivery was dead-lettered instead of failing the run"
+    assert _writes(sim, seen) == [] and sim.subscribed(3) == {}

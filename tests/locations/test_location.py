@@ -264,6 +264,12 @@ def test_no_accepted_s3_location_is_outside_its_prefix(bucket: str, tokens: list
     "file://user:hunter2@localhost/data/x.csv",
     "ftp://user:hunter2@host/x.csv",
     "file:///data/segments-other/https://user:hunter2@host/x.csv",
+    # third review: a password holding '/' (every other AWS secret key) or '@'
+    "s3://AKIAEXAMPLE:wJal/hunter2/bPx@cdp-exports/x.csv",
+    "s3://AKIAEXAMPLE:wJal%2Fhunter2@cdp-exports/x.csv",
+    "az://user:wJal/hunter2@container/x.csv",
+    "abfss://user:wJal/hunter2@container@acct.dfs.core.windows.net/x.csv",
+    "file:///data/segments-other/https://user:p@hunter2/x@host/x.csv",
 ])
 def test_credentials_in_a_location_never_reach_a_message(uri: str) -> None:
     """Issue 19 review, defect 7: ``user:pass@`` is masked in every error, whatever the error."""

@@ -9,6 +9,7 @@ import logging
 import pytest
 
 from worker.privacy import logs
+from worker.privacy.masking import mask_credentials
 from worker.privacy.secret import Secret
 
 KEY = "k3y-abcdef0123456789-secret"
@@ -88,3 +89,20 @@ def test_credentials_in_urls_are_masked_in_every_record(capture):
     text = capture.getvalue()
     assert "hunter2" not in text and "AKIAEXAMPLE" not in text
     assert "amqp://***@rabbit.example.com:5672//" in text and "s3://***@bucket/x" in text
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("s3://AKIAEXAMPLE:wJalr/K7MDENG/bPxhunter2@bucket/vip/seg.jsonl", "s3://***@bucket/vip/seg.jsonl"),
+    ("az://user:wJal/hunter2@container/x.csv", "az://***@container/x.csv"),
+    ("https://user:p@hunter2/x@host/a", "https://***@host/a"),                 # an '@' in the password too
+    ("s3%3A%2F%2FAKIA%3AwJal%2Fhunter2%40bucket/x", "s3%3A%2F%2F***%40bucket/x"),
+    ('uri="s3://AKIA:hunter2/x@b/k" then s3://b2/ok', 'uri="s3://***@b/k" then s3://b2/ok'),
+])
+def test_a_password_holding_a_slash_or_an_at_is_masked_whole(text: str, shown: str) -> None:
+    """Third review: ``[^/@]`` stopped at the '/' of an AWS secret key and left the URL unmasked."""
+    assert mask_credentials(text) == shown
+
+
+@pytest.mark.parametrize("text", ["s3://bucket/exports/u@example.com.csv", "file:///data/a@b.io/x.csv"])
+def test_an_at_in_a_path_is_not_taken_for_credentials(text: str) -> None:
+    assert mask_credentials(text) == text

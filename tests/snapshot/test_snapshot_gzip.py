@@ -51,8 +51,14 @@ def test_not_gzip(write: Callable[..., Path], name: str, kwargs: dict) -> None:
     assert path.as_uri() in str(caught.value)
 
 
-def test_an_empty_gz_file_has_no_rows(write: Callable[..., Path]) -> None:
-    assert read_all(str(write("seg.jsonl.gz", b""))) == []
+def test_an_empty_gz_file_is_a_part_cut_short(write: Callable[..., Path]) -> None:
+    """0 bytes is not gzip (no header, no end marker): an upload cut short, never "no rows"."""
+    with pytest.raises(SnapshotError, match=r"seg\.jsonl\.gz is empty \(0 bytes\)"):
+        read_all(str(write("seg.jsonl.gz", b"")))
+
+
+def test_a_whole_gzip_stream_of_nothing_has_no_rows(write: Callable[..., Path]) -> None:
+    assert read_all(str(write("seg.jsonl.gz", b"", gzip_it=True))) == []
 
 
 def big_gzip(rows: int) -> bytes:

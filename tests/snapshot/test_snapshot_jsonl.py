@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from snapshot_support import jsonl_bytes, read_all, rows_of
 
 from worker.snapshot import Page, SnapshotError, read_pages
-from worker.snapshot.jsonl_pages import line_batches
+from worker.snapshot.jsonl_pages import MAX_LINE_BYTES, jsonl_pages, line_batches
 
 
 def test_rows_carry_line_numbers_and_the_part_uri(write: Callable[..., Path]) -> None:
@@ -65,8 +65,9 @@ def test_pages_hold_page_size_rows_and_blank_lines_do_not_count(write: Callable[
     assert [row["i"] for _, _, row in rows_of(pages)] == list(range(7))
 
 
-def test_an_empty_file_has_no_pages(write: Callable[..., Path]) -> None:
-    assert read_all(str(write("seg.jsonl", b""))) == []
+def test_an_empty_file_is_refused_and_blank_lines_have_no_pages(write: Callable[..., Path]) -> None:
+    with pytest.raises(SnapshotError, match=r"seg\.jsonl is empty \(0 bytes\): a part cut short\?"):
+        read_all(str(write("seg.jsonl", b"")))
     assert read_all(str(write("blank.jsonl", b"\n\n"))) == []
 
 
@@ -112,7 +113,7 @@ def test_line_batches_yields_exactly_the_lines(data: bytes, short_reads: int, ch
 _profiles = st.lists(
     st.dictionaries(st.text(max_size=5), st.one_of(st.text(max_size=20), st.integers(-(2**62), 2**62),
                                                    st.booleans(), st.none()), max_size=4),
-    max_size=40,
+    min_size=1, max_size=40,  # a 0-byte file is a part cut short (test_an_empty_file_is_refused...)
 )
 
 
@@ -160,3 +161,32 @@ def test_colons_escapes_and_nesting_without_a_duplicate_read_as_they_are(write: 
             {"email": "a@x.io", "note": "\\u003a is a colon", "id": 1234567890123456789}]
     path = write("seg.jsonl", b"\n".join(json.dumps(r).encode() for r in rows) + b'\n{"q":"\\u003a"}\n')
     assert [row for page in read_all(str(path)) for _, row in page.rows] == [*rows, {"q": ":"}]
+
+
+class _Endless(io.RawIOBase):
+    """``head``, then ``size`` bytes of 'x' produced as read, never held whole (a gzip bomb's output)."""
+
+    def __init__(self, head: bytes, size: int) -> None:
+        super().__init__()
+        self._head, self._left = head, size
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1, /) -> bytes:
+        if self._head:
+            out, self._head = self._head, b""
+            return out
+        n = min(self._left, 1 << 18 if size < 0 else size)
+        self._left -= n
+        return b"x" * n
+
+
+def test_a_line_past_the_bound_fails_naming_it_instead_of_taking_the_memory() -> None:
+    """Third review: one endless line (600 KB of gzip, 600 MiB of text) was gathered whole in memory."""
+    stream = _Endless(b'{"email":"a@x.io"}\n\n{"email":"b@x.io","name":"', MAX_LINE_BYTES + (1 << 20))
+    with pytest.raises(SnapshotError, match=r"s3://b/p\.jsonl is not JSON Lines: line 3 runs past 64 MiB without a "
+                                            r"line break"):
+        list(jsonl_pages(stream, "s3://b/p.jsonl", 10))
+    assert stream._left > 0  # it stopped reading at the bound
+

@@ -134,3 +134,13 @@ def test_a_manifest_that_is_not_one_fails_naming_the_problem(store: Store, docum
     with pytest.raises(SnapshotError, match=message) as info:
         read_pages(uri)
     assert info.value.code == "snapshot_unreadable"
+
+
+def test_a_url_listed_twice_is_named_with_its_credentials_masked() -> None:
+    """Third review: a password holding '/' (an AWS secret key) must not reach the message."""
+    from worker.snapshot.manifest import parse_manifest
+
+    entry = b'{"url":"s3://AKIAEXAMPLE:wJal/hunter2/bPx@bucket/x.csv"}'
+    with pytest.raises(SnapshotError, match=r"entries\[1\] lists 's3://\*\*\*@bucket/x\.csv' a second time") as caught:
+        parse_manifest(b'{"entries":[' + entry + b"," + entry + b"]}", "s3://bucket/manifest")
+    assert "hunter2" not in str(caught.value)

@@ -165,7 +165,7 @@ def _s3(rest: str, uri: str) -> Location:
     bucket = _decode(raw_bucket, uri)
     if not bucket:
         raise LocationError(f"location {_show(uri)} has no bucket (use s3://bucket/key)")
-    if "@" in bucket:
+    if "@" in bucket or ":" in bucket:  # ':' : a password with '/' in it ends the "bucket" early (never echo it)
         raise LocationError(f"location {_show(uri)} holds credentials before the bucket; an S3 location is "
                             "s3://bucket/key (the worker takes AWS credentials from its environment)")
     if not _BUCKET.fullmatch(bucket):
@@ -181,6 +181,9 @@ def _az(rest: str, uri: str, scheme: str) -> Location:
     """``az://container/path``, or ``abfss://container@account.dfs.core.windows.net/path`` as the portal shows it."""
     authority, _, raw_path = rest.partition("/")
     authority = _decode(authority, uri)
+    if ":" in authority:  # user:password (its '/' may have cut it here): never echoed as a container name
+        raise LocationError(f"location {_show(uri)} holds credentials before the container; an Azure location "
+                            "is az://container/path (the worker takes Azure credentials from its environment)")
     if scheme == "abfss":
         container, at, host = authority.partition("@")
         m = _ADLS_HOST.fullmatch(host.lower())

@@ -11,7 +11,11 @@ import re
 EMAIL_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 #: ``scheme://userinfo@`` anywhere in a text: a URL that carries a user and password (or a token).
 #: Percent-encoded too, and with one slash (``https%3A/user%3Apass%40host``: a URL inside a normalised path).
-_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*(?::|%3[Aa])(?:/{1,2}|(?:%2[Ff]){1,2}))([^/@\s'\"<>]*?)(@|%40)")
+#: A password may hold '/' (AWS secret keys do: ``s3://AKIA...:wJal/K7M/bPx@bucket``) and '@': after
+#: ``user:`` everything up to the last '@' of the URL is masked (a later '@' in the path only widens the
+#: mask). A user alone (``user@``) ends at the first '/', so ``s3://bucket/a@b.csv`` is not taken for one.
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*(?::|%3[Aa])(?:/{1,2}|(?:%2[Ff]){1,2}))"
+                       r"([^/@\s'\"<>:]*(?::|%3[Aa])[^\s'\"<>]*|[^/@\s'\"<>]*?)(@|%40)")
 
 
 def mask_email(email: str) -> str:

@@ -31,6 +31,10 @@ _BUFFER = 1 << 20
 #: A line (or a run of quoted lines) longer than this without a line break is not a profile.
 MAX_LINE_BYTES = 64 << 20
 _BREAKS = re.compile(rb"\r\n|\r|\n")
+_LINES = re.compile(r"\r\n|\r|\n")
+#: What any email address looks like (a superset of what ActiveCampaign accepts): text without spaces,
+#: one '@', a '.' after it. A line inside a quoted value that holds one as a whole field is a swallowed row.
+_EMAIL_SHAPED = re.compile(r"[^\s@]+@[^\s@]+\.[^\s@]+").fullmatch
 
 
 class _BadBytes(Exception):
@@ -80,8 +84,9 @@ def csv_pages(stream: ReadableStream, source: str, page_size: int, *, header: tu
     """Pages of (line, {column: value}); the first line where the part is not well-formed CSV raises.
 
     Header names are stripped of surrounding spaces (``email, name`` is a common export quirk); values
-    are kept as they are, an empty value as ''. Blank lines are skipped. ``header``: the column names of
-    a part without a header row (a CDM partition), whose first line is then data.
+    are kept as they are, an empty value as ''. Blank lines are skipped. A part without a header row (no
+    text at all, or blank lines only) raises: it is a part cut short, not a part with no rows. ``header``:
+    the column names of a part without a header row (a CDM partition), whose first line is then data.
     """
     reader = csv.reader(itertools.chain.from_iterable(_blocks(stream)), strict=True, delimiter=delimiter)
     names: list[str] | None = list(header) if header is not None else None
@@ -92,6 +97,8 @@ def csv_pages(stream: ReadableStream, source: str, page_size: int, *, header: tu
     try:
         for fields in reader:
             start, last = last + 1, reader.line_num
+            if last > start and names is not None:  # a quoted value spans lines: rare, checked only then
+                _no_swallowed_rows(fields, start, source, delimiter)
             if len(fields) == width and names is not None:
                 rows.append((start, dict(zip(names, fields, strict=True))))
                 if len(rows) >= page_size:
@@ -117,8 +124,35 @@ def csv_pages(stream: ReadableStream, source: str, page_size: int, *, header: tu
         raise SnapshotError(
             f"snapshot {source} is not CSV: more than {MAX_LINE_BYTES >> 20} MiB after line {reader.line_num} "
             "without a line break") from None
+    if names is None:
+        raise SnapshotError(f"snapshot part {source} is empty: no header row; a part cut short? (a part with no "
+                            "rows still holds its header row; re-export the snapshot)")
     if rows:
         yield Page(source, rows, columns)
+
+
+def _no_swallowed_rows(fields: list[str], start: int, source: str, delimiter: str) -> None:
+    """Raise if a line inside a quoted value of this row (which starts on line ``start``) reads as a row.
+
+    Why: two stray quotes (``"O'Brien`` typed with a quote on one row, ``Smith"`` on a later one) make
+    one well-formed value of every line between them, so a strict parser alone reads the part "whole"
+    and the members on the swallowed lines are unsubscribed. Every member's row holds an email, and a
+    legitimate multi-line value (an address, a note) seldom holds one as a whole field on a line of its
+    own; so a line after a line break inside a value that has an email-shaped field (split at the
+    delimiter, spaces and quotes around it stripped) fails the part, naming the line. No limit is put on
+    the number of lines a value may span: a swallowed line without an email was no member's row.
+    """
+    line = start
+    for field in fields:
+        inner = _LINES.split(field)
+        for offset, text in enumerate(inner[1:], 1):
+            if any(_EMAIL_SHAPED(piece.strip().strip('"').strip()) for piece in text.split(delimiter)):
+                raise SnapshotError(
+                    f"snapshot {source} is not well-formed CSV: line {line + offset} is inside a quoted value that "
+                    f"starts on line {line} and reads as a row of its own (it holds an email address): two stray "
+                    "quotes swallowed the lines between them? Close the quote on its own row, or double a quote "
+                    "inside a value (\"\"); a value may not hold an email address after a line break")
+        line += len(inner) - 1
 
 
 def _csv_message(source: str, error: str, start: int, at: int) -> str:

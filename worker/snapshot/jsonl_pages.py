@@ -46,18 +46,30 @@ _DIGITS = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))
 _LONG_NUMBER = b"0" * 19
 
 
+#: A line longer than this is not a profile (the CSV reader's bound): the reader fails rather than gather it.
+MAX_LINE_BYTES = 64 << 20
+
+
+class _LongLine(Exception):
+    """More than MAX_LINE_BYTES without a line break."""
+
+
 class _TwiceInOneObject(Exception):
     def __init__(self, key: str) -> None:
         super().__init__(key)
         self.key = key
 
 
-def line_batches(stream: ReadableStream, chunk_size: int = CHUNK_SIZE) -> Iterator[list[bytes]]:
+def line_batches(stream: ReadableStream, chunk_size: int = CHUNK_SIZE,
+                 max_line: int = MAX_LINE_BYTES) -> Iterator[list[bytes]]:
     """Complete lines (without the newline) in batches of one chunk's worth; a UTF-8 BOM is dropped.
 
-    A line longer than a chunk is gathered piecewise, so it costs its own length, not a quadratic copy.
+    A line longer than a chunk is gathered piecewise, so it costs its own length, not a quadratic copy;
+    past ``max_line`` bytes without a line break it raises _LongLine, so one endless line (a few hundred
+    KiB of gzip can hold gigabytes of it) cannot take the worker's memory.
     """
     pending: list[bytes] = []
+    gathered = 0
     first = True
     while chunk := stream.read(chunk_size):
         if first:
@@ -68,14 +80,20 @@ def line_batches(stream: ReadableStream, chunk_size: int = CHUNK_SIZE) -> Iterat
             if not chunk:
                 continue
         if b"\n" not in chunk:
+            gathered += len(chunk)
+            if gathered > max_line:
+                raise _LongLine
             pending.append(chunk)
             continue
         if pending:
+            if gathered + chunk.index(b"\n") > max_line:
+                raise _LongLine
             pending.append(chunk)
             chunk = b"".join(pending)
             pending = []
         lines = chunk.split(b"\n")
         tail = lines.pop()
+        gathered = len(tail)
         if tail:
             pending.append(tail)
         yield lines
@@ -83,15 +101,26 @@ def line_batches(stream: ReadableStream, chunk_size: int = CHUNK_SIZE) -> Iterat
         yield [b"".join(pending)]
 
 
-def jsonl_pages(stream: ReadableStream, source: str, page_size: int) -> Iterator[Page]:
+def jsonl_pages(stream: ReadableStream, source: str, page_size: int, *,
+                max_line: int = MAX_LINE_BYTES) -> Iterator[Page]:
     """Pages of (line, object); blank lines are skipped, any other line that is not an object raises.
 
     Each batch of lines is first parsed in one list comprehension (the common, all-valid case); only a
     batch with a blank or bad line is gone through line by line, to skip the blanks or name the bad one.
+    A line over ``max_line`` bytes raises naming it.
     """
     rows: list[tuple[int, dict[str, Any]]] = []
     number = 0  # lines before this batch
-    for lines in line_batches(stream):
+    batches = line_batches(stream, max_line=max_line)
+    while True:
+        try:
+            lines = next(batches, None)
+        except _LongLine:
+            raise SnapshotError(f"snapshot {source} is not JSON Lines: line {number + 1} runs past "
+                                f"{max_line >> 20} MiB without a line break (no profile is that long; a "
+                                "damaged or hostile file? fix or re-export the snapshot)") from None
+        if lines is None:
+            break
         try:
             values = [_loads(line) for line in lines]
         except _DecodeError:
@@ -160,6 +189,9 @@ def _checked(line: bytes, value: dict[str, Any], number: int, source: str, long_
             f"snapshot {source} is not JSON Lines of profiles: line {number} has the key "
             f"{mask_text(exc.key)[:60]!r} twice in one object, so which value is meant is unclear; fix or re-export "
             "the snapshot (each key once per object)") from None
+    except RecursionError:  # orjson stops at 1024 levels; the standard library may run out of stack before
+        raise SnapshotError(f"snapshot {source} is not JSON Lines of profiles: line {number} nests objects or "
+                            "arrays too deep to read; fix or re-export the snapshot") from None
     return exact
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from worker.privacy.masking import mask_credentials
 from worker.snapshot.errors import SnapshotError
 
 
@@ -59,7 +60,7 @@ def parse_manifest(data: bytes, source: str) -> Manifest:
             raise SnapshotError(f'{where} has no "url" (each entry is {{"url": "s3://bucket/key", ...}})')
         url = item["url"]
         if url in seen:
-            raise SnapshotError(f"{where} lists {url[:300]!r} a second time (each file once)")
+            raise SnapshotError(f"{where} lists {mask_credentials(url)[:300]!r} a second time (each file once)")
         seen.add(url)
         meta = _meta(item.get("meta"), where)
         mandatory = item.get("mandatory", True)

@@ -8,7 +8,12 @@ any request with the install command (``require_pyarrow``).
 Bounded memory: the file is opened with ``pre_buffer=False`` (pre-buffering fetches a whole row group's
 column chunks at once) and a 1 MiB ``buffer_size`` (column chunks are streamed, not read whole), and
 rows come out in batches of one page. On S3 the file is a ``RangedObject``: the footer first, then
-ranged GETs of the mapped columns' chunks only.
+ranged GETs of the mapped columns' chunks only. Text columns are read dictionary-encoded (a repeated value
+held once) and decoded one slice at a time: ``worker.snapshot.parquet_bounds`` measures each batch's
+decoded text without decoding it, fails a value over the 128 KiB field limit naming its column and row,
+and cuts a batch above 16 MiB of text into smaller pages, so a 12 KB file of 5,000 copies of one 100 KB
+value costs one slice, not 500 MB. A timestamp or date outside the years 0001-9999 fails the part naming
+its column and row (converted, it was junk text sent to ActiveCampaign).
 
 Types map onto what the mapping already converts, so a Parquet snapshot syncs exactly as the same data
 in JSON Lines would: text and integers as they are; dates as ``YYYY-MM-DD``; timestamps as ISO 8601 UTC
@@ -26,8 +31,17 @@ import io
 from collections.abc import Collection, Iterator
 from typing import Any
 
+from worker.privacy.masking import mask_text
 from worker.snapshot.errors import SnapshotError
 from worker.snapshot.page import Page
+from worker.snapshot.parquet_bounds import (
+    FIELD_LIMIT,
+    OutOfRange,
+    ValueTooLarge,
+    check_range,
+    check_values,
+    slices,
+)
 
 INSTALL = "pip install 'segment-export[parquet]'"
 BUFFER_SIZE = 1 << 20
@@ -53,23 +67,62 @@ def parquet_pages(file: io.RawIOBase, source: str, page_size: int,
     import pyarrow.parquet as pq
 
     try:
-        reader = pq.ParquetFile(file, pre_buffer=False, buffer_size=BUFFER_SIZE, memory_map=False)
-        schema = reader.schema_arrow
+        footer = pq.ParquetFile(file, pre_buffer=False, buffer_size=BUFFER_SIZE, memory_map=False)
+        schema = footer.schema_arrow
         names = tuple(schema.names)
+        twice = next((name for i, name in enumerate(names) if name in names[:i]), None)
+        if twice is not None:  # which column is meant is unclear (and pyarrow's reader raises KeyError on it)
+            raise SnapshotError(f"snapshot {source} has the column {mask_text(twice)[:60]!r} twice (rename one)")
         wanted = list(names) if columns is None else [n for n in names if n in set(columns)]
         converters = [(name, _converter(schema.field(name).type, name, source)) for name in wanted]
+        # text stays dictionary-encoded as read (one copy of a repeated value), decoded one bounded slice at a time
+        texts = [name for name in wanted if _flat_text(schema.field(name).type)]
+        reader = pq.ParquetFile(file, metadata=footer.metadata, pre_buffer=False, buffer_size=BUFFER_SIZE,
+                                memory_map=False, read_dictionary=texts)
         batches = reader.iter_batches(batch_size=page_size, columns=wanted, use_threads=False)
         number = 0
         for batch in batches:
-            arrays = [_convert(convert, batch.column(name), name, source) for name, convert in converters]
-            rows = pa.RecordBatch.from_arrays(arrays, names=wanted).to_pylist() if arrays else [{}] * batch.num_rows
-            if any(array.null_count for array in arrays):
-                rows = [{k: v for k, v in row.items() if v is not None} for row in rows]
-            yield Page(source, list(enumerate(rows, number + 1)), names)
-            number += len(rows)
+            sizes = _checked(batch, wanted, source, number)
+            for offset, length in slices(sizes, batch.num_rows):
+                part = batch.slice(offset, length)
+                arrays = [_convert(convert, part.column(name), name, source) for name, convert in converters]
+                rows = pa.RecordBatch.from_arrays(arrays, names=wanted).to_pylist() if arrays else [{}] * length
+                if any(array.null_count for array in arrays):
+                    rows = [{k: v for k, v in row.items() if v is not None} for row in rows]
+                yield Page(source, list(enumerate(rows, number + 1)), names)
+                number += len(rows)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise SnapshotError(f"snapshot {source} is not a readable Parquet file: {exc} (a truncated or "
                             "unfinished upload? re-export the snapshot)") from None
+
+
+def _checked(batch: Any, wanted: list[str], source: str, number: int) -> Any:
+    """The decoded text bytes of each row of ``batch``; SnapshotError for a value no profile can hold."""
+    import numpy as np
+
+    sizes = np.zeros(batch.num_rows, np.int64)
+    for name in wanted:
+        column = batch.column(name)
+        try:
+            check_range(column, name)
+            sizes += check_values(column, name)
+        except ValueTooLarge as exc:
+            raise SnapshotError(f"snapshot {source}: column {mask_text(name)[:60]!r} of row {number + exc.index + 1} "
+                                f"holds a value of {exc.size:,} bytes, over the {FIELD_LIMIT:,}-byte limit of a "
+                                "field (no contact field holds that much; fix the column or leave it unmapped)"
+                                ) from None
+        except OutOfRange as exc:
+            raise SnapshotError(f"snapshot {source}: column {mask_text(name)[:60]!r} of row {number + exc.index + 1} "
+                                f"holds a {exc.kind} outside the years 0001-9999 (a damaged value, or one written "
+                                "in another unit); fix the column or re-export the snapshot") from None
+    return sizes
+
+
+def _flat_text(arrow_type: Any) -> bool:
+    import pyarrow.types as t
+
+    return bool(t.is_string(arrow_type) or t.is_large_string(arrow_type) or t.is_binary(arrow_type)
+                or t.is_large_binary(arrow_type))
 
 
 def _convert(convert: Any, array: Any, name: str, source: str) -> Any:

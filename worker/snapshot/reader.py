@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Collection, Iterator
 
 from worker.locations import LocationError, locate
+from worker.privacy.masking import mask_text
 from worker.snapshot.csv_pages import csv_pages
 from worker.snapshot.errors import INCOMPLETE, SnapshotError
 from worker.snapshot.formats import Compression, Format, check_arguments, compression_of, format_of
@@ -79,8 +80,32 @@ def _pages(plan: list[tuple[Part, Format, Compression]], page_size: int,
                                 code=INCOMPLETE)
 
 
+#: What a parser may raise on input it cannot take (besides SnapshotError): a hostile file (a Parquet
+#: column named twice, JSON nested thousands deep, a date past year 9999) must fail the run once with
+#: ``snapshot_unreadable``; any other exception is taken for a fault of the worker, retried and dead-lettered.
+_BAD_INPUT: tuple[type[BaseException], ...] = (ValueError, KeyError, RecursionError, OverflowError)
+
+
 def _part_pages(part: Part, part_format: Format, part_compression: Compression, page_size: int,
                 columns: Collection[str] | None) -> Iterator[Page]:
+    """The part's pages; whatever its parser raises on bad input arrives as SnapshotError naming the part."""
+    bad_input = _BAD_INPUT
+    if part_format == "parquet":
+        import pyarrow as pa
+
+        bad_input = (*bad_input, pa.ArrowException)
+    try:
+        yield from _parsed_pages(part, part_format, part_compression, page_size, columns)
+    except SnapshotError:
+        raise
+    except bad_input as exc:
+        reason = mask_text(f"{type(exc).__name__}: {exc}")[:300]
+        raise SnapshotError(f"snapshot {part.source} cannot be read as {part_format}: its parser failed ({reason}); "
+                            "a damaged or hostile file? Fix or re-export the snapshot") from None
+
+
+def _parsed_pages(part: Part, part_format: Format, part_compression: Compression, page_size: int,
+                  columns: Collection[str] | None) -> Iterator[Page]:
     if part_format == "parquet":
         file = part.open_seekable()
         try:

@@ -96,7 +96,9 @@ def open_part(part: Part, compression: Compression) -> GuardedStream:
 
     The demanded compression is checked against the data's magic bytes, so a plain file named
     ``.gz`` (or a gzip file passed with compression='none') fails at once with a clear message
-    instead of producing one parse error per line.
+    instead of producing one parse error per line. A part of 0 bytes is refused: it is what an upload cut
+    short at its start leaves, and read as "no rows" it would unsubscribe every member it held (a part
+    with no rows is not 0 bytes: CSV keeps its header row, gzip its header and end marker).
     """
     source = part.source
 
@@ -113,8 +115,15 @@ def open_part(part: Part, compression: Compression) -> GuardedStream:
         raw.close()
         raise
     raw.push_back(head)
+    if not head:
+        raw.close()
+        raise SnapshotError(
+            f"snapshot part {source} is empty (0 bytes): a part cut short? An empty part in a snapshot is a part "
+            "that lost its rows, so it is not read as 'no rows'; re-export the snapshot (a part with no rows "
+            "still holds its header row, or is a gzip stream of nothing)"
+        )
     is_gzip = head == GZIP_MAGIC
-    if compression == "gzip" and head and not is_gzip:
+    if compression == "gzip" and not is_gzip:
         raw.close()
         raise SnapshotError(
             f"snapshot {source} is not gzip (it is named .gz or compression='gzip' was given, but the "

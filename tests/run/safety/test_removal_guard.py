@@ -39,9 +39,15 @@ def synced_list(tmp_path: Path, sim: Sim, capsys: pytest.CaptureFixture[str], ex
 
 
 def snapshot_without(tmp_path: Path, gone: int) -> tuple[Path, dict[str, dict]]:
-    """A snapshot of the first ``EVERYONE - gone`` people (``gone`` = 100: an empty file)."""
+    """A snapshot of the first ``EVERYONE - gone`` people (``gone`` = 100: a whole file of no rows).
+
+    A file with no rows is one line break: a 0-byte part is refused as cut short before the guard is asked.
+    """
     seg = make_segment(range(EVERYONE - gone))
-    return write_jsonl(tmp_path / "snap" / f"without-{gone}.jsonl", seg.profiles), seg.expected
+    path = write_jsonl(tmp_path / "snap" / f"without-{gone}.jsonl", seg.profiles)
+    if not seg.profiles:
+        path.write_bytes(b"\n")
+    return path, seg.expected
 
 
 @pytest.mark.parametrize("gone", [EVERYONE, 30], ids=["empty-snapshot", "missing-30-percent"])
@@ -211,8 +217,10 @@ def test_worker_refuses_an_empty_refresh_and_request_overrides(tmp_path: Path, s
     sim.assert_list_exact(3, everyone.expected)
     members, seen = sim.client.members(3), len(sim.client.requests())
 
-    # an empty refresh, as upstream would publish it by mistake: refused, nothing sent
-    empty = write_jsonl(tmp_path / "snap" / "empty.jsonl", [])
+    # an empty refresh (a whole file with no rows; a 0-byte one is refused as cut short), as upstream would
+    # publish it by mistake: refused, nothing sent
+    empty = tmp_path / "snap" / "empty.jsonl"
+    empty.write_bytes(b"\n")
     rabbit.publish(refreshed(empty, refresh_id="r-empty", occurred_at="2026-11-30T09:00:00Z"))
     failed = wait_for(lambda: _failed_events(rabbit, run_id_for("vip", "r-empty")), 90, "export.failed",
                       check=worker.assert_alive)
