@@ -487,7 +487,7 @@ class Engine:
             failures_uri = merged.report.write(store, book.keys, spec.export.name)
             installed = install(store, book.keys, synced, version, merged.changes, spec.run_id,
                                 Committed(merged.counts, failures_uri),
-                                refresh=Refresh(spec.refresh_id, spec.occurred_at or now_iso()))
+                                refresh=Refresh(spec.refresh_id, spec.occurred_at or ""))  # "": keeps the newest
         finally:
             merged.changes.close()
         if installed is None and SyncedState.decode(store.get(book.keys.synced)).committed_by(spec.run_id) is None:
@@ -500,10 +500,14 @@ class Engine:
     def _after_commit(spec: RunSpec, book: Runbook, committed: Committed) -> None:
         """What follows the swap, idempotent and repeated on every path that finds the commit done: the run's
         ``committed`` record (so it knows it committed after the manifest forgot it) and the ``last_refresh``
-        marker, for workers of versions that do not read the manifest's refresh (newest refresh wins)."""
-        occurred_at = spec.occurred_at or now_iso()
-        book.record_committed(committed, Refresh(spec.refresh_id, occurred_at))
-        book.record_refresh(spec.refresh_id, occurred_at, spec.snapshot_uri)
+        marker, for workers of versions that do not read the manifest's refresh (newest refresh wins).
+
+        A run without a refresh instant (``sync``, an ``export.requested`` with a snapshot and no
+        ``refreshed_at``) records none: taking "now" for it would make a newer refresh still queued (made before
+        the request, delivered after) stale. The manifest keeps the newest refresh it had (``commit.newest``)."""
+        book.record_committed(committed, Refresh(spec.refresh_id, spec.occurred_at or ""))
+        if spec.occurred_at:
+            book.record_refresh(spec.refresh_id, spec.occurred_at, spec.snapshot_uri)
 
     def _stored_outcome(self, book: Runbook, n: int) -> BatchOutcome:
         outcome = book.final(n)
