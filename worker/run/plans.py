@@ -15,6 +15,10 @@ a run could never commit. Now:
 - ``exports/<export>/plans/<run_id>.<plan>`` registers an open plan (``PlanHead``) before its first part is
   written, so the next run of the export finds every plan that may have sent something without listing
   every run's records.
+- The registration also names the plan's refresh (id and instant): while the plan is live, an older refresh
+  is stale as if this one had committed (``open_refresh``), and a fold that installs the plan keeps the newest
+  of the folded plans' refreshes in the state (``worker.run.settle``). Else an older refresh arriving while a
+  newer one's plan is interrupted would fold it in and undo what it sent (issue 15, follow-up review 1).
 - A plan is *live* while the state it was made against is current. Every commit first folds every live
   plan in (its own, and others' through ``worker.run.settle``), so a plan whose base is no longer current
   has been accounted for: its registration is garbage, and its run plans afresh.
