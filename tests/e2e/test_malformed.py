@@ -6,18 +6,20 @@ reason in the ``x-segment-export-error`` header/attribute (and the reason class 
 still alive at the end. The malformed bodies come from ``tests/events/strategies.py`` (a reproducible draw
 spread over every kind: not JSON, broken UTF-8, not an object, unknown type, bad version, one broken field,
 oversized), plus a few well-formed events this worker must refuse (a snapshot outside
-``snapshot_prefixes``, an unknown export).
+``snapshot_prefixes``, an unknown export, a refresh dated tomorrow, a request naming a run id without being a
+continuation, a continuation naming another refresh's run).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
 
-from tests.e2e.conftest import ExportSpec, refreshed, validate, wait_for, write_config
+from tests.e2e.conftest import ExportSpec, refreshed, run_id_for, validate, wait_for, write_config
 from tests.events.strategies import sample_malformed
 from worker.broker import ERROR_CLASS_HEADER, ERROR_HEADER
 from worker.contacts.samples import make_segment, write_jsonl
@@ -31,7 +33,19 @@ def _refused_but_well_formed(tmp_path) -> list[tuple[bytes, str]]:
     outside["snapshot"]["uri"] = "file:///etc/passwd.jsonl"  # not under snapshot_prefixes
     unknown = validate({"type": "export.requested", "version": 1, "id": str(uuid.uuid4()),
                         "occurred_at": now_iso(), "export": "no-such-export"})
-    return [(orjson.dumps(outside), "forbidden_uri"), (orjson.dumps(unknown), "unknown_export")]
+    # issue 15, review 3: a refresh dated tomorrow would become the newest recorded and make every genuine
+    # refresh of seg-0 (ok-0 among them) stale until then
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat().replace("+00:00", "Z")
+    future = refreshed(tmp_path / "snap" / "s0.jsonl", segment="seg-0", occurred_at=tomorrow)
+    # review 4: a request naming a run id runs its snapshot under that run (here: refresh ok-1's)
+    snap = {"uri": f"file://{tmp_path / 'snap' / 's2.jsonl'}", "format": "jsonl"}
+    named = validate({"type": "export.requested", "version": 1, "id": str(uuid.uuid4()), "occurred_at": now_iso(),
+                      "export": "e1", "snapshot": snap})
+    named_body = orjson.dumps({**named, "run_id": run_id_for("e1", "ok-1")})  # the schema refuses it
+    foreign = validate({**named, "run_id": run_id_for("e1", "ok-1"), "refresh_id": "other", "continuation": 1,
+                        "segment": {"id": "seg-1"}})
+    return [(orjson.dumps(outside), "forbidden_uri"), (orjson.dumps(unknown), "unknown_export"),
+            (orjson.dumps(future), "future_refresh"), (named_body, "schema"), (orjson.dumps(foreign), "foreign_run")]
 
 
 @pytest.mark.parametrize("kind", ["rabbitmq", "sqs"])

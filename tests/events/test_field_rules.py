@@ -108,6 +108,8 @@ REJECTED: list[tuple[str, str, Any, str, str]] = [
     ("export.requested", "run_id", DROP, "schema",
      "run_id is required: a continuation (continuation set) must name its run_id and refresh_id"),
     ("export.requested", "refresh_id", DROP, "schema", "refresh_id is required"),
+    ("export.requested", "continuation", DROP, "schema",  # naming a run without being a continuation (review 4)
+     "run_id is not allowed here: run_id names the run a continuation continues"),
     ("export.requested", "run_id", "../../etc", "schema", "run_id must be letters, digits"),
     ("export.requested", "run_id", "a/b", "schema", "run_id must be letters, digits"),
     ("export.requested", "run_id", "r" * 201, "schema", "run_id must be at most 200"),
@@ -175,7 +177,7 @@ def test_base_events_are_valid(etype: str) -> None:
     _set(valid_refreshed(), "segment.name", ""),
     valid_requested(),
     valid_requested(full=True, dry_run=True, uri="s3://cdp-exports/vip/"),
-    _set(valid_requested(), "run_id", "resume-this-run"),  # naming a run without being a continuation
+    _set(valid_continuation(), "request_id", "6a1d0c55-2b7e-4f8a-9c3d-5e4f3a2b1c0e"),  # a requested run's
     valid_continuation(continuation=42),
     valid_completion("succeeded"),
     valid_completion("partial"),

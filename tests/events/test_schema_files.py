@@ -29,7 +29,7 @@ ALL = (*EVENT_TYPES, "config", "runs")
 PORTABLE_KEYWORDS = {
     "$schema", "$id", "$comment", "$defs", "$ref", "title", "description", "default", "type", "enum", "const",
     "properties", "required", "additionalProperties", "items", "minItems", "minLength", "maxLength",
-    "pattern", "format", "minimum", "maximum", "exclusiveMinimum", "if", "then", "oneOf", "not",
+    "pattern", "format", "minimum", "maximum", "exclusiveMinimum", "if", "then", "else", "oneOf", "not",
 }
 
 

@@ -63,6 +63,7 @@ class ExportRequested(TypedDict):
     refreshed_at: NotRequired[str]
     segment: NotRequired[SegmentRef]
     continuation: NotRequired[int]
+    request_id: NotRequired[str]  # a continuation of a requested run: the id of the request that started it
 
 
 class Counts(TypedDict):

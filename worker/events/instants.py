@@ -7,7 +7,15 @@ Compared as strings, ``2026-11-30T09:00:00Z`` sorts before ``2026-11-30T10:00:00
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+MAX_FUTURE_SKEW: Final = timedelta(minutes=10)
+"""How far ahead of this worker's clock a refresh instant may be: clocks drift, but a refresh dated later than
+this (a publisher's clock bug, a typo) would become the newest refresh recorded and make every genuine
+refresh stale until the calendar reaches it. The worker refuses such an event (``future_refresh``), and a
+recorded refresh dated this far ahead orders nothing (``refresh_after``), so one recorded by an older version
+is replaced by the next genuine refresh."""
 
 
 class InstantError(ValueError):
@@ -36,6 +44,12 @@ def parse_instant(text: str) -> datetime:
     return value.replace(microsecond=999_999) if leap else value
 
 
+def too_far_ahead(text: object, now: datetime | None = None) -> bool:
+    """The instant is more than ``MAX_FUTURE_SKEW`` after ``now`` (default: this clock); unreadable: False."""
+    at = try_instant(text)
+    return at is not None and at > (now or datetime.now(UTC)) + MAX_FUTURE_SKEW
+
+
 def try_instant(text: object) -> datetime | None:
     """``parse_instant`` for values read back from storage: None when absent or unreadable."""
     if not isinstance(text, str) or not text:
@@ -60,8 +74,11 @@ def refresh_after(a_at: str | None, a_id: str | None, b_at: str | None, b_id: st
     Why the id: two refreshes made in the same second (an upstream retry, two jobs) must be ordered the same
     way by every replica, whichever arrives first, or a late duplicate would undo the other on one replica and
     be stale on the next.
+
+    An instant more than ``MAX_FUTURE_SKEW`` ahead of this clock orders nothing either: such a refresh is
+    refused on arrival, and one recorded before that check existed must not hold every genuine refresh off.
     """
     ta, tb = try_instant(a_at), try_instant(b_at)
-    if ta is None or tb is None:
+    if ta is None or tb is None or too_far_ahead(a_at) or too_far_ahead(b_at):
         return False
     return ta > tb or (ta == tb and (a_id or "") > (b_id or ""))

@@ -267,6 +267,9 @@ def _describe(exc: fastjsonschema.JsonSchemaValueException) -> tuple[str, str]:
         return path, f"{path} must be {op} {definition.get(rule)}, got {_quote(value)}"
     if rule == "not":  # a field that must never appear here; its description says where it belongs
         why = definition.get("description")
+        banned = definition.get("not", {}).get("required") if isinstance(definition.get("not"), dict) else None
+        if path == "event" and banned:  # an if/else rule: a top-level field this kind of event must not carry
+            path = _clip(str(banned[0]), 100)
         return path, f"{path} is not allowed here" + (f": {_clip(str(why), 200)}" if why else "")
     if rule == "additionalProperties" and isinstance(value, dict):
         allowed = definition.get("properties", {})

@@ -241,7 +241,8 @@ def install(store: StateStore, keys: RunKeys, synced: SyncedState, version: str 
 
     ``run_id`` and ``committed``: the run this commit is, with its counts and report, and ``refresh`` its
     refresh (the manifest keeps the newest one it has seen). ``run_id`` None: a commit that only folds
-    outcomes in (``worker.run.settle``); it keeps the run, counts and refresh of the state it replaces.
+    outcomes in (``worker.run.settle``); it keeps the run and counts of the state it replaces, and its
+    refresh unless ``refresh`` (the newest of the folded plans') is newer.
 
     The old generation's shards are deleted once the swap succeeded. A generation whose swap failed is left
     to the sweep (generations other than the current one, an hour old): never deleted at once, because a
@@ -251,10 +252,9 @@ def install(store: StateStore, keys: RunKeys, synced: SyncedState, version: str 
     if run_id is None:
         run_id, committed = synced.run_id, synced.committed
         recent = base.recent if base else ()
-        refresh = base.refresh if base else None
     else:
         recent = base.lineage() if base else ()
-        refresh = newest(base.refresh if base else None, refresh)
+    refresh = newest(base.refresh if base else None, refresh)
     written = write_generation(store, keys.export, synced.source, changes, run_id, committed, refresh=refresh,
                                recent=recent)
     new = written.manifest

@@ -63,7 +63,7 @@ from worker.contacts.synced import SyncedState
 from worker.events.envelopes import CompletionEvent, completion_event, now_iso
 from worker.leases import Lease, Leases, LeaseUnavailable
 from worker.run import checks
-from worker.run.commit import install, merge, tidy
+from worker.run.commit import install, merge, newest, tidy
 from worker.run.drift import check_drift
 from worker.run.expiry import cutoff as expiry_cutoff
 from worker.run.fence import Fence, Fenced, FencedStore
@@ -71,7 +71,7 @@ from worker.run.guard import CODE as GUARD_CODE
 from worker.run.history import record_failure
 from worker.run.hooks import HookBus, Hooks
 from worker.run.pipeline import PlanFeed
-from worker.run.plans import PlanKey, claim, live_plans, register, shape_of
+from worker.run.plans import PlanKey, claim, live_plans, open_refresh, register, shape_of
 from worker.run.runbook import Runbook
 from worker.run.settle import settle
 from worker.run.tags import GivenByOthers, TagRemover, Untagged, account_peers, given_by_others, planned
@@ -232,8 +232,7 @@ class Engine:
             book = Runbook(FencedStore(self.store, fence), spec.export.name, spec.run_id, token=fence.token)
             synced, version = await asyncio.to_thread(self.load_synced, book)
             mine = await asyncio.to_thread(_commit_of, book, synced)
-            if mine is None and await asyncio.to_thread(book.is_stale, spec.refresh_id, spec.occurred_at,
-                                                        synced.refresh):
+            if mine is None and await asyncio.to_thread(_is_stale, spec, book, synced):
                 raise RunStale
             log.info("run starting", extra=ctx)
             self.hooks.run_started(spec)
@@ -327,7 +326,7 @@ class Engine:
                     continue
                 synced, version = await asyncio.to_thread(self.load_synced, book)  # another commit won: again
                 if await asyncio.to_thread(_commit_of, book, synced) is None and await asyncio.to_thread(
-                        book.is_stale, spec.refresh_id, spec.occurred_at, synced.refresh):
+                        _is_stale, spec, book, synced):
                     raise RunStale
             else:
                 raise RunError("concurrent_commit", f"export {export.name}: the synced state kept changing while "
@@ -343,7 +342,8 @@ class Engine:
                 key = PlanKey(synced.base, snapshot, shape)
                 plan = book.for_plan(key.id, key.base)
                 resume = await asyncio.to_thread(plan.progress)  # nothing: a plan made against its own claim
-                await asyncio.to_thread(register, book.store, export.name, spec.run_id, key)
+                await asyncio.to_thread(register, book.store, export.name, spec.run_id, key,
+                                        Refresh(spec.refresh_id, spec.occurred_at) if spec.occurred_at else None)
             planner = self.planner_for(spec, mapper, synced)
             outcomes = await self._send(spec, plan, client, planner, resume, stop)
 
@@ -487,7 +487,7 @@ class Engine:
             failures_uri = merged.report.write(store, book.keys, spec.export.name)
             installed = install(store, book.keys, synced, version, merged.changes, spec.run_id,
                                 Committed(merged.counts, failures_uri),
-                                refresh=Refresh(spec.refresh_id, spec.occurred_at or now_iso()))
+                                refresh=Refresh(spec.refresh_id, spec.occurred_at or ""))  # "": keeps the newest
         finally:
             merged.changes.close()
         if installed is None and SyncedState.decode(store.get(book.keys.synced)).committed_by(spec.run_id) is None:
@@ -500,10 +500,14 @@ class Engine:
     def _after_commit(spec: RunSpec, book: Runbook, committed: Committed) -> None:
         """What follows the swap, idempotent and repeated on every path that finds the commit done: the run's
         ``committed`` record (so it knows it committed after the manifest forgot it) and the ``last_refresh``
-        marker, for workers of versions that do not read the manifest's refresh (newest refresh wins)."""
-        occurred_at = spec.occurred_at or now_iso()
-        book.record_committed(committed, Refresh(spec.refresh_id, occurred_at))
-        book.record_refresh(spec.refresh_id, occurred_at, spec.snapshot_uri)
+        marker, for workers of versions that do not read the manifest's refresh (newest refresh wins).
+
+        A run without a refresh instant (``sync``, an ``export.requested`` with a snapshot and no
+        ``refreshed_at``) records none: taking "now" for it would make a newer refresh still queued (made before
+        the request, delivered after) stale. The manifest keeps the newest refresh it had (``commit.newest``)."""
+        book.record_committed(committed, Refresh(spec.refresh_id, spec.occurred_at or ""))
+        if spec.occurred_at:
+            book.record_refresh(spec.refresh_id, spec.occurred_at, spec.snapshot_uri)
 
     def _stored_outcome(self, book: Runbook, n: int) -> BatchOutcome:
         outcome = book.final(n)
@@ -526,6 +530,13 @@ class Engine:
 
     async def last_snapshot(self, export: str) -> dict[str, Any] | None:
         return await asyncio.to_thread(Runbook(self.store, export, "-").last_snapshot)
+
+
+def _is_stale(spec: RunSpec, book: Runbook, synced: SyncedState) -> bool:
+    """A newer refresh was committed, or is being synced by an open plan on the current state (an interrupted
+    run of it, partly sent): syncing this one would undo it (``worker.run.plans.open_refresh``)."""
+    known = newest(synced.refresh, open_refresh(book.store, spec.export.name, synced.base))
+    return book.is_stale(spec.refresh_id, spec.occurred_at, known)
 
 
 def _commit_of(book: Runbook, synced: SyncedState) -> Committed | None:

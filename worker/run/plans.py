@@ -15,6 +15,10 @@ a run could never commit. Now:
 - ``exports/<export>/plans/<run_id>.<plan>`` registers an open plan (``PlanHead``) before its first part is
   written, so the next run of the export finds every plan that may have sent something without listing
   every run's records.
+- The registration also names the plan's refresh (id and instant): while the plan is live, an older refresh
+  is stale as if this one had committed (``open_refresh``), and a fold that installs the plan keeps the newest
+  of the folded plans' refreshes in the state (``worker.run.settle``). Else an older refresh arriving while a
+  newer one's plan is interrupted would fold it in and undo what it sent (issue 15, follow-up review 1).
 - A plan is *live* while the state it was made against is current. Every commit first folds every live
   plan in (its own, and others' through ``worker.run.settle``), so a plan whose base is no longer current
   has been accounted for: its registration is garbage, and its run plans afresh.
@@ -42,8 +46,10 @@ from typing import Any
 import orjson
 
 from worker.contacts.synced import SyncedState
+from worker.run.commit import newest
 from worker.run.runbook import RunKeys, plans_prefix
 from worker.state import StateStore
+from worker.syncstate.manifest import Refresh
 
 #: The format of a plan's records (parts, batch and tag records) and of the planner's batches. Part of every
 #: plan id: change it with any change to what a plan's records hold or to how the planner cuts batches, so
@@ -84,6 +90,13 @@ class PlanHead:
     snapshot: str = ""
     shape: str = ""
     made_at: float = 0.0
+    refresh_id: str = ""  # the refresh the plan syncs, and its instant ("": none known, e.g. ``sync``)
+    refreshed_at: str = ""
+
+    @property
+    def refresh(self) -> Refresh | None:
+        """The plan's refresh, when it has an instant (one without orders nothing: ``commit.newest``)."""
+        return Refresh(self.refresh_id, self.refreshed_at) if self.refreshed_at else None
 
     @property
     def key(self) -> str:
@@ -100,16 +113,19 @@ class PlanHead:
     def decode(cls, data: bytes) -> PlanHead:
         raw: dict[str, Any] = orjson.loads(data)
         return cls(str(raw["export"]), str(raw["run_id"]), str(raw["plan"]), str(raw["base"]),
-                   str(raw.get("snapshot", "")), str(raw.get("shape", "")), float(raw.get("made_at", 0.0)))
+                   str(raw.get("snapshot", "")), str(raw.get("shape", "")), float(raw.get("made_at", 0.0)),
+                   str(raw.get("refresh_id", "")), str(raw.get("refreshed_at", "")))
 
 
 def head_key(export: str, run_id: str, plan: str) -> str:
     return f"{plans_prefix(export)}{run_id}.{plan}"
 
 
-def register(store: StateStore, export: str, run_id: str, key: PlanKey) -> PlanHead:
-    """Record that ``run_id`` plans ``key`` (before any of its parts, so before any of its batches is sent)."""
-    head = PlanHead(export, run_id, key.id, key.base, key.snapshot, key.shape, time.time())
+def register(store: StateStore, export: str, run_id: str, key: PlanKey, refresh: Refresh | None = None) -> PlanHead:
+    """Record that ``run_id`` plans ``key`` (before any of its parts, so before any of its batches is sent), for
+    ``refresh``: while the plan is open, an older refresh is stale (``open_refresh``)."""
+    head = PlanHead(export, run_id, key.id, key.base, key.snapshot, key.shape, time.time(),
+                    refresh.refresh_id if refresh else "", refresh.occurred_at if refresh else "")
     store.put_if_absent(head.key, head.encode())
     return head
 
@@ -165,6 +181,25 @@ def live_plans(store: StateStore, export: str, base: str, run_id: str) -> list[P
         live.append(head)
     live.sort(key=lambda h: (h.made_at, h.run_id, h.plan))
     return live
+
+
+def open_refresh(store: StateStore, export: str, base: str) -> Refresh | None:
+    """The newest refresh among the export's open plans made against ``base`` (the current state).
+
+    Why: a plan of a newer refresh that was interrupted has sent part of that refresh; an older refresh that
+    arrived meanwhile must be as stale as if the newer one had committed, or it would fold that plan in and
+    undo what it sent (leavers unsubscribed again, joiners removed; with ``readmit = false`` for good).
+    Read only: ``live_plans`` does the housekeeping.
+    """
+    found: Refresh | None = None
+    for key in store.list(plans_prefix(export)):
+        data = store.get(key)
+        if data is None:
+            continue
+        head = PlanHead.decode(data)
+        if head.base == base:
+            found = newest(found, head.refresh)
+    return found
 
 
 def _legacy_records(store: StateStore, export: str, run_id: str) -> bool:

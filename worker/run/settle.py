@@ -13,7 +13,8 @@ compare-and-swap of the synced state, and before the new plan is made:
   its removals and re-entries go the re-entry way, where AC's list record decides;
 - tags the plan was to remove (managed tags) are removed, going on from the plan's own records.
 
-The commit keeps the run, counts and refresh of the state it replaces (it is nobody's run), and every
+The commit keeps the run and counts of the state it replaces (it is nobody's run) and the newest refresh of
+that state and of the folded plans (a plan's refresh is as good as committed for the stale check), and every
 folded plan's base is then no longer current, so it is never folded twice. Nothing is sent here but
 import/info polls, for batches AC failed the reason lookups a commit makes anyway, and the folded plans'
 tag removals.
@@ -28,11 +29,12 @@ from collections.abc import AsyncIterator, Callable
 from worker.activecampaign.importer import Batch, BatchOutcome, BulkImporter
 from worker.contacts.plan import Counts
 from worker.contacts.synced import SyncedState
-from worker.run.commit import install, merge
+from worker.run.commit import install, merge, newest
 from worker.run.plans import PlanHead
 from worker.run.runbook import Runbook, RunKeys
 from worker.run.tags import GivenByOthers, TagRemover, planned
 from worker.state import StateStore
+from worker.syncstate.manifest import Refresh
 from worker.syncstate.merge import Changes, bits_for
 
 log = logging.getLogger("segment_export.settle")
@@ -55,12 +57,16 @@ async def settle(store: StateStore, export: str, list_id: int, heads: list[PlanH
         untag = await asyncio.to_thread(planned, book, known.get)
         if untag:
             await TagRemover(importer().client, book, list_id, others=others).run(untag)
+    folded_refresh: Refresh | None = None  # the newest refresh the folded plans sent: older ones stay stale
+    for head in heads:
+        folded_refresh = newest(folded_refresh, head.refresh)
     changes = Changes(bits_for(len(synced)))
     try:
         def fold() -> bool:
             for plan, known in outcomes:
                 merge(plan, list_id, synced, Counts(), known.get, changes=changes)
-            return install(store, RunKeys(export, "-"), synced, version, changes, None, None) is not None
+            return install(store, RunKeys(export, "-"), synced, version, changes, None, None,
+                           refresh=folded_refresh) is not None
 
         done = await asyncio.to_thread(fold)
     finally:

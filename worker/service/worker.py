@@ -43,6 +43,7 @@ import orjson
 from worker.broker import BrokerBridge, Delivery, Topology, transport_options_for
 from worker.events.envelopes import ExportRequested, SnapshotRef, new_id, now_iso
 from worker.events.incoming import read_message
+from worker.events.instants import MAX_FUTURE_SKEW, too_far_ahead
 from worker.events.notifications import Notification
 from worker.events.schemas import InvalidEvent, load_validators, validate_event
 from worker.leases import open_leases
@@ -86,6 +87,7 @@ class Job:
     spec: RunSpec
     continuation: int  # how many times this run has been handed on already
     dry_run: bool = False
+    request: str | None = None  # the export.requested that started the run (its run id derives from it)
 
 
 @dataclass
@@ -319,6 +321,7 @@ class Worker:
     async def _refresh_jobs(self, segment: str, snapshot: dict[str, Any], refresh_id: str,
                             occurred_at: str) -> list[Job]:
         """A run of every export of ``segment`` on the (admitted) snapshot; the run id follows the refresh id."""
+        _refuse_future(occurred_at, "occurred_at")
         jobs = []
         for export in self.config.exports_for_segment(segment):
             await self.engine.remember_snapshot(export.name, snapshot, refresh_id, occurred_at)
@@ -351,6 +354,8 @@ class Worker:
             if not found:
                 self._ignored("no_trigger", f"{note.uri[:300]} matches no segment's triggers")
             refreshes.extend(found)
+        for refresh in refreshes:  # every refresh checked before any is remembered or run
+            _refuse_future(refresh.occurred_at, "the notification's time")
         admitted = [(r, self._admit({"uri": r.snapshot_uri})) for r in refreshes]
         jobs: list[Job] = []
         for refresh, snapshot in admitted:
@@ -377,6 +382,7 @@ class Worker:
             snap = event.get("snapshot")
             refresh_id = event.get("refresh_id")
             occurred_at = event.get("refreshed_at")
+            _refuse_future(occurred_at, "refreshed_at")
             if snap is None:
                 last = await self.engine.last_snapshot(export.name)
                 if last is None:
@@ -387,11 +393,12 @@ class Worker:
             snap = self._admit(snap)
             full = bool(event.get("full"))
             refresh_id = refresh_id or f"requested-{event['id']}"
-            run_id = event.get("run_id") or run_id_for(export.name, f"{refresh_id}\0{event['id']}")
+            request = event.get("request_id") if "continuation" in event else event["id"]
+            run_id = _run_of(export.name, refresh_id, request, event)
             spec = self._spec(export, snap, refresh_id, occurred_at, full, run_id,
                               allow_mass_removal=bool(event.get("allow_mass_removal")),
                               attempt=int(event.get("attempt", 1)))
-            return [Job(spec, int(event.get("continuation", 0)), bool(event.get("dry_run")))]
+            return [Job(spec, int(event.get("continuation", 0)), bool(event.get("dry_run")), request)]
         raise Rejected(f"{event['type']} is not a request this worker acts on (it publishes those)", "unknown_type")
 
     def _spec(self, export: Export, snap: dict[str, Any], refresh_id: str, occurred_at: str | None, full: bool,
@@ -486,6 +493,8 @@ class Worker:
             "segment": {"id": spec.export.segment}, "continuation": job.continuation + 1, "snapshot": snapshot}
         if spec.occurred_at:
             msg["refreshed_at"] = spec.occurred_at
+        if job.request:
+            msg["request_id"] = job.request
         if spec.allow_mass_removal:
             msg["allow_mass_removal"] = True
         if (attempt or spec.attempt) > 1:
@@ -496,6 +505,40 @@ class Worker:
         log.info("run handed on through a continuation", extra={
             "run_id": spec.run_id, "continuation": job.continuation + 1, "delay_seconds": delay,
             "attempt": msg.get("attempt", 1)})
+
+
+def _run_of(export: str, refresh_id: str, request: str | None, event: dict[str, Any]) -> str:
+    """The run an ``export.requested`` runs: derived from its refresh and request, never taken on trust.
+
+    Why: a request naming any run id would run its snapshot under another refresh's run, which then counts as
+    completed, and the real refresh would only replay that run's event. Only a continuation names its run
+    (the schema refuses ``run_id`` elsewhere), and that run must be the one its refresh (and the request that
+    started it) derive.
+    """
+    named = event.get("run_id")
+    own = run_id_for(export, f"{refresh_id}\0{request}") if request else run_id_for(export, refresh_id)
+    if named is None:
+        return own
+    if "continuation" not in event:  # the schema refuses it already; kept for callers that skip it
+        raise Rejected("export.requested: run_id is only allowed on a continuation (with continuation set)",
+                       "schema")
+    if named not in (own, run_id_for(export, refresh_id)):
+        raise Rejected(f"export.requested: run_id {named[:64]} is not the run of refresh {refresh_id[:64]!r}"
+                       f"{' and request ' + repr(request[:64]) if request else ''}; a continuation continues only "
+                       f"its own run: publish the request without run_id and continuation", "foreign_run")
+    return named
+
+
+def _refuse_future(at: str | None, name: str) -> None:
+    """Refuse a refresh dated ahead of this clock by more than the skew clocks may have (``future_refresh``).
+
+    Why: the newest refresh recorded decides which later ones are stale, so one dated next year would hold off
+    every genuine refresh until then. Refused before anything is remembered or run.
+    """
+    if too_far_ahead(at):
+        raise Rejected(f"{name} {str(at)[:64]} is more than {MAX_FUTURE_SKEW.seconds // 60} minutes ahead of this "
+                       f"worker's clock; a refresh cannot have happened in the future: fix the publisher's clock "
+                       f"or the event's {name} and publish it again", "future_refresh")
 
 
 def _event_type(body: bytes) -> str:

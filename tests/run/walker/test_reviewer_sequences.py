@@ -237,9 +237,11 @@ def test_resume_after_the_same_refresh_committed_in_between(tmp_path: Path, sim)
 
 
 def test_resume_after_an_older_refresh_committed_in_between(tmp_path: Path, sim) -> None:
-    """r1 is interrupted after two accepted batches; the older r0 (not stale: r1 had not synced) runs and
-    commits; r1 resumes. Before the fix it "succeeded" while the 500 contacts of its first two batches held
-    r0's values in ActiveCampaign and the synced state said r1's, so no later refresh corrected them."""
+    """r1 is interrupted after two accepted batches; a re-sync without a refresh instant (an
+    ``export.requested`` of r0's snapshot; the older r0 is stale while r1's plan is open: the test
+    above) runs and commits; r1 resumes. Before the fix it "succeeded" while the 500 contacts of its first
+    two batches held r0's values in ActiveCampaign and the synced state said r1's, so no later refresh
+    corrected them."""
     url, simc = sim
     cfg = config(url, (tmp_path / "state").as_uri())
     store = FileStore(tmp_path / "state")
@@ -247,13 +249,42 @@ def test_resume_after_an_older_refresh_committed_in_between(tmp_path: Path, sim)
     s1 = spec(cfg, r1, "r1", "2026-12-01T11:00:00Z")
     interrupted_after_two_batches(cfg, store, s1)
 
-    assert run(cfg, store, spec(cfg, r0, "r0", "2026-12-01T10:00:00Z")).exit_code == 0
+    requested = RunSpec(export=cfg.exports["vip"], snapshot_uri=r0, refresh_id="requested-r0", occurred_at=None,
+                        run_id=run_id_for("vip", "requested-r0\0ev"))
+    assert run(cfg, store, requested).exit_code == 0
     resumed = run(cfg, store, s1)
     assert resumed.exit_code == 0, resumed.event and resumed.event.get("error")
     got, want = first_names(simc), expected(range(2000), "v1")
     wrong = {e for e in want if got.get(e) != want[e]}
     assert not wrong, f"{len(wrong)} of {len(want)} contacts do not hold r1's values in ActiveCampaign"
     assert synced_fingerprints(store) == fingerprints_of(cfg, range(2000), "v1")
+
+
+def test_older_refresh_over_an_open_plan_of_a_newer_one_is_stale(tmp_path: Path, sim) -> None:
+    """Follow-up review 1, ``readmit = false``: the newest refresh r1 (300 left, 300 joined) is interrupted
+    after two accepted batches; the older r0 arrives. Before the fix r0 was not stale (r1 had not committed):
+    it folded r1's plan in and unsubscribed the joiners r1 had already added, and with re-entry off they
+    stayed out for good. Now r1's open plan records its refresh, so r0 is stale; r1 resumes and the list is
+    exactly r1's."""
+    url, simc = sim
+    cfg = config(url, (tmp_path / "state").as_uri(), readmit=False)
+    store = FileStore(tmp_path / "state")
+    base = snapshot(tmp_path, "base", range(2000), "v0")
+    assert run(cfg, store, spec(cfg, base, "r-base", "2026-12-01T08:00:00Z")).exit_code == 0
+    r0 = snapshot(tmp_path, "r0", range(2000), "old")
+    people = [*range(2000, 2300), *range(300, 2000)]
+    r1 = snapshot(tmp_path, "r1", people, "v1")
+    s1 = spec(cfg, r1, "r1", "2026-12-01T11:00:00Z")
+    interrupted_after_two_batches(cfg, store, s1)
+
+    late = run(cfg, store, spec(cfg, r0, "r0", "2026-12-01T10:00:00Z"))
+    assert late.stale and late.event is None
+    resumed = run(cfg, store, s1)
+    assert resumed.exit_code == 0, resumed.event and resumed.event.get("error")
+    assert first_names(simc) == expected(people, "v1")  # every member of r1 subscribed, with r1's values
+    assert synced_fingerprints(store) == fingerprints_of(cfg, people, "v1")
+    # and the fold keeps the newest refresh: an older one is still stale once r1 committed
+    assert run(cfg, store, spec(cfg, r0, "r0", "2026-12-01T10:00:00Z")).stale
 
 
 # ------------------------------------------------------------------------------------------ 3

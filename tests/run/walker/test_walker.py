@@ -28,7 +28,7 @@ CHUNKS = 10  # the file store's cases, in this many tests (xdist runs them side 
 CONDITIONAL = ("put_if_absent", "replace_if_unchanged")
 
 
-def _walk(kind: str, bucket: str | None = None, *, tagged: bool = False) -> Iterator[Walk]:
+def _walk(kind: str, bucket: str | None = None, *, tagged: bool = False, readmit: bool = True) -> Iterator[Walk]:
     saved_key = os.environ.get(KEY_ENV)
     os.environ[KEY_ENV] = KEY
     quiet = logging.getLogger("segment_export")
@@ -38,7 +38,7 @@ def _walk(kind: str, bucket: str | None = None, *, tagged: bool = False) -> Iter
         with tempfile.TemporaryDirectory(dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as tmp, \
                 SimulatorServer(SimSettings(api_keys=(KEY,), processing_delay=0.0, rate_scale=SCALE)) as server:
             walk = Walk(SimClient(server.url), Stores(kind, Path(tmp) / "stores", bucket),
-                        write_snapshots(Path(tmp) / "snapshots"), tagged=tagged)
+                        write_snapshots(Path(tmp) / "snapshots"), tagged=tagged, readmit=readmit)
             walk.prepare()
             yield walk
     finally:
@@ -57,6 +57,11 @@ def file_walk() -> Iterator[Walk]:
 @pytest.fixture(scope="module")
 def tagged_walk() -> Iterator[Walk]:
     yield from _walk("file", tagged=True)
+
+
+@pytest.fixture(scope="module")
+def readmit_off_walk() -> Iterator[Walk]:
+    yield from _walk("file", readmit=False)
 
 
 @pytest.fixture(scope="module")
@@ -125,4 +130,20 @@ def test_every_tag_step_crashed_or_its_answer_lost_leaves_the_tags_exact(tagged_
     cases = cases[chunk::4]
     assert cases
     broken = _broken(tagged_walk, cases)
+    assert not broken, f"{len(broken)} of {len(cases)} cases broke an invariant:\n" + "\n".join(broken[:20])
+
+
+#: The readmit-off walk's cases, in this many tests: with re-entry off nothing repairs a newer refresh's
+#: joiners or re-admits that an older one unsubscribed, so an older refresh arriving while r1's plan is open
+#: (crashed at any step, or its answer lost) must be stale (issue 15, follow-up review 1).
+OFF_CHUNKS = 2
+
+
+@pytest.mark.parametrize("chunk", range(OFF_CHUNKS))
+def test_with_readmit_off_an_older_refresh_never_undoes_an_open_newer_plan(readmit_off_walk: Walk,
+                                                                           chunk: int) -> None:
+    cases = [c for c in readmit_off_walk.cases() if c[2] in (Competitor.OLDER, Competitor.NONE)
+             and c[1] is not FaultKind.FAIL][chunk::OFF_CHUNKS]
+    assert len(cases) >= 20
+    broken = _broken(readmit_off_walk, cases)
     assert not broken, f"{len(broken)} of {len(cases)} cases broke an invariant:\n" + "\n".join(broken[:20])

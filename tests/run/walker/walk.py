@@ -42,6 +42,7 @@ import orjson
 
 from tests.run.walker.world import (
     EXPORT,
+    LEFT_IN_BASE,
     LIST,
     OTHERS_TAG,
     R0,
@@ -95,9 +96,12 @@ class Outcome:
 class Walk:
     """The shared parts of every case, and the base state: rA, rB, and two people's own unsubscriptions."""
 
-    def __init__(self, sim: SimClient, stores: Stores, snapshots: dict[str, str], *, tagged: bool = False) -> None:
-        """``tagged``: the export adds a static tag and one from ``tag_field`` and removes them again."""
+    def __init__(self, sim: SimClient, stores: Stores, snapshots: dict[str, str], *, tagged: bool = False,
+                 readmit: bool = True) -> None:
+        """``tagged``: the export adds a static tag and one from ``tag_field`` and removes them again;
+        ``readmit``: the export's re-entry setting."""
         self.sim, self.stores, self.snapshots, self.tagged = sim, stores, snapshots, tagged
+        self.readmit = readmit
         self.base = ""
         self.reference: list[Step] = []
 
@@ -108,7 +112,7 @@ class Walk:
             state_url = (self.stores.root / name).as_uri()
         else:
             state_url = f"s3://{self.stores.bucket}/{name}"
-        return World(self.sim, store, state_url, self.snapshots, tagged=self.tagged, **kw)
+        return World(self.sim, store, state_url, self.snapshots, tagged=self.tagged, readmit=self.readmit, **kw)
 
     def prepare(self) -> None:
         """Build the base once (two real runs), keep it, and walk the reference delivery of r1."""
@@ -190,7 +194,8 @@ def check(world: World, runs: dict[str, Any], newest: Refresh) -> list[str]:
     found: list[str] = []
     members = world.sim.members(LIST)
     subscribed = {e for e, m in members.items() if m["status"] == "subscribed"}
-    expected = {email(i): person(i, v) for i, v in newest.members.items() if i not in SELF_UNSUBSCRIBED}
+    out = SELF_UNSUBSCRIBED if world.readmit else (*SELF_UNSUBSCRIBED, *LEFT_IN_BASE)  # re-entry off: kept out
+    expected = {email(i): person(i, v) for i, v in newest.members.items() if i not in out}
     found += [f"member unsubscribed: {e}" for e in sorted(expected.keys() - subscribed)]
     found += [f"non-member subscribed: {e}" for e in sorted(subscribed - expected.keys())]
     found += [f"stale values in AC: {e}" for e in sorted(expected.keys() & subscribed)

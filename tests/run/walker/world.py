@@ -106,6 +106,8 @@ class Refresh:
 RA = Refresh("rA", "2026-12-01T08:00:00Z", _members((range(30), "v0")))
 RB = Refresh("rB", "2026-12-01T09:00:00Z", _members((range(25), "v0")))
 SELF_UNSUBSCRIBED = (3, 4)
+#: The people rB's run unsubscribed (they left): with re-entry off they stay out whatever refresh lists them.
+LEFT_IN_BASE = tuple(range(25, 30))
 #: The walked run: 0 and 1 leave, 25 and 26 come back (re-entry), 30-34 join, 2-12 change (3 among them,
 #: who unsubscribed themselves: AC skips them), 13-24 unchanged.
 R1 = Refresh("r1", "2026-12-01T12:00:00Z", _members((range(2, 13), "v1"), (range(13, 27), "v0"),
@@ -427,8 +429,8 @@ class Stores:
         return name, S3Store(self.bucket, name)
 
 
-def config(sim_url: str, state_url: str, tagged: bool = False) -> Config:
-    export: dict[str, Any] = {"segment": "walk-segment", "connection": "sim", "list_id": LIST, "readmit": True,
+def config(sim_url: str, state_url: str, tagged: bool = False, readmit: bool = True) -> Config:
+    export: dict[str, Any] = {"segment": "walk-segment", "connection": "sim", "list_id": LIST, "readmit": readmit,
                               "max_removal_fraction": 0.5,
                               "mapping": {"email": "Email", "first_name": "First", "last_name": "Last"}}
     if tagged:
@@ -447,12 +449,14 @@ class World:
 
     def __init__(self, sim: SimClient, store: StateStore, state_url: str, snapshots: dict[str, str], *,
                  tag: str = "", on_publish: Callable[[dict[str, Any]], None] | None = None,
-                 tagged: bool = False) -> None:
+                 tagged: bool = False, readmit: bool = True) -> None:
         """``tag``: a prefix of every refresh id (so runs of different worlds never share an id);
         ``on_publish``: where a published completion event also goes (a real broker, in ``make chaos``);
-        ``tagged``: the export adds tags and removes them again (managed tags)."""
+        ``tagged``: the export adds tags and removes them again (managed tags); ``readmit``: the export's
+        re-entry setting (off: whoever this export unsubscribed stays out, and nothing may undo a newer plan)."""
         self.sim, self.store, self.tag, self.on_publish, self.tagged = sim, store, tag, on_publish, tagged
-        self.config = config(sim.base_url, state_url, tagged)
+        self.readmit = readmit
+        self.config = config(sim.base_url, state_url, tagged, readmit)
         self.export = self.config.exports[EXPORT]
         self.snapshots = snapshots
         self.lock = threading.Lock()
