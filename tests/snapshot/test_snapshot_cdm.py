@@ -89,6 +89,20 @@ def test_a_partition_outside_the_folder_is_refused(store: Store, location: str) 
         read_pages(uri)
 
 
+@pytest.mark.parametrize("again", ["Vip/1200/Vip_1.csv", "./Vip/1200/Vip_1.csv", "Vip/1200/%56ip_1.csv",
+                                   "Vip/x/../1200/Vip_1.csv", "{uri}"])
+def test_a_partition_listed_twice_however_spelled_is_refused_naming_both(store: Store, again: str) -> None:
+    """Read twice, a partition's people count twice and another partition's may be missing: refused."""
+    first = store.put(f"{EXPORT}Vip/1200/Vip_1.csv", b'"c1","a@x.io","Ada"\r\n')
+    parts = [partition("Vip/1200/Vip_1.csv"), partition(again.replace("{uri}", first))]
+    uri = store.put(f"{EXPORT}model.json", model(entity("Vip", parts)))
+    with pytest.raises(SnapshotError, match=r"model.json .* lists the same file .*Vip_1.csv twice, as partitions\[0\] "
+                                            r"'Vip/1200/Vip_1.csv' and partitions\[1\] .*: a model.json lists each "
+                                            r"file once") as info:
+        read_pages(uri)
+    assert info.value.code == "snapshot_unreadable"
+
+
 @pytest.mark.parametrize(("settings", "message"), [
     ({"encoding": "UTF-16"}, r"is UTF-16; export the CDM folder as UTF-8"),
     ({"quoteStyle": "QuoteStyle.None"}, r"uses QuoteStyle.None; only QuoteStyle.Csv is read"),

@@ -114,6 +114,24 @@ def test_a_manifest_lists_only_files_beside_or_below_it(store: Store, listed: st
         read_pages(uri)
 
 
+@pytest.mark.parametrize("again", ["vip_0000_part_00.parquet", "./vip_0000_part_00.parquet",
+                                   "%76ip_0000_part_00.parquet", "{uri}"])
+def test_a_file_listed_twice_however_spelled_is_refused_naming_both_entries(store: Store, again: str) -> None:
+    """A duplicate could stand in for a missing file with the record counts still agreeing: the missing
+    file's people would look like leavers. Compared as located, not as written."""
+    data = parquet_bytes(["a@x.io"])
+    first = store.put("unload/vip_0000_part_00.parquet", data)
+    store.put("unload/vip_0001_part_00.parquet", parquet_bytes(["b@x.io"]))  # the file the duplicate replaces
+    entries = [{"url": url, "meta": {"content_length": len(data), "record_count": 1}}
+               for url in ("vip_0000_part_00.parquet", again.replace("{uri}", first))]
+    uri = store.put("unload/vip_manifest", orjson.dumps({"entries": entries, "meta": {"record_count": 2}}))
+    with pytest.raises(SnapshotError, match=r"lists the same file .*vip_0000_part_00.parquet twice, as entries\[0\] "
+                                            r"'vip_0000_part_00.parquet' and entries\[1\] .*: a manifest lists each "
+                                            r"file once") as info:
+        read_pages(uri)
+    assert info.value.code == "snapshot_unreadable"
+
+
 def test_listed_files_must_pass_the_worker_prefixes(store: Store) -> None:
     uri, _ = unload(store, prefix="unload/vip/")
     allowed = store.uri("unload/vip/")
