@@ -9,7 +9,7 @@ import orjson
 import pytest
 from snapshot_support import Store, read_all, rows_of
 
-from worker.snapshot import SnapshotError, SnapshotRules, read_pages
+from worker.snapshot import SnapshotError, SnapshotRules, read_pages, snapshot_identity
 
 EXPORT = "CustomerInsights_4f1c/VipExport/"
 ATTRIBUTES = [{"name": "CustomerId", "dataType": "string"}, {"name": "EmailAddress", "dataType": "string"},
@@ -101,6 +101,25 @@ def test_a_partition_listed_twice_however_spelled_is_refused_naming_both(store: 
                                             r"file once") as info:
         read_pages(uri)
     assert info.value.code == "snapshot_unreadable"
+
+
+def test_a_model_json_corrected_in_place_is_another_snapshot(store: Store) -> None:
+    """Same partition files, attributes swapped (or another delimiter): the rows are read otherwise, so the
+    identity (the plan key, the direct run's id) differs and a corrected model.json is a fresh plan, never a
+    resume of the plan made under the wrong columns. Rewriting the same bytes keeps the identity."""
+    uri = customer_insights(store)
+    first = snapshot_identity(uri)
+    assert snapshot_identity(uri) == first
+    parts = [partition("Vip/2026/12/06/1200/Vip_1.csv"), partition(store.uri(f"{EXPORT}Vip/2026/12/06/1200/Vip_2.csv"))]
+    swapped = [ATTRIBUTES[1], ATTRIBUTES[0], ATTRIBUTES[2]]
+    store.put(f"{EXPORT}model.json", model(entity("Vip", parts, swapped)))
+    assert read_all(uri)[0].columns == ("EmailAddress", "CustomerId", "FirstName")
+    assert snapshot_identity(uri) != first
+    store.put(f"{EXPORT}model.json", model(entity("Vip", parts)))  # the original bytes again
+    assert snapshot_identity(uri) == first
+    semicolons = [partition(p["location"], delimiter=";") for p in parts]
+    store.put(f"{EXPORT}model.json", model(entity("Vip", semicolons)))
+    assert snapshot_identity(uri) != first
 
 
 @pytest.mark.parametrize(("settings", "message"), [

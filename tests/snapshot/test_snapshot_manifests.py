@@ -6,7 +6,7 @@ import orjson
 import pytest
 from snapshot_support import Store, read_all, rows_of
 
-from worker.snapshot import SnapshotError, SnapshotRules, read_pages
+from worker.snapshot import SnapshotError, SnapshotRules, read_pages, snapshot_identity
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -130,6 +130,19 @@ def test_a_file_listed_twice_however_spelled_is_refused_naming_both_entries(stor
                                             r"file once") as info:
         read_pages(uri)
     assert info.value.code == "snapshot_unreadable"
+
+
+def test_a_manifest_rewritten_over_the_same_files_is_another_snapshot(store: Store) -> None:
+    """The manifest's statements (record counts) are part of the identity, not only the files it lists."""
+    store.put("unload/vip_0000_part_00.parquet", parquet_bytes(["a@x.io", "b@x.io"]))
+
+    def manifest(records: int) -> str:
+        entries = [{"url": "vip_0000_part_00.parquet", "meta": {"record_count": records}}]
+        return store.put("unload/vip_manifest", orjson.dumps({"entries": entries}))
+
+    first = snapshot_identity(manifest(2))
+    assert snapshot_identity(manifest(3)) != first  # the same file, another statement
+    assert snapshot_identity(manifest(2)) == first  # the same statement again
 
 
 def test_listed_files_must_pass_the_worker_prefixes(store: Store) -> None:

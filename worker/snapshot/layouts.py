@@ -22,6 +22,7 @@ below that folder starting with ``_`` or ``.``, and (3) pass the worker's ``snap
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass
 
 from worker.locations import Location, LocationError, Prefixes, locate
@@ -66,7 +67,10 @@ class Listing:
     records: int | None = None
     """The rows the whole snapshot holds according to its manifest; checked once it is read."""
     source: str = ""
-    """The document that stated ``records``."""
+    """The document describing the parts (a manifest, a model.json), which states ``records``."""
+    document: str = ""
+    """The SHA-256 of the manifest's or model.json's bytes (empty for a folder or file): what the parts are read
+    as (columns, delimiter, counts) comes from it, so it is part of the snapshot's identity."""
 
 
 def list_snapshot(location: Location, rules: SnapshotRules) -> Listing:
@@ -107,7 +111,8 @@ def _check_marker(location: Location, parts: list[Part], marked: bool) -> None:
 
 
 def _manifest(location: Location, rules: SnapshotRules) -> Listing:
-    manifest = parse_manifest(_document(location), location.uri)
+    data = _document(location)
+    manifest = parse_manifest(data, location.uri)
     parts: list[Part] = []
     seen: dict[Location, str] = {}
     for i, entry in enumerate(manifest.entries):
@@ -130,11 +135,12 @@ def _manifest(location: Location, rules: SnapshotRules) -> Listing:
         parts.append(dataclasses.replace(part, records=entry.records))
     if not parts:
         raise SnapshotError(f"manifest {location.uri}: none of its optional files exists")
-    return Listing(parts, manifest.records, location.uri)
+    return Listing(parts, manifest.records, location.uri, hashlib.sha256(data).hexdigest())
 
 
 def _cdm(location: Location, rules: SnapshotRules) -> Listing:
-    entity = parse_model(_document(location), location.uri, rules.entity)
+    data = _document(location)
+    entity = parse_model(data, location.uri, rules.entity)
     parts = []
     seen: dict[Location, str] = {}
     for i, partition in enumerate(entity.partitions):
@@ -143,7 +149,7 @@ def _cdm(location: Location, rules: SnapshotRules) -> Listing:
         part = _one(where)
         parts.append(dataclasses.replace(part, format="csv", delimiter=partition.delimiter,
                                          header=None if partition.header_row else entity.columns))
-    return Listing(parts)
+    return Listing(parts, source=location.uri, document=hashlib.sha256(data).hexdigest())
 
 
 def _listed(document: Location, text: str, what: str, rules: SnapshotRules) -> Location:
