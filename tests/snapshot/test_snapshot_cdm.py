@@ -103,6 +103,22 @@ def test_a_partition_listed_twice_however_spelled_is_refused_naming_both(store: 
     assert info.value.code == "snapshot_unreadable"
 
 
+def test_a_cdm_folder_copied_off_azure_needs_relative_locations(store: Store) -> None:
+    """A copy keeps the https URLs Customer Insights wrote; off Azure they name nothing the worker reads, so the
+    error says to write the locations relative to the model.json (and that copy is then read)."""
+    if store.kind == "az":
+        pytest.skip("on Azure the https URLs are read (test_snapshot_azure)")
+    store.put(f"{EXPORT}Vip/1200/Vip_1.csv", b'"c1","a@x.io","Ada"\r\n')
+    url = "https://cistorage.dfs.core.windows.net/customerinsights/CustomerInsights_4f1c/VipExport/Vip/1200/Vip_1.csv"
+    uri = store.put(f"{EXPORT}model.json", model(entity("Vip", [partition(url)])))
+    with pytest.raises(SnapshotError, match=r"a web URL: .* read only from a model.json on Azure \(az:// or "
+                                            r"abfss://\); in a copy elsewhere write each location relative to the "
+                                            r"model.json"):
+        read_pages(uri)
+    store.put(f"{EXPORT}model.json", model(entity("Vip", [partition("Vip/1200/Vip_1.csv")])))
+    assert [row["EmailAddress"] for _, _, row in rows_of(read_all(uri))] == ["a@x.io"]
+
+
 def test_a_model_json_corrected_in_place_is_another_snapshot(store: Store) -> None:
     """Same partition files, attributes swapped (or another delimiter): the rows are read otherwise, so the
     identity (the plan key, the direct run's id) differs and a corrected model.json is a fresh plan, never a

@@ -15,7 +15,8 @@ own marker; a lone file cannot show it and is refused.
 Where a document lists files, each listed location is decided by ``worker.locations.locate`` like any
 other, may be listed only once (however it is spelled: ``a.csv``, ``./a.csv``, ``%61.csv``, its full URI) and
 must (1) lie in the folder holding the document or below it (so a manifest in one bucket or
-folder cannot make the worker read another, nor a remote document a local file), (2) have no segment
+folder cannot make the worker read another, nor a remote document a local file; an Azure https URL is read
+only from a document on Azure, so a CDM folder copied elsewhere lists its partitions relatively), (2) have no segment
 below that folder starting with ``_`` or ``.``, and (3) pass the worker's ``snapshot_prefixes``.
 """
 
@@ -157,6 +158,10 @@ def _listed(document: Location, text: str, what: str, rules: SnapshotRules) -> L
     folder = _parent(document)
     shown = repr(text[:300])
     text = azure_https_as_uri(text, document) or text
+    if document.kind != "az" and text.lower().startswith(("https://", "http://")):
+        raise SnapshotError(f"{what} {document.uri} lists {shown}, a web URL: such URLs (the ones Customer "
+                            f"Insights writes) are read only from a {what} on Azure (az:// or abfss://); in a copy "
+                            f"elsewhere write each location relative to the {what} (the path below its folder)")
     if "://" not in text:
         if text.startswith("/"):
             raise SnapshotError(f"{what} {document.uri} lists {shown}, an absolute path: write it relative to the "
