@@ -9,7 +9,7 @@ import orjson
 import pytest
 from snapshot_support import Store, read_all, rows_of
 
-from worker.snapshot import SnapshotError, SnapshotRules, read_pages
+from worker.snapshot import SnapshotError, SnapshotRules, read_pages, snapshot_identity
 
 EXPORT = "CustomerInsights_4f1c/VipExport/"
 ATTRIBUTES = [{"name": "CustomerId", "dataType": "string"}, {"name": "EmailAddress", "dataType": "string"},
@@ -87,6 +87,55 @@ def test_a_partition_outside_the_folder_is_refused(store: Store, location: str) 
     uri = store.put(f"{EXPORT}model.json", model(entity("Vip", [partition(location)])))
     with pytest.raises(SnapshotError, match=r"model.json .* lists .*(not a file in|absolute path|starting with)"):
         read_pages(uri)
+
+
+@pytest.mark.parametrize("again", ["Vip/1200/Vip_1.csv", "./Vip/1200/Vip_1.csv", "Vip/1200/%56ip_1.csv",
+                                   "Vip/x/../1200/Vip_1.csv", "{uri}"])
+def test_a_partition_listed_twice_however_spelled_is_refused_naming_both(store: Store, again: str) -> None:
+    """Read twice, a partition's people count twice and another partition's may be missing: refused."""
+    first = store.put(f"{EXPORT}Vip/1200/Vip_1.csv", b'"c1","a@x.io","Ada"\r\n')
+    parts = [partition("Vip/1200/Vip_1.csv"), partition(again.replace("{uri}", first))]
+    uri = store.put(f"{EXPORT}model.json", model(entity("Vip", parts)))
+    with pytest.raises(SnapshotError, match=r"model.json .* lists the same file .*Vip_1.csv twice, as partitions\[0\] "
+                                            r"'Vip/1200/Vip_1.csv' and partitions\[1\] .*: a model.json lists each "
+                                            r"file once") as info:
+        read_pages(uri)
+    assert info.value.code == "snapshot_unreadable"
+
+
+def test_a_cdm_folder_copied_off_azure_needs_relative_locations(store: Store) -> None:
+    """A copy keeps the https URLs Customer Insights wrote; off Azure they name nothing the worker reads, so the
+    error says to write the locations relative to the model.json (and that copy is then read)."""
+    if store.kind == "az":
+        pytest.skip("on Azure the https URLs are read (test_snapshot_azure)")
+    store.put(f"{EXPORT}Vip/1200/Vip_1.csv", b'"c1","a@x.io","Ada"\r\n')
+    url = "https://cistorage.dfs.core.windows.net/customerinsights/CustomerInsights_4f1c/VipExport/Vip/1200/Vip_1.csv"
+    uri = store.put(f"{EXPORT}model.json", model(entity("Vip", [partition(url)])))
+    with pytest.raises(SnapshotError, match=r"a web URL: .* read only from a model.json on Azure \(az:// or "
+                                            r"abfss://\); in a copy elsewhere write each location relative to the "
+                                            r"model.json"):
+        read_pages(uri)
+    store.put(f"{EXPORT}model.json", model(entity("Vip", [partition("Vip/1200/Vip_1.csv")])))
+    assert [row["EmailAddress"] for _, _, row in rows_of(read_all(uri))] == ["a@x.io"]
+
+
+def test_a_model_json_corrected_in_place_is_another_snapshot(store: Store) -> None:
+    """Same partition files, attributes swapped (or another delimiter): the rows are read otherwise, so the
+    identity (the plan key, the direct run's id) differs and a corrected model.json is a fresh plan, never a
+    resume of the plan made under the wrong columns. Rewriting the same bytes keeps the identity."""
+    uri = customer_insights(store)
+    first = snapshot_identity(uri)
+    assert snapshot_identity(uri) == first
+    parts = [partition("Vip/2026/12/06/1200/Vip_1.csv"), partition(store.uri(f"{EXPORT}Vip/2026/12/06/1200/Vip_2.csv"))]
+    swapped = [ATTRIBUTES[1], ATTRIBUTES[0], ATTRIBUTES[2]]
+    store.put(f"{EXPORT}model.json", model(entity("Vip", parts, swapped)))
+    assert read_all(uri)[0].columns == ("EmailAddress", "CustomerId", "FirstName")
+    assert snapshot_identity(uri) != first
+    store.put(f"{EXPORT}model.json", model(entity("Vip", parts)))  # the original bytes again
+    assert snapshot_identity(uri) == first
+    semicolons = [partition(p["location"], delimiter=";") for p in parts]
+    store.put(f"{EXPORT}model.json", model(entity("Vip", semicolons)))
+    assert snapshot_identity(uri) != first
 
 
 @pytest.mark.parametrize(("settings", "message"), [

@@ -72,6 +72,32 @@ def test_require_marker_refuses_a_folder_without_it_before_reading_anything(stor
         snapshot_identity(store.uri(name), SnapshotRules(require_marker=True))
 
 
+def test_require_marker_looks_for_the_marker_before_listing_so_a_job_committing_meanwhile_is_refused(
+    store: Store, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The job writes its last part and _SUCCESS right after the worker lists the folder: the listing holds
+    only the first parts. The marker was looked for before the listing (absent then), so the run is refused,
+    never synced half-way. Arranged by order of operations: the job commits inside the listing call."""
+    from worker.snapshot import layouts
+
+    store.put("seg/part-00000.csv", b"email\na@x.io\n")
+    name = {"file": "list_local_parts", "s3": "list_s3_parts", "az": "list_az_parts"}[store.kind]
+    real = getattr(layouts, name)
+
+    def listing_then_the_job_commits(location: object) -> object:
+        parts = real(location)
+        store.put("seg/part-00001.csv", b"email\nb@x.io\n")
+        store.put("seg/_SUCCESS", b"")
+        return parts
+
+    monkeypatch.setattr(layouts, name, listing_then_the_job_commits)
+    with pytest.raises(SnapshotError, match="has no _SUCCESS marker and the export sets require_marker") as info:
+        read_pages(store.uri("seg/"), rules=SnapshotRules(require_marker=True))
+    assert info.value.code == "snapshot_incomplete"
+    monkeypatch.setattr(layouts, name, real)  # the next event, after the commit, reads the whole folder
+    assert emails_of(store.uri("seg/"), rules=SnapshotRules(require_marker=True)) == ["a@x.io", "b@x.io"]
+
+
 def test_require_marker_refuses_a_single_file(store: Store) -> None:
     uri = store.put("seg.parquet", parquet_bytes(["a@x.io"]))
     store.put("_SUCCESS", b"")

@@ -13,14 +13,17 @@ shows it with ``_SUCCESS``; a manifest or model.json, written by their jobs afte
 own marker; a lone file cannot show it and is refused.
 
 Where a document lists files, each listed location is decided by ``worker.locations.locate`` like any
-other and must (1) lie in the folder holding the document or below it (so a manifest in one bucket or
-folder cannot make the worker read another, nor a remote document a local file), (2) have no segment
+other, may be listed only once (however it is spelled: ``a.csv``, ``./a.csv``, ``%61.csv``, its full URI) and
+must (1) lie in the folder holding the document or below it (so a manifest in one bucket or
+folder cannot make the worker read another, nor a remote document a local file; an Azure https URL is read
+only from a document on Azure, so a CDM folder copied elsewhere lists its partitions relatively), (2) have no segment
 below that folder starting with ``_`` or ``.``, and (3) pass the worker's ``snapshot_prefixes``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass
 
 from worker.locations import Location, LocationError, Prefixes, locate
@@ -65,7 +68,10 @@ class Listing:
     records: int | None = None
     """The rows the whole snapshot holds according to its manifest; checked once it is read."""
     source: str = ""
-    """The document that stated ``records``."""
+    """The document describing the parts (a manifest, a model.json), which states ``records``."""
+    document: str = ""
+    """The SHA-256 of the manifest's or model.json's bytes (empty for a folder or file): what the parts are read
+    as (columns, delimiter, counts) comes from it, so it is part of the snapshot's identity."""
 
 
 def list_snapshot(location: Location, rules: SnapshotRules) -> Listing:
@@ -82,29 +88,37 @@ def list_snapshot(location: Location, rules: SnapshotRules) -> Listing:
         return _cdm(location, rules)
     if name.lower().endswith("manifest"):
         return _manifest(location, rules)
+    if not rules.require_marker:
+        return Listing(_list(location))
+    # The marker first, then the listing: a job writes _SUCCESS after its last part, so a listing taken after
+    # the marker was seen is whole; a listing taken before it may miss the parts written in between.
+    marked = _exists(location.as_folder().child(MARKER))
     parts = _list(location)
-    if rules.require_marker:
-        _check_marker(location, parts)
+    _check_marker(location, parts, marked)
     return Listing(parts)
 
 
-def _check_marker(location: Location, parts: list[Part]) -> None:
+def _check_marker(location: Location, parts: list[Part], marked: bool) -> None:
+    """Refuse a lone file, or a folder that had no marker when it was looked for (before it was listed)."""
     if len(parts) == 1 and parts[0].source == location.uri:
         raise SnapshotError(f"snapshot {location.uri} is one file, which cannot show it is whole, and the export "
                             f"sets require_marker: name the job's folder (with its {MARKER}), a manifest or a "
                             "model.json, or unset require_marker", code=INCOMPLETE)
     folder = location.as_folder()
-    if not _exists(folder.child(MARKER)):
+    if not marked:
         raise SnapshotError(f"snapshot {folder.uri} has no {MARKER} marker and the export sets require_marker: the "
                             "job writing it has not finished (or failed); nothing was read or sent. Publish the "
                             "event once the job has committed", code=INCOMPLETE)
 
 
 def _manifest(location: Location, rules: SnapshotRules) -> Listing:
-    manifest = parse_manifest(_document(location), location.uri)
+    data = _document(location)
+    manifest = parse_manifest(data, location.uri)
     parts: list[Part] = []
-    for entry in manifest.entries:
+    seen: dict[Location, str] = {}
+    for i, entry in enumerate(manifest.entries):
         where = _listed(location, entry.url, "manifest", rules)
+        _once(seen, where, f"entries[{i}] {entry.url[:300]!r}", location, "manifest")
         try:
             part = _one(where)
         except SnapshotError as exc:
@@ -122,17 +136,21 @@ def _manifest(location: Location, rules: SnapshotRules) -> Listing:
         parts.append(dataclasses.replace(part, records=entry.records))
     if not parts:
         raise SnapshotError(f"manifest {location.uri}: none of its optional files exists")
-    return Listing(parts, manifest.records, location.uri)
+    return Listing(parts, manifest.records, location.uri, hashlib.sha256(data).hexdigest())
 
 
 def _cdm(location: Location, rules: SnapshotRules) -> Listing:
-    entity = parse_model(_document(location), location.uri, rules.entity)
+    data = _document(location)
+    entity = parse_model(data, location.uri, rules.entity)
     parts = []
-    for partition in entity.partitions:
-        part = _one(_listed(location, partition.location, "model.json", rules))
+    seen: dict[Location, str] = {}
+    for i, partition in enumerate(entity.partitions):
+        where = _listed(location, partition.location, "model.json", rules)
+        _once(seen, where, f"partitions[{i}] {partition.location[:300]!r}", location, "model.json")
+        part = _one(where)
         parts.append(dataclasses.replace(part, format="csv", delimiter=partition.delimiter,
                                          header=None if partition.header_row else entity.columns))
-    return Listing(parts)
+    return Listing(parts, source=location.uri, document=hashlib.sha256(data).hexdigest())
 
 
 def _listed(document: Location, text: str, what: str, rules: SnapshotRules) -> Location:
@@ -140,6 +158,10 @@ def _listed(document: Location, text: str, what: str, rules: SnapshotRules) -> L
     folder = _parent(document)
     shown = repr(text[:300])
     text = azure_https_as_uri(text, document) or text
+    if document.kind != "az" and text.lower().startswith(("https://", "http://")):
+        raise SnapshotError(f"{what} {document.uri} lists {shown}, a web URL: such URLs (the ones Customer "
+                            f"Insights writes) are read only from a {what} on Azure (az:// or abfss://); in a copy "
+                            f"elsewhere write each location relative to the {what} (the path below its folder)")
     if "://" not in text:
         if text.startswith("/"):
             raise SnapshotError(f"{what} {document.uri} lists {shown}, an absolute path: write it relative to the "
@@ -162,6 +184,19 @@ def _listed(document: Location, text: str, what: str, rules: SnapshotRules) -> L
         except LocationError as exc:
             raise SnapshotError(f"{what} {document.uri} lists {shown}: {exc}") from None
     return where
+
+
+def _once(seen: dict[Location, str], where: Location, entry: str, document: Location, what: str) -> None:
+    """Refuse a file the document lists a second time, however it is spelled (compared as decided by locate).
+
+    Why: read twice, a file's rows count twice, so a duplicate entry can stand in for a missing file and
+    still match the stated record counts; the missing file's people would then look like leavers.
+    """
+    first = seen.setdefault(where, entry)
+    if first != entry:
+        raise SnapshotError(f"{what} {document.uri} lists the same file {where.uri} twice, as {first} and {entry}: "
+                            f"a {what} lists each file once; fix the {what} (or re-run the job that wrote it); "
+                            "nothing was read")
 
 
 def _parent(location: Location) -> Location:

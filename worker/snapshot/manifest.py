@@ -11,7 +11,7 @@ after the files, so the counts are the job's own statement of what it wrote; a f
 its entry says (a partial copy, a re-upload cut short) fails the run with ``snapshot_incomplete`` before
 anything is sent, where otherwise the missing people would look like leavers. ``mandatory: false`` (the
 COPY manifest's flag) lets a listed file be absent. This module only reads the document; which files
-the listed URLs may name is decided by ``worker.snapshot.layouts``.
+the listed URLs may name, and that each names another file, is decided by ``worker.snapshot.layouts``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from typing import Any
 
 import orjson
 
-from worker.privacy.masking import mask_credentials
 from worker.snapshot.errors import SnapshotError
 
 
@@ -53,15 +52,11 @@ def parse_manifest(data: bytes, source: str) -> Manifest:
         raise SnapshotError(f'manifest {source} has no "entries" list; a manifest is Redshift UNLOAD\'s '
                             '{"entries": [{"url": ...}, ...]}')
     entries: list[Entry] = []
-    seen: set[str] = set()
     for i, item in enumerate(doc["entries"]):
         where = f"manifest {source}: entries[{i}]"
         if not isinstance(item, dict) or not isinstance(item.get("url"), str) or not item["url"]:
             raise SnapshotError(f'{where} has no "url" (each entry is {{"url": "s3://bucket/key", ...}})')
         url = item["url"]
-        if url in seen:
-            raise SnapshotError(f"{where} lists {mask_credentials(url)[:300]!r} a second time (each file once)")
-        seen.add(url)
         meta = _meta(item.get("meta"), where)
         mandatory = item.get("mandatory", True)
         if not isinstance(mandatory, bool):

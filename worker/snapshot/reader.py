@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Collection, Iterator
 
+import orjson
+
 from worker.locations import LocationError, locate
 from worker.privacy.masking import mask_text
 from worker.snapshot.csv_pages import csv_pages
@@ -148,9 +150,19 @@ def snapshot_identity(uri: str, rules: SnapshotRules = _NO_RULES) -> str:
     """A cheap, stable identity of the snapshot's content, from listings only (no data is read).
 
     Per part: name, size and mtime (files) or ETag (S3). Equal identities mean "same snapshot" for
-    skipping a re-run; a re-upload of identical bytes to S3 keeps its ETag and so its identity.
+    skipping a re-run and resuming a plan; a re-upload of identical bytes to S3 keeps its ETag and so its
+    identity. A manifest or model.json also says how the parts are read (a CDM entity's columns, delimiter,
+    header row; a manifest's record counts): its bytes' digest and each part's reading are part of the
+    identity, so a model.json corrected in place over the same partitions is another snapshot and a fresh
+    plan, never a resume of the plan made under the old columns. A folder's or file's identity is unchanged.
     """
+    listing = list_parts(uri, rules)
     digest = hashlib.sha256()
-    for part in list_parts(uri, rules).parts:
+    for part in listing.parts:
         digest.update(f"{part.name}\0{part.size}\0{part.stamp}\n".encode())
+        if listing.document:
+            reading = [part.format, part.header and list(part.header), part.delimiter, part.records]
+            digest.update(orjson.dumps(reading) + b"\n")
+    if listing.document:
+        digest.update(f"document\0{listing.document}\n".encode())
     return digest.hexdigest()
