@@ -27,6 +27,7 @@ import hashlib
 from dataclasses import dataclass
 
 from worker.locations import Location, LocationError, Prefixes, locate
+from worker.privacy.masking import mask_credentials
 from worker.snapshot.az_parts import (
     az_object_exists,
     az_object_part,
@@ -156,7 +157,7 @@ def _cdm(location: Location, rules: SnapshotRules) -> Listing:
 def _listed(document: Location, text: str, what: str, rules: SnapshotRules) -> Location:
     """The location a document lists, if it may be read (see the module docstring); else SnapshotError."""
     folder = _parent(document)
-    shown = repr(text[:300])
+    shown = repr(mask_credentials(text)[:300])
     text = azure_https_as_uri(text, document) or text
     if document.kind != "az" and text.lower().startswith(("https://", "http://")):
         raise SnapshotError(f"{what} {document.uri} lists {shown}, a web URL: such URLs (the ones Customer "
