@@ -31,8 +31,8 @@ from worker.activecampaign.importer import SKIPPED_UNSUBSCRIBED, BatchOutcome
 from worker.activecampaign.leavers import GONE
 from worker.contacts.plan import ADD, READMIT, REMOVE, UPDATE, Counts
 from worker.contacts.synced import SyncedState
-from worker.events.instants import refresh_after
 from worker.run.expiry import expired_emails
+from worker.run.refreshes import newest
 from worker.run.report import FailureReport
 from worker.run.runbook import Runbook, RunKeys
 from worker.state import StateStore
@@ -269,15 +269,6 @@ def install(store: StateStore, keys: RunKeys, synced: SyncedState, version: str 
     log.info("synced state committed: %d entries in %d shards, %d bytes", new.entries, len(new.shard_keys()),
              written.bytes)
     return new
-
-
-def newest(a: Refresh | None, b: Refresh | None) -> Refresh | None:
-    """The later of two refreshes, by instant and then by refresh id (``refresh_after``: the same order on
-    every replica); one without an instant never displaces one with."""
-    if a is None or (b is not None and b.occurred_at and (
-            not a.occurred_at or not refresh_after(a.occurred_at, a.refresh_id, b.occurred_at, b.refresh_id))):
-        return b if b is not None else a
-    return a
 
 
 def tidy(store: StateStore, book: Runbook, retention_days: float) -> None:

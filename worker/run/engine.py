@@ -63,7 +63,7 @@ from worker.contacts.synced import SyncedState
 from worker.events.envelopes import CompletionEvent, completion_event, now_iso
 from worker.leases import Lease, Leases, LeaseUnavailable
 from worker.run import checks
-from worker.run.commit import install, merge, newest, tidy
+from worker.run.commit import install, merge, tidy
 from worker.run.drift import check_drift
 from worker.run.expiry import cutoff as expiry_cutoff
 from worker.run.fence import Fence, Fenced, FencedStore
@@ -72,6 +72,7 @@ from worker.run.history import record_failure
 from worker.run.hooks import HookBus, Hooks
 from worker.run.pipeline import PlanFeed
 from worker.run.plans import PlanKey, claim, live_plans, open_refresh, register, shape_of
+from worker.run.refreshes import newest
 from worker.run.runbook import Runbook
 from worker.run.settle import settle
 from worker.run.tags import GivenByOthers, TagRemover, Untagged, account_peers, given_by_others, planned

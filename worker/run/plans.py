@@ -46,7 +46,7 @@ from typing import Any
 import orjson
 
 from worker.contacts.synced import SyncedState
-from worker.run.commit import newest
+from worker.run.refreshes import newest
 from worker.run.runbook import RunKeys, plans_prefix
 from worker.state import StateStore
 from worker.syncstate.manifest import Refresh

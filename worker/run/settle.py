@@ -29,8 +29,9 @@ from collections.abc import AsyncIterator, Callable
 from worker.activecampaign.importer import Batch, BatchOutcome, BulkImporter
 from worker.contacts.plan import Counts
 from worker.contacts.synced import SyncedState
-from worker.run.commit import install, merge, newest
+from worker.run.commit import install, merge
 from worker.run.plans import PlanHead
+from worker.run.refreshes import newest
 from worker.run.runbook import Runbook, RunKeys
 from worker.run.tags import GivenByOthers, TagRemover, planned
 from worker.state import StateStore
