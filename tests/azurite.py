@@ -8,10 +8,11 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from tests.waiting import wait_for
 
 VERSION = "3.35.0"
 ACCOUNT = "devstoreaccount1"
@@ -43,18 +44,12 @@ def running(binary: Path, port: int, workdir: Path) -> Iterator[str]:
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=workdir,
                                env={**os.environ})
     try:
-        deadline = time.monotonic() + 60
-        while True:
+        def exited() -> None:
             if process.poll() is not None:
                 why = process.stderr.read().decode(errors="replace") if process.stderr else ""
                 raise RuntimeError(f"Azurite exited: {why}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("Azurite did not listen within 60 s") from None
-                time.sleep(0.1)  # polling a condition with a deadline
+
+        wait_for(lambda: _listening(port), 60, "Azurite to listen", check=exited)
         yield (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
                f"BlobEndpoint=http://127.0.0.1:{port}/{ACCOUNT};")
     finally:
@@ -64,3 +59,11 @@ def running(binary: Path, port: int, workdir: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False

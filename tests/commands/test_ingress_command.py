@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,6 +17,7 @@ import orjson
 from tests.commands.support import take_all
 from tests.conftest import free_port
 from tests.e2e.conftest import ROOT
+from tests.waiting import wait_for
 
 TOKEN = "cli-ingress-token-" + "9e8d7c" * 4
 
@@ -57,25 +57,16 @@ def test_serves_publishes_and_stops_on_sigterm(tmp_path: Path, rabbit_config: tu
                              "--port", "0"], cwd=ROOT, env={**os.environ, "CLI_INGRESS_TOKENS": TOKEN},
                             stdout=log, stderr=log)
     try:
-        deadline = time.monotonic() + 60
-        port = 0
-        while not port:
+        def alive() -> None:
             assert proc.poll() is None, (tmp_path / "ingress.log").read_text()
-            assert time.monotonic() < deadline, "the ingress never said which port it serves"
+
+        def bound_port() -> int:
             found = re.search(r"ingress serving on port (\d+)", (tmp_path / "ingress.log").read_text())
-            port = int(found.group(1)) if found else 0
-            time.sleep(0.1)
+            return int(found.group(1)) if found else 0
+
+        port = wait_for(bound_port, 60, "the ingress to say which port it serves", check=alive)
         assert port != 8080
-        while True:
-            assert proc.poll() is None, (tmp_path / "ingress.log").read_text()
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            assert time.monotonic() < deadline, "the ingress never became ready"
-            time.sleep(0.2)
+        wait_for(lambda: _ready(port), 60, "the ingress to be ready", interval=0.2, check=alive)
         event = {"type": "export.requested", "version": 1, "id": "cli-1", "occurred_at": "2026-11-28T14:05:00Z",
                  "export": "vip"}
         req = urllib.request.Request(f"http://127.0.0.1:{port}/events", data=orjson.dumps(event), method="POST",
@@ -91,3 +82,11 @@ def test_serves_publishes_and_stops_on_sigterm(tmp_path: Path, rabbit_config: tu
             proc.wait(timeout=10)
         log.close()
     assert TOKEN not in (tmp_path / "ingress.log").read_text()
+
+
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
+            return bool(r.status == 200)
+    except (urllib.error.URLError, ConnectionError):
+        return False

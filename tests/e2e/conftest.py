@@ -15,7 +15,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.waiting import wait_for as wait_for  # re-exported: the suites take it from here
 from worker.sim import SimClient, SimSettings, SimulatorServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,24 +37,6 @@ BATCH = 250  # contacts per bulk import
 
 
 # ------------------------------------------------------------------------------------------ waiting
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1,
-             check: Callable[[], None] | None = None) -> Any:
-    """Poll ``predicate`` until it returns something truthy (returned); fail naming ``what`` at the deadline.
-
-    ``check`` runs on every round (e.g. "the worker is still alive") and may raise to fail early.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if check is not None:
-            check()
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
-
 
 # ------------------------------------------------------------------------------------------ failure hook
 

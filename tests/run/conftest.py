@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.waiting import wait_for as wait_for  # re-exported: the suites take it from here
 from worker.sim import SimClient, SimSettings, SimulatorServer
 
 API_KEY = "test-key-8b1f0c2d9e7a6b5c4d3e2f1a"  # a distinctive value: tests search all output for it
@@ -71,17 +70,3 @@ def in_flight(simc: SimClient) -> list[dict]:
     return [r for r in simc.requests() if r["status"] == 0]
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
-             check: Callable[[], None] | None = None) -> Any:
-    """Poll ``predicate`` until it returns something truthy (returned); fail naming ``what`` at the deadline.
-
-    ``check`` runs on every round (e.g. "the process is still running") and may raise to fail early.
-    """
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if check is not None:
-            check()
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.05)  # poll interval
-    return value

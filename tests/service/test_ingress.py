@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import os
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -20,6 +19,7 @@ import pytest
 from tests.broker.support import FlakyProxy
 from tests.conftest import free_port
 from tests.e2e.conftest import RabbitBroker
+from tests.waiting import wait_for, wait_for_async
 from worker.events.incoming import read_message
 from worker.events.notifications import Notification
 from worker.service.ingress import Ingress
@@ -147,15 +147,18 @@ async def test_broker_down_503_then_retries_land_none_lost(ingress: str, rabbit:
         async with http.get(f"{ingress}/readyz") as r:
             assert r.status == 503
         proxy.restore()
-        pending, deadline = list(events), time.monotonic() + 60
-        while pending:  # the callers' retries
-            assert time.monotonic() < deadline, f"{len(pending)} events never accepted"
-            e = pending.pop(0)
-            async with http.post(f"{ingress}/events", data=orjson.dumps(e), headers=AUTH) as r:
-                if r.status != 202:
-                    assert r.status == 503
-                    pending.append(e)
-                    await asyncio.sleep(0.2)
+        pending = list(events)
+
+        async def retried() -> bool:  # the callers' retries, until every event is accepted
+            for e in list(pending):
+                async with http.post(f"{ingress}/events", data=orjson.dumps(e), headers=AUTH) as r:
+                    if r.status == 202:
+                        pending.remove(e)
+                    else:
+                        assert r.status == 503
+            return not pending
+
+        await wait_for_async(retried, 60, "every event accepted after the broker came back")
     ids = {read_message(b)["id"] for b in queued(rabbit)}  # type: ignore[index]
     assert ids == {"ev-before"} | {e["id"] for e in events}
 
@@ -179,16 +182,18 @@ async def test_hung_broker_503_in_time_and_a_timed_out_post_is_never_republished
         async with http.get(f"{ingress}/healthz") as r:
             assert r.status == 200
         proxy.thaw()
-        deadline, ids = time.monotonic() + 60, []
-        while True:  # the bridge reconnects; a later POST lands
-            assert time.monotonic() < deadline, "no POST accepted after the broker came back"
-            if await post(refreshed("after")) == 202:
-                break
-            await asyncio.sleep(0.2)
-    deadline = time.monotonic() + 30
-    while "ev-after" not in ids:
-        assert time.monotonic() < deadline
-        ids += [read_message(b)["id"] for b in queued(rabbit)]  # type: ignore[index]
+
+        async def landed() -> bool:  # the bridge reconnects; a later POST lands
+            return await post(refreshed("after")) == 202
+
+        await wait_for_async(landed, 60, "a POST accepted after the broker came back")
+    ids: list[str] = []
+
+    def drained() -> bool:
+        ids.extend(read_message(b)["id"] for b in queued(rabbit))  # type: ignore[index]
+        return "ev-after" in ids
+
+    wait_for(drained, 30, "the POST made after the broker came back on the queue")
     assert ids.count("ev-before") == 1
     for e in frozen:  # 503 means "not confirmed": it may have landed once, never twice
         assert ids.count(e["id"]) <= 1, ids
