@@ -27,7 +27,7 @@ from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
 from worker.events.instants import InstantError, parse_instant
-from worker.events.notifications import Action, Notification, ObjectNote
+from worker.events.notifications import Action, Notification, ObjectNote, kind_of, show_value
 from worker.events.schemas import CONSUMED_TYPES, InvalidEvent
 
 SPEC_VERSION: Final = "1.0"
@@ -50,15 +50,15 @@ def read_cloudevent(ce: Mapping[str, Any]) -> dict[str, Any] | Notification:
     """Our event (to be validated against our schema) or the Notification of a blob; InvalidEvent otherwise."""
     version = ce.get("specversion")
     if version != SPEC_VERSION:
-        raise InvalidEvent("unsupported_version", f"CloudEvent specversion {_show(version)} is not supported; "
+        raise InvalidEvent("unsupported_version", f"CloudEvent specversion {show_value(version)} is not supported; "
                                                   f"send specversion \"{SPEC_VERSION}\"")
     for name in _ATTRIBUTES:
         value = ce.get(name)
         if not isinstance(value, str) or not value:
-            raise _invalid(name, f"is required and must be a non-empty string (CloudEvents 1.0), got {_kind(value)}")
+            raise _invalid(name, f"is required and must be a non-empty string (CloudEvents 1.0), got {kind_of(value)}")
     ctype = ce.get("datacontenttype")
     if ctype is not None and (not isinstance(ctype, str) or not _is_json(ctype)):
-        raise _invalid("datacontenttype", f"must be application/json (or absent), got {_show(ctype)}")
+        raise _invalid("datacontenttype", f"must be application/json (or absent), got {show_value(ctype)}")
     etype = ce["type"]
     if etype in CONSUMED_TYPES:
         return _ours(ce)
@@ -67,7 +67,7 @@ def read_cloudevent(ce: Mapping[str, Any]) -> dict[str, Any] | Notification:
         if not isinstance(time, str):
             raise _invalid("time", "is required for a blob event (it is the refresh's occurred_at)")
         return Notification("cloudevent", (_blob(ce.get("data"), etype, time, "cloudevent"),))
-    raise InvalidEvent("unknown_type", f"CloudEvent type {_show(etype)} is not one this worker acts on; expected "
+    raise InvalidEvent("unknown_type", f"CloudEvent type {show_value(etype)} is not one this worker acts on; expected "
                                        f"one of {', '.join(CONSUMED_TYPES)}, {BLOB_CREATED}")
 
 
@@ -90,9 +90,9 @@ def event_id_for(source: str, ce_id: str) -> str:
 def _ours(ce: Mapping[str, Any]) -> dict[str, Any]:
     data = ce.get("data")
     if not isinstance(data, dict):
-        raise _invalid("data", f"must be a JSON object holding the {ce['type']} event, got {_kind(data)}")
+        raise _invalid("data", f"must be a JSON object holding the {ce['type']} event, got {kind_of(data)}")
     if data.get("type", ce["type"]) != ce["type"]:
-        raise _invalid("data.type", f"is {_show(data.get('type'))} but the CloudEvent's type is {ce['type']!r}; "
+        raise _invalid("data.type", f"is {show_value(data.get('type'))} but the CloudEvent's type is {ce['type']!r}; "
                                     "leave data.type out or make them equal")
     event: dict[str, Any] = {**data, "type": ce["type"]}
     event.setdefault("version", 1)
@@ -104,7 +104,7 @@ def _ours(ce: Mapping[str, Any]) -> dict[str, Any]:
 
 def _blob(data: Any, etype: str, time: str, shape: Any) -> ObjectNote:
     if not isinstance(data, dict):
-        raise _invalid("data", f"must be an object (Event Grid's blob event data), got {_kind(data)}")
+        raise _invalid("data", f"must be an object (Event Grid's blob event data), got {kind_of(data)}")
     url = data.get("url")
     if not isinstance(url, str) or not url:
         raise _invalid("data.url", "is required: the blob's URL, e.g. https://ACCOUNT.blob.core.windows.net/C/PATH")
@@ -112,7 +112,7 @@ def _blob(data: Any, etype: str, time: str, shape: Any) -> ObjectNote:
     host = (parts.hostname or "").lower()
     container, _, path = parts.path.lstrip("/").partition("/")
     if parts.scheme != "https" or not host.endswith(_AZURE_HOSTS) or not container or not path:
-        raise _invalid("data.url", f"{_show(url)} is not a blob URL (https://ACCOUNT.blob.core.windows.net/"
+        raise _invalid("data.url", f"{show_value(url)} is not a blob URL (https://ACCOUNT.blob.core.windows.net/"
                                    "CONTAINER/PATH or .dfs.core.windows.net)")
     try:
         parse_instant(time)
@@ -139,7 +139,7 @@ def from_eventgrid(item: Mapping[str, Any]) -> dict[str, Any]:
         value = item.get(name)
         if not isinstance(value, str) or not value:
             raise _invalid(name, f"is required in an Event Grid event and must be a non-empty string, got "
-                                 f"{_kind(value)}", schema="Event Grid event")
+                                 f"{kind_of(value)}", schema="Event Grid event")
     topic = item.get("topic")
     ce: dict[str, Any] = {"specversion": SPEC_VERSION, "id": item["id"], "type": item["eventType"],
                           "source": topic if isinstance(topic, str) and topic else "eventgrid",
@@ -170,14 +170,3 @@ def _is_json(ctype: str) -> bool:
 def _invalid(path: str, text: str, *, schema: str = "CloudEvent") -> InvalidEvent:
     return InvalidEvent("schema", f"{schema}: {path} {text}", path=path)
 
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    if value == "":
-        return "an empty string"
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(type(value), "a number")
-
-
-def _show(value: Any) -> str:
-    return repr(value[:60]) if isinstance(value, str) else _kind(value)

@@ -91,7 +91,7 @@ def read_notification(data: Any) -> Notification | None:
     if data.get("Type") == "Notification" and "Message" in data and "TopicArn" in data:
         return _sns(data)
     if data.get("Type") == "SubscriptionConfirmation" and "TopicArn" in data:
-        raise InvalidEvent("unknown_type", f"an SNS SubscriptionConfirmation for topic {_show(data['TopicArn'])}: "
+        raise InvalidEvent("unknown_type", f"an SNS SubscriptionConfirmation for topic {show_value(data['TopicArn'])}: "
                                            "confirm the subscription (aws sns confirm-subscription with its Token, "
                                            "or open its SubscribeURL); this message itself starts nothing")
     if "Records" in data and "type" not in data:
@@ -133,7 +133,7 @@ def _record(record: Any, shape: Shape, at: str) -> ObjectNote:
     if not isinstance(record, dict):
         raise _invalid(at, "an S3 event record must be an object")
     if record.get("eventSource") != "aws:s3":
-        raise _invalid(f"{at}.eventSource", f"must be 'aws:s3', got {_show(record.get('eventSource'))}")
+        raise _invalid(f"{at}.eventSource", f"must be 'aws:s3', got {show_value(record.get('eventSource'))}")
     name = _text(record, "eventName", at)
     s3 = _object(record, "s3", at)
     bucket = _text(_object(s3, "bucket", f"{at}.s3"), "name", f"{at}.s3.bucket")
@@ -165,14 +165,14 @@ def _eventbridge(data: Mapping[str, Any]) -> Notification:
 def _object(data: Mapping[str, Any], name: str, at: str) -> Mapping[str, Any]:
     value = data.get(name)
     if not isinstance(value, dict):
-        raise _invalid(_path(at, name), f"is required and must be an object, got {_kind(value)}")
+        raise _invalid(_path(at, name), f"is required and must be an object, got {kind_of(value)}")
     return value
 
 
 def _text(data: Mapping[str, Any], name: str, at: str) -> str:
     value = data.get(name)
     if not isinstance(value, str) or not value:
-        raise _invalid(_path(at, name), f"is required and must be a non-empty string, got {_kind(value)}")
+        raise _invalid(_path(at, name), f"is required and must be a non-empty string, got {kind_of(value)}")
     return value
 
 
@@ -207,7 +207,8 @@ def _invalid(path: str, text: str) -> InvalidEvent:
     return InvalidEvent("schema", f"S3 notification: {path} {text}", event_type=None, path=path)
 
 
-def _kind(value: Any) -> str:
+def kind_of(value: Any) -> str:
+    """What an upstream field holds, said without quoting it ("nothing", "an empty string", "an object")."""
     if value is None:
         return "nothing"
     if value == "":
@@ -215,5 +216,6 @@ def _kind(value: Any) -> str:
     return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(type(value), "a number")
 
 
-def _show(value: Any) -> str:
-    return repr(value[:_ECHO]) if isinstance(value, str) else _kind(value)
+def show_value(value: Any) -> str:
+    """An upstream field in a message: a string clipped and quoted, anything else by its kind."""
+    return repr(value[:_ECHO]) if isinstance(value, str) else kind_of(value)
