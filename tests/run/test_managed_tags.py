@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -185,3 +186,38 @@ def test_a_tag_another_export_still_gives_the_contact_is_not_removed(tmp_path, c
         assert all("segment:vip" not in tags[email(i)] for i in range(15, 20))
         assert all("segment:vip" in tags[email(i)] for i in range(20, 25)), "removed a tag the other export gives"
         assert all("segment:vip" in tags[email(i)] for i in [*range(15), *range(25, 40)])
+
+
+def test_a_tag_the_contact_held_before_this_export_sent_it_is_never_removed(tmp_path, capsys):
+    """A form gave 20 people ``segment:vip`` and one of their tag_field values an hour before the first
+    sync, which sends them the same names. When 10 of them leave and 10 change that value, they keep what
+    they held before: AC's link is older than this export's first send (before: both were removed). Leavers
+    who got the tags from this export alone lose them all."""
+    n = 200
+    before = set(range(0, 40, 2))  # tagged by a form before the first run
+    leavers = set(range(0, 20)) | set(range(100, 110))  # 10 of them, and 20 others
+    changers = set(range(20, 40))  # 10 of them change the value they held before, 10 others change theirs
+    with SimulatorServer(SimSettings(api_keys=(API_KEY,), processing_delay=0.1, rate_scale=20)) as server:
+        simc = SimClient(server.url)
+        config = write_config(tmp_path, server.url, rate_scale=20, export=EXPORT + "\nmax_removal_fraction = 0.5")
+        simc.freeze_time(datetime.now(UTC) - timedelta(hours=1))
+        for i in before:
+            simc.add_contact(email(i), tags=["segment:vip", interests(i)[1]])
+        simc.freeze_time(None)
+        rc, event = sync(capsys, config, write_jsonl(tmp_path / "r1.jsonl", (person(i) for i in range(n))))
+        assert rc == 0 and event["counts"]["added"] + event["counts"]["updated"] == n, event
+        assert all(tags == {"segment:vip", *interests(i)} for i, tags in
+                   ((i, tags_of(simc)[email(i)]) for i in range(n)))
+
+        rc, event = sync(capsys, config, write_jsonl(tmp_path / "r2.jsonl", (
+            person(i, i in changers) for i in range(n) if i not in leavers)))
+        assert rc == 0 and (event["counts"]["removed"], event["counts"]["updated"]) == (30, 20), event
+        held_before = {i: {"segment:vip", interests(i)[1]} for i in before}
+        expected_removed = sum(3 - (2 if i in before else 0) for i in leavers) + sum(
+            1 - (1 if i in before else 0) for i in changers)
+        assert event["tags"] == {"contacts": 50, "removed": expected_removed}, event
+        after = tags_of(simc)
+        for i in range(n):
+            ours = set() if i in leavers else {"segment:vip", *interests(i, i in changers)}
+            assert after[email(i)] == ours | held_before.get(i, set()), i
+        assert all(r["status"] < 400 for r in simc.requests()), "a request was refused"

@@ -3,7 +3,8 @@ re-entries (the real planner, part records, the removal step's plan and the stre
 each contact must lose and the tags the synced state remembers are what the documented rules give.
 
 The rules (worker/contacts/plan.py, worker/run/tags.py, worker/run/commit.py): a contact the run sent
-and AC took keeps exactly the tags sent, and loses the remembered ones it was not sent (a leaver loses
+and AC took keeps exactly the tags sent, each with the time of the run that first sent it (kept while it
+is sent again), and loses the remembered ones it was not sent, with those times (a leaver loses
 all); one AC failed keeps its entry and its tags and loses nothing; one AC skipped keeps what it had
 (a skipped leaver is forgotten and loses its tags); a dropped leaver loses its tags.
 """
@@ -22,7 +23,9 @@ from worker.activecampaign.importer import SKIPPED_UNSUBSCRIBED, BatchOutcome
 from worker.contacts.mapping import Mapper
 from worker.contacts.plan import ADD, READMIT, REMOVE, UPDATE, Planner
 from worker.contacts.synced import SyncedState
-from worker.contacts.tagsets import decode_tags, encode_tags
+import orjson
+
+from worker.contacts.tagsets import decode_tags, encode_tags, stamp_tags, tag_name
 from worker.run.commit import install, merge
 from worker.run.runbook import Runbook
 from worker.run.tags import planned
@@ -52,7 +55,7 @@ def stored_tags(store: StateStore) -> dict[str, tuple[str, str]]:
     return out
 
 
-def run(store: StateStore, exp, rows, outcome_for, run_id: str):
+def run(store: StateStore, exp, rows, outcome_for, run_id: str, now: int = NOW):
     """One run without ActiveCampaign; returns (sends, untag plan as {email: names})."""
     synced, version = SyncedState.load(store, "exports/x/synced")
     book = Runbook(store, exp.name, run_id)
@@ -73,7 +76,7 @@ def run(store: StateStore, exp, rows, outcome_for, run_id: str):
                     skipped[email] = SKIPPED_UNSUBSCRIBED
             outcomes[b.number] = BatchOutcome(b.number, f"b{b.number}", "completed", failed, skipped)
     untag = {u.email: u.names for u in planned(book, outcomes.__getitem__)}
-    merged = merge(book, exp.list_id, synced, planner.totals, outcomes.__getitem__, now=NOW)
+    merged = merge(book, exp.list_id, synced, planner.totals, outcomes.__getitem__, now=now)
     try:
         assert install(store, book.keys, synced, version, merged.changes, run_id,
                        Committed(merged.counts, "file:///report")) is not None
@@ -83,14 +86,18 @@ def run(store: StateStore, exp, rows, outcome_for, run_id: str):
     return sends, untag
 
 
-def model(before: dict[str, tuple[str, str]], sends, seen: set[str], keep_leavers: bool, outcome_for):
+def items(stored: str) -> list:
+    return orjson.loads(stored) if stored else []
+
+
+def model(before: dict[str, tuple[str, str]], sends, seen: set[str], keep_leavers: bool, outcome_for, now: int):
     """(state after, untag) by the rules in the module docstring."""
     after = dict(before)
-    untag: dict[str, list[str]] = {}
+    untag: dict[str, list] = {}
 
-    def lost(old: str, new: str) -> list[str]:
+    def lost(old: str, new: str) -> list:
         keep = {t.casefold() for t in decode_tags(new)}
-        return [t for t in decode_tags(old) if t.casefold() not in keep]
+        return [t for t in items(old) if tag_name(t).casefold() not in keep]
 
     sent = {email for email, _, _ in sends}
     for email, op, tags in sends:
@@ -102,16 +109,16 @@ def model(before: dict[str, tuple[str, str]], sends, seen: set[str], keep_leaver
             if op == REMOVE:
                 del after[email]
                 if old_tags:
-                    untag[email] = decode_tags(old_tags)
+                    untag[email] = items(old_tags)
             else:
                 after[email] = ("s", old_tags if email in before else "")
             continue
         if op == REMOVE:
             after[email] = ("u", "")
             if old_tags:
-                untag[email] = decode_tags(old_tags)
+                untag[email] = items(old_tags)
             continue
-        after[email] = ("", tags)
+        after[email] = ("", stamp_tags(old_tags, tags, now))
         if op in (UPDATE, READMIT) and lost(old_tags, tags):
             untag[email] = lost(old_tags, tags)
         assert op != ADD or email not in before
@@ -121,7 +128,7 @@ def model(before: dict[str, tuple[str, str]], sends, seen: set[str], keep_leaver
         if keep_leavers or flag == "s":
             del after[email]
             if tags:
-                untag[email] = decode_tags(tags)
+                untag[email] = items(tags)
     return after, untag
 
 
@@ -146,8 +153,8 @@ def test_the_tags_lost_and_remembered_match_the_model(runs, keep, shard_target, 
                 rows.append({"E": email, "F": f"v{version}", "T": tags})
                 seen.add(email)
             choose = outcome_chooser(seed)
-            sends, untag = run(store, exp, rows, choose, f"run-{n}")
-            expected, expected_untag = model(state, sends, seen, keep, choose)
+            sends, untag = run(store, exp, rows, choose, f"run-{n}", NOW + n)
+            expected, expected_untag = model(state, sends, seen, keep, choose, NOW + n)
             assert untag == expected_untag
             assert stored_tags(store) == expected
             state = expected
@@ -161,7 +168,9 @@ def test_a_leaver_loses_the_tags_it_was_sent_and_a_changed_value_only_its_own(tm
     def ok(email: str, op: str) -> str:
         return "ok"
 
-    run(store, exp, [{"E": "a@x.com", "T": "red,blue"}, {"E": "b@x.com", "T": "red"}], ok, "r1")
-    _, untag = run(store, exp, [{"E": "b@x.com", "T": "Blue"}], ok, "r2")
-    assert untag == {"a@x.com": ["segment:vip", "red", "blue"], "b@x.com": ["red"]}
-    assert stored_tags(store) == {"a@x.com": ("u", ""), "b@x.com": ("", '["segment:vip","Blue"]')}
+    run(store, exp, [{"E": "a@x.com", "T": "red,blue"}, {"E": "b@x.com", "T": "red"}], ok, "r1", NOW)
+    _, untag = run(store, exp, [{"E": "b@x.com", "T": "Blue"}], ok, "r2", NOW + 60)
+    # each tag with when this export first sent it: the removal step keeps a link AC made before then
+    assert untag == {"a@x.com": [["segment:vip", NOW], ["red", NOW], ["blue", NOW]], "b@x.com": [["red", NOW]]}
+    assert stored_tags(store) == {"a@x.com": ("u", ""),
+                                  "b@x.com": ("", f'[["segment:vip",{NOW}],["Blue",{NOW + 60}]]')}

@@ -33,6 +33,7 @@ import orjson
 
 from worker.contacts.mapping import MappedPage, Mapper, normalize_email, valid_email
 from worker.contacts.synced import Entry, SyncedState
+from worker.contacts.tagsets import tag_name
 from worker.snapshot import Page, with_column
 from worker.syncstate import index as codes
 from worker.syncstate.index import SeenKeys
@@ -76,7 +77,7 @@ class PlannedBatch:
     ops: list[str] = field(default_factory=list)
     contacts: list[dict[str, Any]] = field(default_factory=list)
     size: int = _BODY_OVERHEAD - 1  # bytes of {"contacts":[...]} once the first comma is not needed
-    untag: dict[int, list[str]] = field(default_factory=dict)  # position in the batch -> tags it loses
+    untag: dict[int, list[Any]] = field(default_factory=dict)  # position in the batch -> tags it loses
 
     def to_record(self) -> dict[str, Any]:
         return {"n": self.number, "ops": "".join(self.ops), "emails": self.emails, "fps": self.fingerprints,
@@ -123,7 +124,7 @@ class PlanPart:
     counts: Counts
     kept_out: list[str] = field(default_factory=list)  # re-entering, unsubscribed by us, readmit is off
     #: Dropped leavers (forgotten without a request) that lose tags this export added: (email, tags).
-    untag_dropped: list[tuple[str, list[str]]] = field(default_factory=list)
+    untag_dropped: list[tuple[str, list[Any]]] = field(default_factory=list)
     tagging: bool = False  # the planner manages tags: its batches' tags are recorded and untag is meaningful
 
 
@@ -172,7 +173,7 @@ class Planner:
         return batch
 
     def _push(self, email: str, fp: str, op: str, contact: dict[str, Any], nbytes: int,
-              untag: list[str] | None = None) -> None:
+              untag: list[Any] | None = None) -> None:
         readmit = op == READMIT
         batch = self._open_readmit if readmit else self._open
         if batch is None or (batch.contacts and (len(batch.contacts) >= self.max_contacts
@@ -224,15 +225,16 @@ class Planner:
             pos = self._index.lookup(hi, lo, emails)
             self._held[pos[pos >= 0]] = True
 
-    def lost_tags(self, stored: str, sent: Sequence[str] | None) -> list[str]:
-        """The names in ``stored`` (a JSON array, or "") that ``sent`` no longer holds, ignoring case."""
+    def lost_tags(self, stored: str, sent: Sequence[str] | None) -> list[Any]:
+        """The items of ``stored`` (the synced state's tags, ``worker.contacts.tagsets``) whose names ``sent``
+        no longer holds, ignoring case; as stored, so each keeps when this export first sent it."""
         if not stored:
             return []
         key = (stored, orjson.dumps(sent).decode() if sent else "")
         found = self._lost_tags.get(key)
         if found is None:
             keep = {t.casefold() for t in sent or ()}
-            found = [t for t in orjson.loads(stored) if t.casefold() not in keep]
+            found = [t for t in orjson.loads(stored) if tag_name(t).casefold() not in keep]
             if len(self._lost_tags) > 65_536:
                 self._lost_tags.clear()
             self._lost_tags[key] = found
@@ -301,7 +303,7 @@ class Planner:
             counts.skipped += int(np.count_nonzero(returning))
             kept_out.extend(emails[i] for i in np.flatnonzero(returning).tolist())
         send = np.flatnonzero(op)
-        untag: dict[int, list[str]] = {}
+        untag: dict[int, list[Any]] = {}
         if self.manage_tags and index.tag is not None:
             for i in np.flatnonzero(update | (returning if self.readmit else False)).tolist():
                 lost = self.lost_tags(index.tags_at(int(pos[i])), page.contacts[i].get("tags"))
@@ -311,7 +313,7 @@ class Planner:
         if len(send):
             self._pack(page, send.tolist(), [_OPS[code] for code in op[send].tolist()], untag)
 
-    def _pack(self, page: MappedPage, rows: list[int], ops: list[str], untag: dict[int, list[str]]) -> None:
+    def _pack(self, page: MappedPage, rows: list[int], ops: list[str], untag: dict[int, list[Any]]) -> None:
         """Append the page's ``rows`` to the open batch in order (re-entries go to their own): planning's
         hot loop. Same rule as ``_push`` (a batch is closed before the contact that would pass either
         limit), with the open batch's lists held in locals."""
@@ -370,7 +372,7 @@ class Planner:
             counts.to_untag = int(np.count_nonzero(index.tag[leavers] != 0))  # a stored set other than ""
         for k in range(parts):
             dropped: list[str] = []
-            untag_dropped: list[tuple[str, list[str]]] = []
+            untag_dropped: list[tuple[str, list[Any]]] = []
             for is_removal in removing[k * per:(k + 1) * per]:
                 position, email = next(emails)
                 lost = self.lost_tags(index.tags_at(position), None) if tagged else []

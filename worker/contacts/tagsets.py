@@ -12,8 +12,13 @@ In a plan part's header (only when the export manages tags):
   the contacts of the batch (by position) that lose tags this export added, and which;
 - ``untag_dropped``: ``[[email, [names]], ...]`` leavers forgotten without a request that lose tags.
 
-A tag set is stored as the JSON array of the names as sent ("" when there are none), the same text
-the synced state keeps per entry (``worker.syncstate.shard``).
+A tag set in these records is the JSON array of the names as sent ("" when there are none). The synced
+state keeps per entry (``worker.syncstate.shard``) the same names, each with the time this export first
+sent it to the contact: ``[[name, since], ...]`` (``stamp_tags``, at the commit). ``since`` is the
+planned_at of the part that first sent it, so a tag link ActiveCampaign created before then was not this
+export's doing (a form or an automation gave the contact that tag first) and is never removed
+(``worker.run.tags``). A bare name (a state written before the time was kept) has since 0: this export's
+whenever its link was made, as it was then treated. ``untag`` lists carry the stored items as they are.
 """
 
 from __future__ import annotations
@@ -33,7 +38,33 @@ def encode_tags(tags: Sequence[str] | None) -> str:
 
 
 def decode_tags(stored: str) -> list[str]:
-    return [str(t) for t in orjson.loads(stored)] if stored else []
+    """The names in a stored tag set (names as sent, or the synced state's ``[name, since]`` items)."""
+    return [tag_name(t) for t in orjson.loads(stored)] if stored else []
+
+
+def tag_name(item: Any) -> str:
+    """The name of one stored tag item: ``"name"`` or ``["name", since]``."""
+    return str(item[0]) if isinstance(item, list) else str(item)
+
+
+def tag_since(item: Any) -> int:
+    """When this export first sent the tag of one stored item (0: not known, a bare name)."""
+    return int(item[1]) if isinstance(item, list) and len(item) > 1 else 0
+
+
+def stamp_tags(held: str, sent: str, since: int) -> str:
+    """The synced state's form of a contact's tags after ``sent`` (a stored tag set) went out in a part
+    planned at ``since``: each name keeps the time ``held`` (the contact's stored tags) gives it, or the
+    one ``sent`` gives it, or else ``since``. Names compare ignoring case, as ActiveCampaign's tags do."""
+    if not sent:
+        return ""
+    first = {tag_name(t).casefold(): tag_since(t) for t in orjson.loads(held)} if held else {}
+    items = []
+    for t in orjson.loads(sent):
+        name = tag_name(t)
+        known = first.get(name.casefold())
+        items.append([name, known if known is not None else (tag_since(t) if isinstance(t, list) else since)])
+    return orjson.dumps(items).decode()
 
 
 def header_fields(part: PlanPart, batches: list[dict[str, Any]]) -> dict[str, Any]:

@@ -26,11 +26,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import orjson
 
 from worker.activecampaign.importer import SKIPPED_UNSUBSCRIBED, BatchOutcome
 from worker.activecampaign.leavers import GONE
 from worker.contacts.plan import ADD, READMIT, REMOVE, UPDATE, Counts
 from worker.contacts.synced import SyncedState
+from worker.contacts.tagsets import tag_name
 from worker.run.expiry import expired_emails
 from worker.run.refreshes import newest
 from worker.run.report import FailureReport
@@ -63,7 +65,7 @@ class Merged:
 
 def merge(book: Runbook, list_id: int, synced: SyncedState, plan: Counts,
           outcome_of: Callable[[int], BatchOutcome | None], *, now: float | None = None,
-          changes: Changes | None = None, expire_before: int | None = None) -> Merged:
+          changes: Changes | None = None, expire_before: int | None = None, tags_from: int | None = None) -> Merged:
     """Walk the plan's part headers (send order) and turn each batch's outcome into synced-state changes.
 
     ``outcome_of(n)`` None: batch ``n``'s outcome is unknown (it may or may not have reached AC): doubtful.
@@ -71,7 +73,9 @@ def merge(book: Runbook, list_id: int, synced: SyncedState, plan: Counts,
     ``expire_before``: entries kept for re-entry that this export unsubscribed before then are forgotten
     (``worker.run.expiry``). Managed tags: the tags each contact was sent are stored, and a doubtful
     contact keeps the tags it had as well as the ones it may have been sent, so the next plan removes
-    whichever no longer apply (``worker.run.tags``). The caller closes ``Merged.changes`` (it may hold a
+    whichever no longer apply (``worker.run.tags``). A tag a contact is sent for the first time is
+    stored with its part's ``planned_at`` (``tags_from``: that time instead, for a fold of several plans
+    whose contacts each took the time of whichever plan sent first). The caller closes ``Merged.changes`` (it may hold a
     temporary folder) once the state is installed.
     """
     fallback = int(time.time() if now is None else now)
@@ -101,9 +105,12 @@ def merge(book: Runbook, list_id: int, synced: SyncedState, plan: Counts,
                             "detail": f"left the segment earlier (this export unsubscribed it from list {list_id}) "
                                       f"and is back; readmit is off for this export, so it stays unsubscribed"})
             tagsets = header.get("tagsets")  # managed tags: each contact's tags are stored as sent
+            # ... each with when this export first sent it: before then a link was someone else's doing
+            tags_since = tags_from if tags_from is not None else since
             for b in header["batches"]:
                 outcome = outcome_of(b["n"])
-                tags = [tagsets[t] for t in b["tg"]] if tagsets is not None else None
+                tags = None if tagsets is None else _stamped(synced, b["emails"], [tagsets[t] for t in b["tg"]],
+                                                             tags_since)
                 if outcome is None or outcome.status == UNKNOWN:
                     _apply_doubtful(b["emails"], b["ops"], changes, since,
                                     None if tags is None else _maybe_held(synced, b["emails"], tags))
@@ -139,18 +146,43 @@ def _apply_doubtful(emails: list[str], ops: str, changes: Changes, since: int,
                 np.where(maybe_out, since, 0), tags)
 
 
-def _maybe_held(synced: SyncedState, emails: list[str], sent: list[str]) -> list[str]:
-    """Each contact's stored tags together with the tags a doubtful batch may have added (managed tags)."""
-    from worker.contacts.tagsets import decode_tags, encode_tags
+def _stored_tags(synced: SyncedState, emails: list[str]) -> list[str]:
+    """Each contact's tags as the synced state holds them ("" for none, or a contact it does not hold)."""
     from worker.syncstate.keys import email_keys
 
-    hi, lo = email_keys(emails)
     index = synced.index
+    if index.tag is None or not len(index):
+        return [""] * len(emails)
+    hi, lo = email_keys(emails)
+    return [index.tags_at(pos) if pos >= 0 else "" for pos in index.lookup(hi, lo, emails).tolist()]
+
+
+def _stamped(synced: SyncedState, emails: list[str], sent: list[str], since: int) -> list[str]:
+    """The tags each contact of a batch is stored with: as sent, each name with when this export first
+    sent it (kept from the synced state, else ``since``; ``worker.contacts.tagsets.stamp_tags``)."""
+    from worker.contacts.tagsets import stamp_tags
+
+    if not any(sent):
+        return sent
+    cache: dict[tuple[str, str], str] = {}
     out = []
-    for pos, new in zip(index.lookup(hi, lo, emails).tolist(), sent, strict=True):
-        held = decode_tags(index.tags_at(pos)) if pos >= 0 else []
-        known = {t.casefold() for t in held}
-        out.append(encode_tags(held + [t for t in decode_tags(new) if t.casefold() not in known]))
+    for held, new in zip(_stored_tags(synced, emails), sent, strict=True):
+        key = (held, new)
+        got = cache.get(key)
+        if got is None:
+            got = cache[key] = stamp_tags(held, new, since)
+        out.append(got)
+    return out
+
+
+def _maybe_held(synced: SyncedState, emails: list[str], sent: list[str]) -> list[str]:
+    """Each contact's stored tags together with the (stamped) tags a doubtful batch may have added."""
+    out = []
+    for stored, new in zip(_stored_tags(synced, emails), sent, strict=True):
+        held = orjson.loads(stored) if stored else []
+        known = {tag_name(t).casefold() for t in held}
+        items = held + [t for t in (orjson.loads(new) if new else []) if tag_name(t).casefold() not in known]
+        out.append(orjson.dumps(items).decode() if items else "")
     return out
 
 

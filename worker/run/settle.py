@@ -64,8 +64,12 @@ async def settle(store: StateStore, export: str, list_id: int, heads: list[PlanH
     changes = Changes(bits_for(len(synced)))
     try:
         def fold() -> bool:
+            # A contact two folded plans both sent a new tag keeps the newer plan's change, so each new tag
+            # is stamped with the earliest plan's time: AC's link is no older than that (worker.run.tags).
+            first = min((int(h["planned_at"]) for plan, _ in outcomes for h in plan.part_headers()
+                         if h.get("planned_at")), default=None)
             for plan, known in outcomes:
-                merge(plan, list_id, synced, Counts(), known.get, changes=changes)
+                merge(plan, list_id, synced, Counts(), known.get, changes=changes, tags_from=first)
             return install(store, RunKeys(export, "-"), synced, version, changes, None, None,
                            refresh=folded_refresh) is not None
 

@@ -13,7 +13,9 @@ The request sequence, cheapest first (measured against the simulator; README "Ma
    contacts?email=`` per contact (and for any the scan did not find);
 2. ``GET contacts/{id}/contactTags``: the contact's tag links (link id, tag id);
 3. ``DELETE contactTags/{link}`` for each link whose tag is one to remove (tag ids by name, once a run:
-   ``GET tags?filters[search][eq]=``).
+   ``GET tags?filters[search][eq]=``) and that this export made: the link's ``cdate`` is no earlier than
+   when this export first sent the tag to the contact (the synced state keeps that time per tag,
+   ``worker.contacts.tagsets``). A tag the contact already had (a form, an automation) is never removed.
 
 So 2 requests a contact plus one per removed tag, with the ids from a scan, or 3 plus one a tag. Every
 request is an "other" one: the non-bulk share of the account's budget, never ahead of a bulk POST.
@@ -37,6 +39,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import orjson
 
@@ -45,7 +49,7 @@ from worker.activecampaign.importer import BatchOutcome
 from worker.activecampaign.leavers import GONE
 from worker.contacts.plan import REMOVE
 from worker.contacts.synced import SyncedState
-from worker.contacts.tagsets import decode_tags
+from worker.contacts.tagsets import decode_tags, tag_name, tag_since
 from worker.privacy.masking import mask_email
 from worker.run.runbook import Runbook, RunKeys
 from worker.run.types import RunInterrupted
@@ -63,12 +67,18 @@ CONCURRENCY = 4
 PAGE = 100
 
 
+#: How far ActiveCampaign's clock may run behind ours: a link made up to this long before the part that
+#: sent its tag was planned still counts as this export's (README "Managed tags").
+CLOCK_SLACK_SECONDS = 60
+
+
 @dataclass(frozen=True)
 class Untag:
-    """One contact that loses tags this export added."""
+    """One contact that loses tags this export added: the synced state's items (``worker.contacts.tagsets``:
+    a name, or ``[name, since]`` with when this export first sent it)."""
 
     email: str
-    names: list[str]
+    names: list[Any]
 
 
 @dataclass
@@ -246,7 +256,7 @@ class TagRemover:
         names = item.names
         if self.others is not None:
             theirs = await asyncio.to_thread(self.others, item.email)
-            names = [n for n in names if n.casefold() not in theirs]
+            names = [n for n in names if tag_name(n).casefold() not in theirs]
             if not names and not decided:
                 return 0  # every tag is still another export's to give: nothing to ask or remove
         if contact_id is None:
@@ -256,10 +266,11 @@ class TagRemover:
             contact_id = int(contact["id"])
         links = await self.client.contact_tags(contact_id) or []
         doomed: list[str] = []
-        for name in names:
-            tag_id = await self._tag_id(name)
+        for stored in names:
+            tag_id = await self._tag_id(tag_name(stored))
             doomed += [str(link["id"]) for link in links
-                       if tag_id is not None and str(link.get("tag")) == tag_id and link.get("id")]
+                       if tag_id is not None and str(link.get("tag")) == tag_id and link.get("id")
+                       and self._ours(link, tag_since(stored), item.email)]
         if doomed:
             await deciding(sorted(decided | set(doomed)))
         for link_id in doomed:
@@ -268,6 +279,26 @@ class TagRemover:
         if removed:
             log.debug("tags removed from %s: %d", mask_email(item.email), removed)
         return removed
+
+    def _ours(self, link: dict[str, Any], since: int, email: str) -> bool:
+        """Whether this export made the tag link: AC made it (``cdate``) no earlier than the part that first
+        sent the tag was planned. An older link was there before (a form, an automation, a person): the
+        contact keeps it. ``since`` 0 (a state written before the time was kept): this export's, as then.
+        A link whose ``cdate`` cannot be read is kept (and logged): a tag left is repaired by a rerun with
+        the time, a tag taken wrongly is not."""
+        if not since:
+            return True
+        try:
+            made = datetime.fromisoformat(str(link["cdate"])).timestamp()
+        except (KeyError, TypeError, ValueError):
+            log.warning("tag link %s of %s has no readable cdate (%r): kept", link.get("id"), mask_email(email),
+                        link.get("cdate"))
+            return False
+        if made >= since - CLOCK_SLACK_SECONDS:
+            return True
+        log.debug("tag link %s of %s is older than this export's first send: kept", link.get("id"),
+                  mask_email(email))
+        return False
 
     async def _tag_id(self, name: str) -> str | None:
         """The tag's id, looked up once a run (concurrent askers share the one request)."""

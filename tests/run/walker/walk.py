@@ -16,7 +16,8 @@ The invariants, after the last delivery of every run has ended:
   never ``export.failed``, not even as a transient failure once the run's commit landed (the worker's last
   attempt would publish it); every run the synced state says committed published its event; no run stuck;
 - tags (the tagged walk, managed tags): every member holds exactly this export's tags for its values, and
-  nobody outside the newest refresh holds any of them; the tag someone else added stays; the synced state
+  nobody outside the newest refresh holds any of them; the tag someone else added stays, and so does the
+  static tag of a contact who held it before the first run (a leaver of r1); the synced state
   remembers the tags each subscribed contact holds; a tag link is deleted again only when the first
   DELETE's answer was lost (nothing removed twice);
 - nothing sent twice but what the README allows: a contact is sent the same payload again only when the
@@ -35,6 +36,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +69,7 @@ from tests.run.walker.world import (
 )
 from worker.contacts.mapping import Mapper
 from worker.contacts.synced import SyncedState
+from worker.contacts.tagsets import decode_tags
 from worker.run.runbook import run_id_for
 from worker.sim import SimClient
 from worker.state import StateError
@@ -74,6 +77,9 @@ from worker.state import StateError
 REFRESHES = (RA, RB, R0, R1, R2, R3)
 #: People someone else tags in ActiveCampaign (the tagged walk): a leaver, a changed member, a returning one.
 TAGGED_BY_OTHERS = (0, 5, 25)
+#: People who already held the export's static tag (a form gave it an hour before the first run): a member
+#: of the base who leaves in r1. The export sends the tag too, but the link is not its doing: never removed.
+TAGGED_BEFORE = (1,)
 COMPETING = {Competitor.SAME: R1, Competitor.OLDER: R0, Competitor.NEWER: R2}
 
 
@@ -117,6 +123,11 @@ class Walk:
     def prepare(self) -> None:
         """Build the base once (two real runs), keep it, and walk the reference delivery of r1."""
         self.sim.reset()
+        if self.tagged:
+            self.sim.freeze_time(datetime.now(UTC) - timedelta(hours=1))
+            for i in TAGGED_BEFORE:
+                self.sim.add_contact(email(i), tags=[STATIC_TAG])
+            self.sim.freeze_time(None)
         world = self.world(fresh=True)
         self.base = self.stores.last_name
         for r in (RA, RB):
@@ -313,6 +324,12 @@ def _tags_exact(world: World, members: dict[str, dict[str, Any]], newest: Refres
         tags = set(m["tags"]) if m else set()
         if i in TAGGED_BY_OTHERS and OTHERS_TAG not in tags:
             found.append(f"a tag someone else added was removed: {email(i)}")
+        if i in TAGGED_BEFORE:
+            if STATIC_TAG not in tags:
+                found.append(f"a tag the contact held before this export sent it was removed: {email(i)}")
+            tags = tags - {STATIC_TAG}  # not this export's to give or take
+            if i in newest.members:
+                tags.add(STATIC_TAG)
         if i in SELF_UNSUBSCRIBED:
             continue  # AC skips them: their tags stay as they were
         if i in newest.members and _ours(tags) != our_tags(newest.members[i]):
@@ -324,7 +341,7 @@ def _tags_exact(world: World, members: dict[str, dict[str, Any]], newest: Refres
         for block in state.source.blocks():
             for e, flag, stored in zip(block.emails, block.flag.tolist(), block.tag_list(), strict=True):
                 held = _ours(set(members[e]["tags"])) if e in members else set()
-                if flag == 0 and set(orjson.loads(stored) if stored else []) != held:
+                if flag == 0 and set(decode_tags(stored)) != held:
                     found.append(f"synced tags are not what AC holds: {e}")
     except StateError as exc:
         found.append(f"synced state unreadable: {exc}"[:300])
