@@ -5,7 +5,6 @@ A module of its own (not conftest) so test modules can import the types and help
 
 from __future__ import annotations
 
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -14,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from tests.waiting import wait_for
 from worker.sim import SimClient, SimulatorServer
 
 KEY = "sim-key"
@@ -64,14 +64,13 @@ class Sim:
 
     def wait_batch(self, batch_id: str, timeout: float = 5.0) -> dict[str, Any]:
         """Poll /import/info until the batch is final (bounded), returning the final info."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def final() -> dict[str, Any] | None:
             reply = self.call("GET", f"import/info?batchId={batch_id}")
             assert reply.status == 200, reply
-            if reply.body["status"] in ("completed", "failed"):
-                return reply.body
-            time.sleep(0.02)
-        raise AssertionError(f"batch {batch_id} not final within {timeout}s")
+            return reply.body if reply.body["status"] in ("completed", "failed") else None
+
+        found: dict[str, Any] = wait_for(final, timeout, f"batch {batch_id} to be final", interval=0.02)
+        return found
 
 
 def _decode(raw: bytes) -> Any:
@@ -82,10 +81,5 @@ def _decode(raw: bytes) -> Any:
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, step: float = 0.02) -> None:
-    """Bounded wait for a condition (never an unbounded loop in these tests)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(step)
-    raise AssertionError(f"condition not met within {timeout}s")
+    """Bounded wait for a condition (``tests.waiting.wait_for`` with this suite's defaults)."""
+    wait_for(predicate, timeout, "the simulator's condition", interval=step)

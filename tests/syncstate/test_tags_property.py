@@ -15,6 +15,7 @@ import hashlib
 import tempfile
 from unittest import mock
 
+import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,8 +24,6 @@ from worker.activecampaign.importer import SKIPPED_UNSUBSCRIBED, BatchOutcome
 from worker.contacts.mapping import Mapper
 from worker.contacts.plan import ADD, READMIT, REMOVE, UPDATE, Planner
 from worker.contacts.synced import SyncedState
-import orjson
-
 from worker.contacts.tagsets import decode_tags, encode_tags, stamp_tags, tag_name
 from worker.run.commit import install, merge
 from worker.run.runbook import Runbook
