@@ -15,6 +15,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +25,7 @@ import pytest
 from tests.run.conftest import API_KEY, wait_for, write_config
 from worker.cli import main
 from worker.contacts.samples import write_jsonl
+from worker.run import tags as tags_step
 from worker.sim import SimClient, SimSettings, SimulatorServer
 
 EXPORT = 'tags = ["segment:vip"]\ntag_field = "Interests"'
@@ -221,3 +223,72 @@ def test_a_tag_the_contact_held_before_this_export_sent_it_is_never_removed(tmp_
             ours = set() if i in leavers else {"segment:vip", *interests(i, i in changers)}
             assert after[email(i)] == ours | held_before.get(i, set()), i
         assert all(r["status"] < 400 for r in simc.requests()), "a request was refused"
+
+
+def clock_moves_on(start: float) -> None:
+    """Wait (bounded) until whole seconds later than ``start``: a later plan's time is then after the
+    links an earlier run made (ActiveCampaign's stamps have whole seconds)."""
+    wait_for(lambda: time.time() >= int(start) + 2, 10, "the clock to move past the earlier run's second")
+
+
+@pytest.fixture
+def no_clock_slack(monkeypatch):
+    """No allowance for AC's clock running behind ours, so that what the allowance would hide for a minute
+    shows within seconds: a link older than the plan that first sent its tag is kept."""
+    monkeypatch.setattr(tags_step, "CLOCK_SLACK_SECONDS", 0)
+
+
+SHARED_BOTH_REMOVE = SHARED.replace('tags = ["Segment:VIP"]', 'tags = ["Segment:VIP"]\nmax_removal_fraction = 0.5')
+
+
+def test_a_tag_two_exports_give_is_removed_by_the_last_one_to_stop(tmp_path, capsys, no_clock_slack):
+    """vip sends ``segment:vip`` first; later, other sends it to some of the same people (AC keeps vip's
+    older link). They leave vip (other still gives it: kept), then other: other removes it. It used to
+    keep it for good, taking vip's older link for one the contact had before any export sent it (second
+    review of issue 18): other's state now takes vip's first-send time for the tag."""
+    with SimulatorServer(SimSettings(api_keys=(API_KEY,), processing_delay=0.1, rate_scale=20)) as server:
+        simc = SimClient(server.url)
+        config = write_config(tmp_path, server.url, rate_scale=20, export=SHARED_BOTH_REMOVE)
+        plain = [{"EmailAddress": email(i), "FirstName": f"P{i}", "LastName": "Tag", "Phone": "1"} for i in range(60)]
+        started = time.time()
+        assert sync(capsys, config, write_jsonl(tmp_path / "vip1.jsonl", plain[:40]))[0] == 0
+        clock_moves_on(started)
+
+        def other(snapshot: list[dict], name: str) -> None:
+            rc = main(["sync", "--config", str(config), "--export", "other", "--snapshot",
+                       str(write_jsonl(tmp_path / name, snapshot))])
+            assert rc == 0, capsys.readouterr().err
+            capsys.readouterr()
+
+        other(plain[20:], "other1.jsonl")
+        leavers = range(20, 25)
+        rc, event = sync(capsys, config, write_jsonl(tmp_path / "vip2.jsonl",
+                                                     [p for i, p in enumerate(plain[:40]) if i not in leavers]))
+        assert rc == 0 and event["tags"] == {"contacts": 5, "removed": 0}, event  # other still gives it
+        other([p for i, p in enumerate(plain) if i >= 20 and i not in leavers], "other2.jsonl")
+        tags = {e: {t.casefold() for t in m["tags"]} for e, m in {**simc.members(4), **simc.members(3)}.items()}
+        assert all("segment:vip" not in tags[email(i)] for i in leavers), "nobody gives it any more, yet it stays"
+        assert all("segment:vip" in tags[email(i)] for i in [*range(20), *range(25, 60)])
+
+
+def test_forget_takes_back_the_tags_the_export_gave(tmp_path, capsys, no_clock_slack):
+    """forget (without --delete-contact) removes the tags this export gave the person: forgotten, its next
+    send would take the old links for ones the contact had before, and keep them for good once the person
+    left (second review of issue 18). A tag someone else added stays."""
+    with SimulatorServer(SimSettings(api_keys=(API_KEY,), processing_delay=0.1, rate_scale=20)) as server:
+        simc = SimClient(server.url)
+        config = write_config(tmp_path, server.url, rate_scale=20, export=EXPORT + "\nmax_removal_fraction = 0.5")
+        started = time.time()
+        assert sync(capsys, config, write_jsonl(tmp_path / "r1.jsonl", (person(i) for i in range(10))))[0] == 0
+        simc.add_contact(email(0), tags=[OTHERS])
+        clock_moves_on(started)
+        assert main(["forget", "--config", str(config), "--email", email(0).upper()]) == 0
+        erased = json.loads(capsys.readouterr().out)
+        assert erased["tags_removed"] == 3 and erased["residue"] == 0, erased
+        assert tags_of(simc)[email(0)] == {OTHERS}
+
+        assert sync(capsys, config, write_jsonl(tmp_path / "r2.jsonl", (person(i) for i in range(10))))[0] == 0
+        assert tags_of(simc)[email(0)] == {OTHERS, "segment:vip", *interests(0)}  # sent again
+        rc, event = sync(capsys, config, write_jsonl(tmp_path / "r3.jsonl", (person(i) for i in range(1, 10))))
+        assert rc == 0 and event["tags"] == {"contacts": 1, "removed": 3}, event
+        assert tags_of(simc)[email(0)] == {OTHERS}

@@ -4,6 +4,8 @@
   ``verify --repair`` used to take that API-made unsubscription for someone else's and mark the contact
   skipped (``s``) for good: when the person came back to the segment they were never re-subscribed. It is
   this export's own unsubscription: kept as ``u`` with its time, and re-entry re-subscribes the person.
+  The contact used to keep this export's tags for good (a ``u`` entry is no leaver any more, so no run
+  removed them): repair removes them first (second review), and re-entry gives them back.
 - A run that commits while verify reads the list voids verify's findings; the message used to say "the run is
   retried", which nothing does. It now says what happened and what to do.
 """
@@ -28,6 +30,14 @@ from worker.sim import SimClient, SimSettings, SimulatorServer
 from worker.state import open_store
 
 SHORT_LEASE = "lease_seconds = 3\nrequest_timeout_seconds = 1"  # a killed run's lease lapses fast
+
+
+TAGGED = 'tags = ["segment:vip"]'
+
+
+def vip_holders(simc: SimClient) -> dict[str, bool]:
+    """email -> whether the contact holds this export's tag in ActiveCampaign."""
+    return {e: "segment:vip" in m["tags"] for e, m in simc.members(3).items()}
 
 
 def email(i: int) -> str:
@@ -60,7 +70,7 @@ def test_repair_keeps_an_unfinished_run_s_own_unsubscription_and_re_entry_re_sub
     n, leavers = 40, {37, 38, 39}
     with SimulatorServer(SimSettings(api_keys=(API_KEY,), processing_delay=0.1, rate_scale=20)) as server:
         simc = SimClient(server.url)
-        config = write_config(tmp_path, server.url, rate_scale=20, worker=SHORT_LEASE)
+        config = write_config(tmp_path, server.url, rate_scale=20, worker=SHORT_LEASE, export=TAGGED)
         assert sync(capsys, config, write_jsonl(tmp_path / "r1.jsonl", map(person, range(n))))[0] == 0
 
         removals: list[Seen] = []
@@ -99,12 +109,14 @@ def test_repair_keeps_an_unfinished_run_s_own_unsubscription_and_re_entry_re_sub
         assert "kept_unsubscribed_by_export 3" in table and "marked_skipped 0" in table, table
         state = entries(tmp_path)
         assert {i: state[email(i)][1:] for i in leavers} == {i: ("u", since[i]) for i in leavers}  # not "s"
+        assert {e for e, tags in vip_holders(simc).items() if not tags} == {email(i) for i in leavers}
 
         rc, event = sync(capsys, config, write_jsonl(tmp_path / "r3.jsonl", map(person, range(n))))
         assert rc == 0, event
         assert event["counts"]["skipped"] == 0 and event["counts"]["added"] == len(leavers)  # re-entries
         assert set(subscribed(simc)) == {email(i) for i in range(n)}  # re-entry re-subscribed them
         assert simc.stats()["resubscribed"] == len(leavers)
+        assert all(vip_holders(simc).values())  # re-entry gave the tag back
 
 
 def test_a_commit_during_verify_s_read_is_reported_as_what_it_is(tmp_path, capsys):

@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     if not emails:
         return common.fail("give the emails to forget with --email or --file")
     config = common.load(args)
-    if args.delete_contact or any(e.owns_list for e in config.exports.values()):
+    if args.delete_contact or any(e.owns_list or (e.remove_tags and (e.tags or e.tag_field))
+                                  for e in config.exports.values()):
         common.check_keys(config)
     store = common.open_state(config)
     erased = Erased(emails=len(emails))
@@ -64,8 +65,10 @@ def run(args: argparse.Namespace) -> int:
 
 async def _forget(config: Config, store: StateStore, emails: set[str], erased: Erased, delete_contact: bool) -> None:
     from worker.run.engine import Engine
-    from worker.run.erasure import forget_in_export, mark_erasure, unsubscribe_from_list
+    from worker.run.erasure import forget_in_export, mark_erasure, tagged, unsubscribe_from_list
     from worker.run.exclusive import fold_open_plans, holding, leases_for
+    from worker.run.runbook import Runbook
+    from worker.run.tags import TagRemover
 
     await asyncio.to_thread(mark_erasure, store, done=False)  # verify gives up until this forget is done
     leases = leases_for(config, store, "forget")
@@ -79,6 +82,13 @@ async def _forget(config: Config, store: StateStore, emails: set[str], erased: E
                 if export.owns_list and not delete_contact:
                     async with engine.client_for(export) as client:
                         await unsubscribe_from_list(client, export.list_id, emails, erased)
+                items = [] if delete_contact or not export.remove_tags else await asyncio.to_thread(
+                    tagged, store, name, emails)
+                if items:  # the tags it gave them: forgotten, it could never tell them from the contact's own
+                    async with engine.client_for(export) as client:
+                        remover = TagRemover(client, Runbook(store, name, "forget"), export.list_id,
+                                             others=engine.given_by_others(export))
+                        erased.tags_removed += await remover.remove_now(items)
                 await asyncio.to_thread(forget_in_export, store, name, emails, erased)
     finally:
         await engine.aclose()

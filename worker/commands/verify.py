@@ -57,6 +57,8 @@ async def _verify(config: Config, store: StateStore, name: str, repair: bool) ->
     from worker.run import verify
     from worker.run.engine import Engine
     from worker.run.exclusive import fold_open_plans, holding, leases_for
+    from worker.run.runbook import Runbook
+    from worker.run.tags import TagRemover, held_tags
 
     export = config.export(name)
     engine = Engine(config, store)
@@ -75,6 +77,13 @@ async def _verify(config: Config, store: StateStore, name: str, repair: bool) ->
                 if await fold_open_plans(store, export, lambda: engine.client_for(export),
                                          others=engine.given_by_others(export)):
                     raise verify.StateChanged("an unfinished run's plan was folded into the synced state first")
+                # Managed tags: people repair marks as this export's leavers lose its tags now: as leavers the
+                # state keeps them without tags, and no later run would remove what they still hold.
+                items = await asyncio.to_thread(held_tags, synced, findings.unsubscribed_by_export)
+                if items and export.remove_tags:
+                    async with engine.client_for(export) as client:
+                        await TagRemover(client, Runbook(store, name, "verify"), export.list_id,
+                                         others=engine.given_by_others(export)).remove_now(items)
                 findings.repaired = await asyncio.to_thread(verify.repair, store, export, findings, synced, version,
                                                             uri)
                 uri = await asyncio.to_thread(verifier.write_report, findings)  # before a forget can scrub it

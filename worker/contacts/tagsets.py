@@ -23,7 +23,7 @@ whenever its link was made, as it was then treated. ``untag`` lists carry the st
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -52,10 +52,12 @@ def tag_since(item: Any) -> int:
     return int(item[1]) if isinstance(item, list) and len(item) > 1 else 0
 
 
-def stamp_tags(held: str, sent: str, since: int) -> str:
+def stamp_tags(held: str, sent: str, since: int, earlier: Mapping[str, int] | None = None) -> str:
     """The synced state's form of a contact's tags after ``sent`` (a stored tag set) went out in a part
     planned at ``since``: each name keeps the time ``held`` (the contact's stored tags) gives it, or the
-    one ``sent`` gives it, or else ``since``. Names compare ignoring case, as ActiveCampaign's tags do."""
+    one ``sent`` gives it, or else ``since``, or the time in ``earlier`` (casefolded name -> when another
+    export of the account first sent it) when that is before. Names compare ignoring case, as
+    ActiveCampaign's tags do."""
     if not sent:
         return ""
     first = {tag_name(t).casefold(): tag_since(t) for t in orjson.loads(held)} if held else {}
@@ -63,7 +65,11 @@ def stamp_tags(held: str, sent: str, since: int) -> str:
     for t in orjson.loads(sent):
         name = tag_name(t)
         known = first.get(name.casefold())
-        items.append([name, known if known is not None else (tag_since(t) if isinstance(t, list) else since)])
+        if known is None:
+            known = tag_since(t) if isinstance(t, list) else since
+            if earlier and name.casefold() in earlier:
+                known = min(known, earlier[name.casefold()])
+        items.append([name, known])
     return orjson.dumps(items).decode()
 
 

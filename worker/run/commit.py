@@ -65,7 +65,8 @@ class Merged:
 
 def merge(book: Runbook, list_id: int, synced: SyncedState, plan: Counts,
           outcome_of: Callable[[int], BatchOutcome | None], *, now: float | None = None,
-          changes: Changes | None = None, expire_before: int | None = None, tags_from: int | None = None) -> Merged:
+          changes: Changes | None = None, expire_before: int | None = None, tags_from: int | None = None,
+          first_sent: Callable[[str], dict[str, int]] | None = None) -> Merged:
     """Walk the plan's part headers (send order) and turn each batch's outcome into synced-state changes.
 
     ``outcome_of(n)`` None: batch ``n``'s outcome is unknown (it may or may not have reached AC): doubtful.
@@ -75,7 +76,9 @@ def merge(book: Runbook, list_id: int, synced: SyncedState, plan: Counts,
     contact keeps the tags it had as well as the ones it may have been sent, so the next plan removes
     whichever no longer apply (``worker.run.tags``). A tag a contact is sent for the first time is
     stored with its part's ``planned_at`` (``tags_from``: that time instead, for a fold of several plans
-    whose contacts each took the time of whichever plan sent first). The caller closes ``Merged.changes`` (it may hold a
+    whose contacts each took the time of whichever plan sent first), or the time ``first_sent(email)``
+    gives when another export of the account sent that tag first (``worker.run.tags.GivenByOthers``): AC
+    keeps that export's link, older than this plan. The caller closes ``Merged.changes`` (it may hold a
     temporary folder) once the state is installed.
     """
     fallback = int(time.time() if now is None else now)
@@ -110,7 +113,7 @@ def merge(book: Runbook, list_id: int, synced: SyncedState, plan: Counts,
             for b in header["batches"]:
                 outcome = outcome_of(b["n"])
                 tags = None if tagsets is None else _stamped(synced, b["emails"], [tagsets[t] for t in b["tg"]],
-                                                             tags_since)
+                                                             tags_since, first_sent)
                 if outcome is None or outcome.status == UNKNOWN:
                     _apply_doubtful(b["emails"], b["ops"], changes, since,
                                     None if tags is None else _maybe_held(synced, b["emails"], tags))
@@ -157,16 +160,22 @@ def _stored_tags(synced: SyncedState, emails: list[str]) -> list[str]:
     return [index.tags_at(pos) if pos >= 0 else "" for pos in index.lookup(hi, lo, emails).tolist()]
 
 
-def _stamped(synced: SyncedState, emails: list[str], sent: list[str], since: int) -> list[str]:
+def _stamped(synced: SyncedState, emails: list[str], sent: list[str], since: int,
+             first_sent: Callable[[str], dict[str, int]] | None = None) -> list[str]:
     """The tags each contact of a batch is stored with: as sent, each name with when this export first
-    sent it (kept from the synced state, else ``since``; ``worker.contacts.tagsets.stamp_tags``)."""
+    sent it (kept from the synced state, else ``since`` or another export's earlier time;
+    ``worker.contacts.tagsets.stamp_tags``)."""
     from worker.contacts.tagsets import stamp_tags
 
     if not any(sent):
         return sent
     cache: dict[tuple[str, str], str] = {}
     out = []
-    for held, new in zip(_stored_tags(synced, emails), sent, strict=True):
+    for email, held, new in zip(emails, _stored_tags(synced, emails), sent, strict=True):
+        earlier = first_sent(email) if first_sent is not None and new else None
+        if earlier:
+            out.append(stamp_tags(held, new, since, earlier))
+            continue
         key = (held, new)
         got = cache.get(key)
         if got is None:

@@ -352,8 +352,10 @@ class Engine:
                 return outcomes.get(n) or self._stored_outcome(plan, n)
 
             untagged = await self._untag(spec, plan, client, planner, outcome_of, stop)
+        others = self.given_by_others(export) if planner.manage_tags else None
         merged = await asyncio.to_thread(merge, plan, export.list_id, synced, planner.totals, outcome_of,
-                                         expire_before=expiry_cutoff(export.readmit_days, time.time()))
+                                         expire_before=expiry_cutoff(export.readmit_days, time.time()),
+                                         first_sent=None if others is None else others.first_sent)
         if untagged is not None:
             merged.counts.update(untagged.as_counts())
         return await asyncio.to_thread(self._commit, spec, plan, synced, version, merged)

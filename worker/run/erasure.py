@@ -13,7 +13,9 @@ failure reports still kept (``failures.jsonl`` / ``.csv``), the records of runs 
 - then reads every object of the export back, shards decompressed, and counts any that still hold one
   of the emails (``residue``, which must be 0).
 
-It returns counts, never emails. With ``--delete-contact`` the contacts are then deleted in each
+An export that removes its tags (managed tags) first removes the tags it gave the people in
+ActiveCampaign, as a leaver loses them (a tag another export still gives stays; the next export in turn
+removes it). It returns counts, never emails. With ``--delete-contact`` the contacts are then deleted in each
 ActiveCampaign account the exports use (``GET contacts?email=``, ``DELETE contacts/{id}``). Erase the
 person upstream too: while they are in a segment's snapshot, the next run sends them again.
 """
@@ -36,6 +38,7 @@ from worker.activecampaign.client import ActiveCampaignClient
 from worker.contacts.synced import SyncedState
 from worker.run.commit import install
 from worker.run.runbook import RunKeys, export_prefix
+from worker.run.tags import Untag, held_tags
 from worker.state import StateStore
 from worker.syncstate.keys import email_keys
 from worker.syncstate.merge import Changes, bits_for, shards_prefix
@@ -58,6 +61,7 @@ class Erased:
     contacts_deleted: int = 0
     contacts_not_found: int = 0
     list_unsubscribed: int = 0  # unsubscribed from an owned list (without --delete-contact)
+    tags_removed: int = 0  # tag links an export had added, removed (managed tags, without --delete-contact)
     per_export: dict[str, int] = field(default_factory=dict)  # export -> synced entries removed
 
     def as_dict(self) -> dict[str, Any]:
@@ -184,6 +188,14 @@ async def unsubscribe_from_list(client: ActiveCampaignClient, list_id: int, emai
         if not done:
             raise RuntimeError(f"ActiveCampaign refused to unsubscribe a person from list {list_id}: {why}")
         erased.list_unsubscribed += 1
+
+
+def tagged(store: StateStore, export: str, emails: set[str]) -> list[Untag]:
+    """The people's tags as the export's synced state holds them (managed tags), to be removed before it
+    forgets them: forgotten, the export could no longer tell its own links from ones the contact had before
+    (``worker.run.tags``), and a link it made would stay for good once the person is sent again and leaves.
+    Blocking."""
+    return held_tags(SyncedState.load(store, RunKeys(export, "-").synced)[0], emails)
 
 
 # ------------------------------------------------------------------------------------ synced state

@@ -69,7 +69,8 @@ async def settle(store: StateStore, export: str, list_id: int, heads: list[PlanH
             first = min((int(h["planned_at"]) for plan, _ in outcomes for h in plan.part_headers()
                          if h.get("planned_at")), default=None)
             for plan, known in outcomes:
-                merge(plan, list_id, synced, Counts(), known.get, changes=changes, tags_from=first)
+                merge(plan, list_id, synced, Counts(), known.get, changes=changes, tags_from=first,
+                      first_sent=None if others is None else others.first_sent)
             return install(store, RunKeys(export, "-"), synced, version, changes, None, None,
                            refresh=folded_refresh) is not None
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -92,10 +92,6 @@ class Untagged:
         return {"tags_contacts": self.contacts, "tags_removed": self.removed}
 
 
-#: email -> the tag names (casefolded) that other exports of the account give it.
-GivenByOthers = Callable[[str], set[str]]
-
-
 def account_peers(config: Config, export: Export) -> list[Export]:
     """The other exports whose connection reaches the same ActiveCampaign account (tags are account-wide)."""
     url = config.connections[export.connection].api_url
@@ -103,32 +99,78 @@ def account_peers(config: Config, export: Export) -> list[Export]:
             if e.name != export.name and config.connections[e.connection].api_url == url]
 
 
-def given_by_others(store: StateStore, others: list[Export]) -> GivenByOthers:
+class GivenByOthers:
     """What the other exports of the same account give a contact, from their committed synced states (read
-    once, when first asked): the tags each stored as sent to it, and the static ``tags`` of an export whose
-    state holds it subscribed or skipped (an export with ``remove_tags`` off stores no tags). Blocking."""
-    states: list[tuple[Export, SyncedState]] | None = None
+    once, when first asked; blocking). Calling it with an email gives the tag names (casefolded) those
+    exports give it: the tags each stored as sent to it, and the static ``tags`` of an export whose state
+    holds it subscribed or skipped (an export with ``remove_tags`` off stores no tags): never removed here.
+    ``first_sent`` gives when they first sent each of their stored tags: a tag another export sent first
+    was not the contact's before this export sent it (``worker.run.commit`` stamps it with that time)."""
 
-    def given(email: str) -> set[str]:
-        nonlocal states
-        if states is None:
-            states = [(e, SyncedState.load(store, RunKeys(e.name, "-").synced)[0]) for e in others if e.tags
-                      or e.tag_field]
-        names: set[str] = set()
+    def __init__(self, store: StateStore, others: list[Export]) -> None:
+        self.store, self.others = store, others
+        self._states: list[tuple[Export, SyncedState]] | None = None
+
+    def _holding(self, email: str) -> list[tuple[Export, SyncedState, int]]:
+        """The other exports whose state holds ``email`` subscribed or skipped, with its position."""
+        if self._states is None:
+            self._states = [(e, SyncedState.load(self.store, RunKeys(e.name, "-").synced)[0]) for e in self.others
+                            if e.tags or e.tag_field]
+        found = []
         hi, lo = email_keys([email])
-        for export, synced in states:
+        for export, synced in self._states:
             index = synced.index
             if not len(index):
                 continue
             pos = int(index.lookup(hi, lo, [email])[0])
-            if pos < 0 or int(index.flag[pos]) == codes.UNSUBSCRIBED:
-                continue
+            if pos >= 0 and int(index.flag[pos]) != codes.UNSUBSCRIBED:
+                found.append((export, synced, pos))
+        return found
+
+    def __call__(self, email: str) -> set[str]:
+        names: set[str] = set()
+        for export, synced, pos in self._holding(email):
             names.update(t.casefold() for t in export.tags or ())
-            if index.tag is not None:
-                names.update(t.casefold() for t in decode_tags(index.tags_at(pos)))
+            if synced.index.tag is not None:
+                names.update(t.casefold() for t in decode_tags(synced.index.tags_at(pos)))
         return names
 
-    return given
+    def first_sent(self, email: str) -> dict[str, int]:
+        """Casefolded tag name -> the earliest time another export's state says it first sent it (0: a
+        state written before the time was kept)."""
+        first: dict[str, int] = {}
+        for _, synced, pos in self._holding(email):
+            if synced.index.tag is None:
+                continue
+            stored = synced.index.tags_at(pos)
+            for item in orjson.loads(stored) if stored else ():
+                name = tag_name(item).casefold()
+                first[name] = min(first.get(name, tag_since(item)), tag_since(item))
+        return first
+
+
+def given_by_others(store: StateStore, others: list[Export]) -> GivenByOthers:
+    """The account's other exports' tags (``GivenByOthers``)."""
+    return GivenByOthers(store, others)
+
+
+def held_tags(synced: SyncedState, emails: Iterable[str]) -> list[Untag]:
+    """The tags ``synced`` holds for each of ``emails`` (those holding any), as removal items: for the tools
+    that take people out of the state (``forget``, ``verify --repair``), which remove this export's tags
+    first, since afterwards nothing would remember them as this export's."""
+    index = synced.index
+    if index.tag is None or not len(index):
+        return []
+    ordered = sorted(set(emails))
+    if not ordered:
+        return []
+    hi, lo = email_keys(ordered)
+    items = []
+    for email, pos in zip(ordered, index.lookup(hi, lo, ordered).tolist(), strict=True):
+        stored = index.tags_at(pos) if pos >= 0 else ""
+        if stored:
+            items.append(Untag(email, orjson.loads(stored)))
+    return items
 
 
 def planned(book: Runbook, outcome_of: Callable[[int], BatchOutcome | None]) -> list[Untag]:
@@ -205,6 +247,18 @@ class TagRemover:
             raise group_error.exceptions[0] from None
         log.info("tags removed: %d from %d contacts", result.removed, result.contacts)
         return result
+
+    async def remove_now(self, items: list[Untag]) -> int:
+        """Remove ``items``' tags without progress records (``forget``, which is repeated when interrupted:
+        each contact's links are read again, so a link already removed is not asked for twice); returns
+        how many links went."""
+        async def unrecorded(_: list[str]) -> None:
+            return None
+
+        removed = 0
+        for item in items:
+            removed += await self._untag(item, None, set(), unrecorded)
+        return removed
 
     # ------------------------------------------------------------------------------------ records
     def _key(self, n: int) -> str:

@@ -374,7 +374,7 @@ def repair(store: StateStore, export: Export, findings: Findings, synced: Synced
                 if pos < 0:
                     continue
                 if email in ours:  # this export's own removal: "unsubscribed by it since", as a commit records it
-                    changes.set(email, 0, "u", int(index.since[pos]))
+                    changes.set(email, 0, "u", int(index.since[pos]), "")  # a leaver's: no tags (removed first)
                 else:
                     changes.set(email, int(index.fp[pos]), "s")
         for email in findings.unexpected:
