@@ -32,8 +32,7 @@ import numpy as np
 import orjson
 
 from worker.contacts.mapping import MappedPage, Mapper, normalize_email, valid_email
-from worker.contacts.synced import Entry, SyncedState
-from worker.contacts.tagsets import tag_name
+from worker.contacts.synced import Entry, SyncedState, tag_name
 from worker.snapshot import Page, with_column
 from worker.syncstate import index as codes
 from worker.syncstate.index import SeenKeys

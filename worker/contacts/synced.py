@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from hashlib import blake2b
+from typing import Any
 
 from worker.state import StateStore
 from worker.syncstate.index import FLAG_TEXT, KeyIndex
@@ -162,3 +163,14 @@ def encode_v1(entries: Mapping[str, Entry], run_id: str) -> bytes:
                  for email, (fp, flag, since) in sorted(entries.items()))
     lines.append("")
     return "\n".join(lines).encode()
+
+
+def tag_name(item: Any) -> str:
+    """The name of one of an entry's stored tags (``KeyIndex.tags_at``: a JSON array whose items are
+    ``"name"`` or ``["name", since]``; ``worker.contacts.tagsets``)."""
+    return str(item[0]) if isinstance(item, list) else str(item)
+
+
+def tag_since(item: Any) -> int:
+    """When this export first sent the tag of one stored item (0: not known, a bare name)."""
+    return int(item[1]) if isinstance(item, list) and len(item) > 1 else 0

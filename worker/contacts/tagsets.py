@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from worker.contacts.synced import tag_name, tag_since
+
 if TYPE_CHECKING:
     from worker.contacts.plan import PlanPart
 
@@ -40,16 +42,6 @@ def encode_tags(tags: Sequence[str] | None) -> str:
 def decode_tags(stored: str) -> list[str]:
     """The names in a stored tag set (names as sent, or the synced state's ``[name, since]`` items)."""
     return [tag_name(t) for t in orjson.loads(stored)] if stored else []
-
-
-def tag_name(item: Any) -> str:
-    """The name of one stored tag item: ``"name"`` or ``["name", since]``."""
-    return str(item[0]) if isinstance(item, list) else str(item)
-
-
-def tag_since(item: Any) -> int:
-    """When this export first sent the tag of one stored item (0: not known, a bare name)."""
-    return int(item[1]) if isinstance(item, list) and len(item) > 1 else 0
 
 
 def stamp_tags(held: str, sent: str, since: int, earlier: Mapping[str, int] | None = None) -> str:
