@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.run.conftest import API_KEY, wait_for, write_config
+from tests.run.walker.proxy import Action, FaultProxy, Seen
 from worker.cli import main
 from worker.contacts.samples import write_jsonl
 from worker.run import tags as tags_step
@@ -292,3 +293,58 @@ def test_forget_takes_back_the_tags_the_export_gave(tmp_path, capsys, no_clock_s
         rc, event = sync(capsys, config, write_jsonl(tmp_path / "r3.jsonl", (person(i) for i in range(1, 10))))
         assert rc == 0 and event["tags"] == {"contacts": 1, "removed": 3}, event
         assert tags_of(simc)[email(0)] == {OTHERS}
+
+
+SHARED_OPEN = """tags = ["segment:vip"]
+max_removal_fraction = 0.5
+
+[exports.other]
+segment = "other-customers"
+connection = "sim"
+list_id = 4
+mapping = { email = "EmailAddress" }
+tags = ["segment:vip"]
+max_removal_fraction = 0.5
+"""
+
+
+def test_a_tag_another_export_s_unfinished_run_sent_is_not_removed(tmp_path, capsys):
+    """other's run sends segment:vip to p0..p9 and dies before its commit (AC carried the batch out). vip's
+    run, in which p0..p4 leave, must count other's open plan as giving them the tag: it used to read only
+    other's committed state, removed the tag, and other's resumed run then committed them as holding it,
+    for good (second review of issue 18)."""
+    people = [{"EmailAddress": f"p{i}@example.com", "FirstName": "P", "LastName": "T", "Phone": "1"} for i in range(20)]
+    with SimulatorServer(SimSettings(api_keys=(API_KEY,), processing_delay=0.1, rate_scale=20)) as server:
+        simc = SimClient(server.url)
+        config = write_config(tmp_path, server.url, rate_scale=20, export=SHARED_OPEN, worker=SHORT_LEASE)
+        assert sync(capsys, config, write_jsonl(tmp_path / "a1.jsonl", people))[0] == 0
+        b_snap = write_jsonl(tmp_path / "b1.jsonl", people[:10])
+
+        def decide(seen: Seen) -> Action:  # the batch goes out; its outcome polls fail, so it cannot commit
+            return Action.REFUSE if seen.method == "GET" and "/import/info" in seen.path else Action.FORWARD
+
+        with FaultProxy(server.url, decide) as proxy:
+            via = tmp_path / "via-proxy.toml"
+            via.write_text(config.read_text().replace(server.url, proxy.url))
+            proc = subprocess.Popen([sys.executable, "-m", "worker", "sync", "--config", str(via), "--export",
+                                     "other", "--snapshot", str(b_snap)], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            try:
+                wait_for(lambda: len(simc.members(4)) == 10, 60, "other's batch carried out by ActiveCampaign",
+                         check=lambda: None if proc.poll() is None else pytest.fail("other's sync ended early"))
+            finally:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=30)
+
+        rc, event = sync(capsys, config, write_jsonl(tmp_path / "a2.jsonl", people[5:]))
+        assert rc == 0 and event["tags"] == {"contacts": 5, "removed": 0}, event  # other's open plan gives it
+
+        def other(snapshot: Path) -> bool:  # the killed run's lease lapses within seconds
+            code = main(["sync", "--config", str(config), "--export", "other", "--snapshot", str(snapshot)])
+            capsys.readouterr()
+            return code == 0
+
+        wait_for(lambda: other(b_snap), 30, "other's run resumed and committed", interval=1)
+        assert other(write_jsonl(tmp_path / "b2.jsonl", people[:10]))
+        held = {e: "segment:vip" in m["tags"] for e, m in simc.members(4).items()}
+        assert len(held) == 10 and all(held.values()), held

@@ -173,3 +173,53 @@ def test_a_leaver_loses_the_tags_it_was_sent_and_a_changed_value_only_its_own(tm
     assert untag == {"a@x.com": [["segment:vip", NOW], ["red", NOW], ["blue", NOW]], "b@x.com": [["red", NOW]]}
     assert stored_tags(store) == {"a@x.com": ("u", ""),
                                   "b@x.com": ("", f'[["segment:vip",{NOW}],["Blue",{NOW + 60}]]')}
+
+
+def test_another_export_s_unknown_first_send_time_is_no_help():
+    """A peer state written before times were kept says 0 (not known) for its tags: that must not make this
+    export's own time 0 (which would count every link of the tag as its own; second review of issue 18)."""
+    assert stamp_tags("", '["vip"]', 500, {"vip": 0}) == '[["vip",500]]'
+    assert stamp_tags("", '["VIP"]', 500, {"vip": 200}) == '[["VIP",200]]'  # a peer sent it first
+    assert stamp_tags('[["vip",100]]', '["vip"]', 500, {"vip": 50}) == '[["vip",100]]'  # ours already
+
+
+def test_a_fold_stamps_each_part_with_its_own_time(tmp_path):
+    """Two plans that never committed are folded in together: each contact's new tags take the time of the
+    part that sent them, and a contact both plans sent takes the older plan's (AC keeps its older link).
+    The fold used to give every contact the earliest part's time (second review of issue 18)."""
+    import asyncio
+
+    from worker.run.plans import LEGACY, PlanHead
+    from worker.run.settle import settle
+
+    exp = export(tags=["segment:vip"], tag_field="T", max_removal_fraction=1.0)
+    store = open_store(tmp_path.as_uri())
+    synced, version = SyncedState.load(store, "exports/x/synced")
+    plans = [[f"p{i}@example.com" for i in range(0, 12)], [f"p{i}@example.com" for i in range(8, 20)]]
+    expected: dict[str, int] = {}
+    heads = []
+    for n, people in enumerate(plans):
+        book = Runbook(store, exp.name, f"run-{n}")
+        planner = Planner(Mapper(exp), synced, unsubscribe_leavers=True, readmit=True, manage_tags=True,
+                          max_contacts=3)  # batches of 3: each part sends its own
+        for part in planner.plan(pages([{"E": e, "F": "v", "T": "a"} for e in people], 4)):
+            book.put_part(part)
+            for b in part.batches:
+                book.record_final(BatchOutcome(b.number, f"b{b.number}", "completed", {}, {}))
+        for k, key in enumerate(sorted(store.list(book.keys.plan))):  # each part its own time
+            header = orjson.loads(store.get(key).split(b"\n", 1)[0])
+            header["planned_at"] = at = 1000 * (n + 1) + 10 * k
+            store.put(key, orjson.dumps(header) + b"\n")
+            for b in header["batches"]:
+                for email in b["emails"]:
+                    expected[email] = min(expected.get(email, at), at)
+        heads.append(PlanHead(exp.name, f"run-{n}", LEGACY, synced.base, made_at=float(n)))
+    assert len({at for at in expected.values()}) > 2, "the parts must have several times for this to show"
+
+    def no_request():
+        raise AssertionError("a fold of final batches with no tags to remove sends nothing")
+
+    assert asyncio.run(settle(store, exp.name, exp.list_id, heads, synced, version, no_request))
+    stored = stored_tags(store)
+    assert {e: tags for e, (_, tags) in stored.items()} == {
+        e: f'[["segment:vip",{at}],["a",{at}]]' for e, at in expected.items()}

@@ -48,7 +48,7 @@ def stamp_tags(held: str, sent: str, since: int, earlier: Mapping[str, int] | No
     """The synced state's form of a contact's tags after ``sent`` (a stored tag set) went out in a part
     planned at ``since``: each name keeps the time ``held`` (the contact's stored tags) gives it, or the
     one ``sent`` gives it, or else ``since``, or the time in ``earlier`` (casefolded name -> when another
-    export of the account first sent it) when that is before. Names compare ignoring case, as
+    export of the account first sent it; 0, not known, is ignored) when that is before. Names compare ignoring case, as
     ActiveCampaign's tags do."""
     if not sent:
         return ""
@@ -59,7 +59,7 @@ def stamp_tags(held: str, sent: str, since: int, earlier: Mapping[str, int] | No
         known = first.get(name.casefold())
         if known is None:
             known = tag_since(t) if isinstance(t, list) else since
-            if earlier and name.casefold() in earlier:
+            if earlier and earlier.get(name.casefold()):  # 0: the other export does not know when: no help
                 known = min(known, earlier[name.casefold()])
         items.append([name, known])
     return orjson.dumps(items).decode()

@@ -65,7 +65,7 @@ class Merged:
 
 def merge(book: Runbook, list_id: int, synced: SyncedState, plan: Counts,
           outcome_of: Callable[[int], BatchOutcome | None], *, now: float | None = None,
-          changes: Changes | None = None, expire_before: int | None = None, tags_from: int | None = None,
+          changes: Changes | None = None, expire_before: int | None = None,
           first_sent: Callable[[str], dict[str, int]] | None = None) -> Merged:
     """Walk the plan's part headers (send order) and turn each batch's outcome into synced-state changes.
 
@@ -75,11 +75,10 @@ def merge(book: Runbook, list_id: int, synced: SyncedState, plan: Counts,
     (``worker.run.expiry``). Managed tags: the tags each contact was sent are stored, and a doubtful
     contact keeps the tags it had as well as the ones it may have been sent, so the next plan removes
     whichever no longer apply (``worker.run.tags``). A tag a contact is sent for the first time is
-    stored with its part's ``planned_at`` (``tags_from``: that time instead, for a fold of several plans
-    whose contacts each took the time of whichever plan sent first), or the time ``first_sent(email)``
-    gives when another export of the account sent that tag first (``worker.run.tags.GivenByOthers``): AC
-    keeps that export's link, older than this plan. The caller closes ``Merged.changes`` (it may hold a
-    temporary folder) once the state is installed.
+    stored with its part's ``planned_at``, or the earlier time ``first_sent(email)`` gives when another
+    export of the account (``worker.run.tags.GivenByOthers``), or an older plan folded in with this one
+    (``worker.run.settle``), sent that tag first: AC keeps that older link. The caller closes
+    ``Merged.changes`` (it may hold a temporary folder) once the state is installed.
     """
     fallback = int(time.time() if now is None else now)
     changes = changes if changes is not None else Changes(bits_for(len(synced) + plan.to_add))
@@ -109,11 +108,10 @@ def merge(book: Runbook, list_id: int, synced: SyncedState, plan: Counts,
                                       f"and is back; readmit is off for this export, so it stays unsubscribed"})
             tagsets = header.get("tagsets")  # managed tags: each contact's tags are stored as sent
             # ... each with when this export first sent it: before then a link was someone else's doing
-            tags_since = tags_from if tags_from is not None else since
             for b in header["batches"]:
                 outcome = outcome_of(b["n"])
                 tags = None if tagsets is None else _stamped(synced, b["emails"], [tagsets[t] for t in b["tg"]],
-                                                             tags_since, first_sent)
+                                                             since, first_sent)
                 if outcome is None or outcome.status == UNKNOWN:
                     _apply_doubtful(b["emails"], b["ops"], changes, since,
                                     None if tags is None else _maybe_held(synced, b["emails"], tags))

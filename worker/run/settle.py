@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator, Callable
 from worker.activecampaign.importer import Batch, BatchOutcome, BulkImporter
 from worker.contacts.plan import Counts
 from worker.contacts.synced import SyncedState
+from worker.contacts.tagsets import decode_tags
 from worker.run.commit import install, merge
 from worker.run.plans import PlanHead
 from worker.run.refreshes import newest
@@ -64,13 +65,21 @@ async def settle(store: StateStore, export: str, list_id: int, heads: list[PlanH
     changes = Changes(bits_for(len(synced)))
     try:
         def fold() -> bool:
-            # A contact two folded plans both sent a new tag keeps the newer plan's change, so each new tag
-            # is stamped with the earliest plan's time: AC's link is no older than that (worker.run.tags).
-            first = min((int(h["planned_at"]) for plan, _ in outcomes for h in plan.part_headers()
-                         if h.get("planned_at")), default=None)
-            for plan, known in outcomes:
-                merge(plan, list_id, synced, Counts(), known.get, changes=changes, tags_from=first,
-                      first_sent=None if others is None else others.first_sent)
+            # Managed tags: each part's contacts are stamped with that part's time, as a commit stamps them,
+            # but a contact that an older folded plan sent a tag too keeps the newer plan's change: the tag
+            # takes the older plan's time (AC's link is no younger than that; worker.run.tags).
+            earlier: dict[str, dict[str, int]] = {}
+
+            def first_sent(email: str) -> dict[str, int]:
+                got = others.first_sent(email) if others is not None else {}
+                for name, at in earlier.get(email, {}).items():
+                    got[name] = min(got[name], at) if got.get(name) else at
+                return got
+
+            for n, (plan, known) in enumerate(outcomes):
+                merge(plan, list_id, synced, Counts(), known.get, changes=changes, first_sent=first_sent)
+                if n + 1 < len(outcomes):
+                    _note_sent(plan, earlier)
             return install(store, RunKeys(export, "-"), synced, version, changes, None, None,
                            refresh=folded_refresh) is not None
 
@@ -81,6 +90,20 @@ async def settle(store: StateStore, export: str, list_id: int, heads: list[PlanH
         log.info("folded %d earlier plan(s) into the synced state before planning", len(heads),
                  extra={"export": export, "plans": [f"{h.run_id}.{h.plan}" for h in heads]})
     return done
+
+
+def _note_sent(book: Runbook, earlier: dict[str, dict[str, int]]) -> None:
+    """Add to ``earlier`` (email -> casefolded tag name -> time) the tags the plan's parts send, each with
+    its part's ``planned_at``, the earliest kept."""
+    for header in book.part_headers():
+        at, tagsets = int(header.get("planned_at") or 0), header.get("tagsets")
+        if not tagsets or not at:
+            continue
+        for b in header["batches"]:
+            for email, t in zip(b["emails"], b["tg"], strict=True):
+                for name in decode_tags(tagsets[t]) if t else ():
+                    got = earlier.setdefault(email, {})
+                    got[name.casefold()] = min(got.get(name.casefold(), at), at)
 
 
 async def _outcomes(book: Runbook, importer: Callable[[], BulkImporter]) -> dict[int, BatchOutcome]:
