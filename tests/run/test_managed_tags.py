@@ -295,19 +295,6 @@ def test_forget_takes_back_the_tags_the_export_gave(tmp_path, capsys, no_clock_s
         assert tags_of(simc)[email(0)] == {OTHERS}
 
 
-SHARED_OPEN = """tags = ["segment:vip"]
-max_removal_fraction = 0.5
-
-[exports.other]
-segment = "other-customers"
-connection = "sim"
-list_id = 4
-mapping = { email = "EmailAddress" }
-tags = ["segment:vip"]
-max_removal_fraction = 0.5
-"""
-
-
 def test_a_tag_another_export_s_unfinished_run_sent_is_not_removed(tmp_path, capsys):
     """other's run sends segment:vip to p0..p9 and dies before its commit (AC carried the batch out). vip's
     run, in which p0..p4 leave, must count other's open plan as giving them the tag: it used to read only
@@ -316,7 +303,7 @@ def test_a_tag_another_export_s_unfinished_run_sent_is_not_removed(tmp_path, cap
     people = [{"EmailAddress": f"p{i}@example.com", "FirstName": "P", "LastName": "T", "Phone": "1"} for i in range(20)]
     with SimulatorServer(SimSettings(api_keys=(API_KEY,), processing_delay=0.1, rate_scale=20)) as server:
         simc = SimClient(server.url)
-        config = write_config(tmp_path, server.url, rate_scale=20, export=SHARED_OPEN, worker=SHORT_LEASE)
+        config = write_config(tmp_path, server.url, rate_scale=20, export=SHARED_BOTH_REMOVE, worker=SHORT_LEASE)
         assert sync(capsys, config, write_jsonl(tmp_path / "a1.jsonl", people))[0] == 0
         b_snap = write_jsonl(tmp_path / "b1.jsonl", people[:10])
 
