@@ -183,17 +183,6 @@ def live_plans(store: StateStore, export: str, base: str, run_id: str) -> list[P
     return live
 
 
-def open_heads(store: StateStore, export: str, base: str) -> list[PlanHead]:
-    """The export's registered plans made against ``base`` (its current state), read only (``live_plans``
-    also tidies): what another export's run must see of this one's runs in progress (``worker.run.tags``)."""
-    heads = []
-    for key in store.list(plans_prefix(export)):
-        data = store.get(key)
-        if data is not None and (head := PlanHead.decode(data)).base == base:
-            heads.append(head)
-    return heads
-
-
 def open_refresh(store: StateStore, export: str, base: str) -> Refresh | None:
     """The newest refresh among the export's open plans made against ``base`` (the current state).
 

@@ -27,10 +27,11 @@ records say is done; the contact cut off half-way is read again (step 2) and onl
 is removed, so no tag is removed twice and none is skipped, and the links it had decided on count as
 removed by this run whoever got there. The records hold counts and link ids, never emails.
 
-Tags are the account's, not the list's, so two exports on one account may give a contact the same tag.
-A tag another export's synced state still gives the contact (its stored tags, or its static ``tags``
-for a contact it holds) is not removed (``given_by_others``): the contact keeps it while any export says
-so. ``config check`` warns when exports of one account share a managed tag.
+Tags are the account's, not the list's. Two exports of one account never add the same static tag while
+one of them removes it (``Config.check`` refuses it), but a ``tag_field`` value may be another export's
+tag too: a tag another export's committed synced state still gives the contact (its stored tags, or its
+static ``tags`` for a contact it holds) is not removed (``given_by_others``); ``config check`` notes where
+this can happen.
 """
 
 from __future__ import annotations
@@ -51,11 +52,10 @@ from worker.contacts.plan import REMOVE
 from worker.contacts.synced import SyncedState
 from worker.contacts.tagsets import decode_tags, tag_name, tag_since
 from worker.privacy.masking import mask_email
-from worker.run.plans import open_heads
 from worker.run.runbook import Runbook, RunKeys
 from worker.run.types import RunInterrupted
 from worker.settings import Config, Export
-from worker.state import StateError, StateStore
+from worker.state import StateStore
 from worker.syncstate import index as codes
 from worker.syncstate.keys import email_keys
 
@@ -101,19 +101,20 @@ def account_peers(config: Config, export: Export) -> list[Export]:
 
 
 class GivenByOthers:
-    """What the other exports of the same account give a contact, from their committed synced states and
-    their plans in progress (read once, when first asked; blocking). Calling it with an email gives the tag
-    names (casefolded) those exports give it: the tags each stored as sent to it, the static ``tags`` of an
-    export whose state holds it subscribed or skipped (an export with ``remove_tags`` off stores no tags),
-    and the tags a plan of theirs not yet committed sends it (its batches may have reached AC already):
-    never removed here. ``first_sent`` gives when they first sent each tag (stored, or planned): a tag
-    another export sent first was not the contact's before this export sent it (``worker.run.commit``
-    stamps it with that time)."""
+    """What the other exports of the same account give a contact, from their committed synced states (read
+    once, when first asked; blocking). Calling it with an email gives the tag names (casefolded) those
+    exports give it: the tags each stored as sent to it, and the static ``tags`` of an export whose state
+    holds it subscribed or skipped (an export with ``remove_tags`` off stores no tags): never removed here.
+    ``first_sent`` gives when they first sent each of their stored tags: a tag another export sent first
+    was not the contact's before this export sent it (``worker.run.commit`` stamps it with that time).
+
+    Two exports of an account never add the same static tag while one removes it (``Config.check``): what
+    is left to meet here is a ``tag_field`` value another export also gives. A run of that export still in
+    progress is not seen (README "Managed tags")."""
 
     def __init__(self, store: StateStore, others: list[Export]) -> None:
         self.store, self.others = store, others
         self._states: list[tuple[Export, SyncedState]] | None = None
-        self._sending: dict[str, dict[str, int]] | None = None
 
     def _holding(self, email: str) -> list[tuple[Export, SyncedState, int]]:
         """The other exports whose state holds ``email`` subscribed or skipped, with its position."""
@@ -131,34 +132,8 @@ class GivenByOthers:
                 found.append((export, synced, pos))
         return found
 
-    def _planned(self, email: str) -> dict[str, int]:
-        """Casefolded tag name -> the earliest ``planned_at`` of the other exports' uncommitted plans that
-        send it to ``email`` (all of them read on the first call)."""
-        if self._sending is None:
-            self._holding("")  # the states, for their bases
-            assert self._states is not None
-            sending: dict[str, dict[str, int]] = {}
-            for export, synced in self._states:
-                for head in open_heads(self.store, export.name, synced.base):
-                    try:
-                        headers = list(Runbook(self.store, export.name, head.run_id, head.book_plan()).part_headers())
-                    except StateError:  # the run committed meanwhile (its records went): its state holds it now
-                        continue
-                    for header in headers:
-                        at, tagsets = int(header.get("planned_at") or 0), header.get("tagsets")
-                        if not tagsets:
-                            continue
-                        for b in header["batches"]:
-                            for who, t in zip(b["emails"], b["tg"], strict=True):
-                                for name in decode_tags(tagsets[t]) if t else ():
-                                    got = sending.setdefault(who, {})
-                                    key = name.casefold()
-                                    got[key] = min(got.get(key, at), at)
-            self._sending = sending
-        return self._sending.get(email, {})
-
     def __call__(self, email: str) -> set[str]:
-        names: set[str] = set(self._planned(email))
+        names: set[str] = set()
         for export, synced, pos in self._holding(email):
             names.update(t.casefold() for t in export.tags or ())
             if synced.index.tag is not None:
@@ -166,9 +141,9 @@ class GivenByOthers:
         return names
 
     def first_sent(self, email: str) -> dict[str, int]:
-        """Casefolded tag name -> the earliest time another export first sent it to ``email``: the time its
-        state keeps, or its uncommitted plan's (0: not known, a state written before the time was kept)."""
-        first = dict(self._planned(email))
+        """Casefolded tag name -> the earliest time another export's state says it first sent it to ``email``
+        (0: not known, a state written before the time was kept)."""
+        first: dict[str, int] = {}
         for _, synced, pos in self._holding(email):
             if synced.index.tag is None:
                 continue

@@ -12,25 +12,24 @@ from worker.settings.model import Config
 
 
 def shared_managed_tags(config: Config) -> list[str]:
-    """One note per tag name (ignoring case, as ActiveCampaign does) that two or more exports of one account
-    add while at least one of them removes the tags it added (``remove_tags``). Tags are the account's: a
-    contact keeps such a tag while any of those exports' synced state gives it, but what the other export
-    sent from a ``tag_field``, or while its ``remove_tags`` was off, it does not know, and a removal is then
-    one export undoing another's tag."""
-    by_account: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-    managing: set[str] = set()
+    """One note per account where an export removes the tags it added from a ``tag_field`` while another
+    export adds tags too. Two exports adding the same static tag, one of them removing it, is refused
+    (``Config.check``); a ``tag_field`` value cannot be checked before it is read. Such a value that another
+    export also gives stays while that export's committed state gives it; which export's link came first
+    cannot be told, and a run of the other export in progress is not seen (README "Managed tags")."""
+    by_account: dict[str, list[str]] = defaultdict(list)
+    fields: set[str] = set()
     for name, export in sorted(config.exports.items()):
-        account = config.connections[export.connection].api_url
-        for tag in dict.fromkeys(t.casefold() for t in export.tags or ()):
-            by_account[account][tag].append(name)
-        if export.remove_tags and (export.tags or export.tag_field):
-            managing.add(name)
+        if export.tags or export.tag_field:
+            by_account[config.connections[export.connection].api_url].append(name)
+        if export.remove_tags and export.tag_field:
+            fields.add(name)
     notes = []
-    for tags in by_account.values():
-        for tag, names in sorted(tags.items()):
-            if len(names) > 1 and managing.intersection(names):
-                notes.append(f"exports {', '.join(names)} add the same tag {tag!r} on one ActiveCampaign account and "
-                             f"{', '.join(sorted(managing.intersection(names)))} remove(s) it when it stops "
-                             f"applying: a contact keeps it while any of their synced states gives it; give each "
-                             f"export its own tag names, or set remove_tags = false")
+    for names in by_account.values():
+        if len(names) > 1 and fields.intersection(names):
+            notes.append(f"exports {', '.join(names)} add tags on one ActiveCampaign account and "
+                         f"{', '.join(sorted(fields.intersection(names)))} remove(s) the tags its tag_field gave: "
+                         f"a value that another of them also gives is kept while that export holds the contact, "
+                         f"but is not told apart beyond that; give each export's tag_field values their own prefix "
+                         f"(a tag_separator-split field can hold \"interest:golf\")")
     return notes

@@ -428,12 +428,33 @@ class Config(Table):
             if export.owner_role not in conn.usable_by:
                 raise ConfigError(f"{at}.owner_role: {export.owner_role!r} may not use connection {conn.name!r} "
                                   f"(usable_by = {list(conn.usable_by)}); add it to usable_by or change owner_role")
+        self._check_shared_tags()
         for segment in self.segments.values():
             if segment.triggers and not self.exports_for_segment(segment.name):
                 known = ", ".join(sorted({e.segment for e in self.exports.values()})) or "none"
                 raise ConfigError(f"segments.{segment.name}.triggers: no export has segment = {segment.name!r}, so "
                                   f"a trigger would start nothing (segments of the exports: {known}); fix the "
                                   f"table's name or add the export")
+
+    def _check_shared_tags(self) -> None:
+        """A tag an export removes when it stops applying (``remove_tags``) is that export's alone on its
+        ActiveCampaign account: tags are the account's, so another export adding the same name would have
+        its tag taken back, and which of two exports sent a tag link first cannot be told from AC."""
+        by_account: dict[tuple[str, str], list[Export]] = {}
+        for export in sorted(self.exports.values(), key=lambda e: e.name):
+            conn = self.connections[export.connection]
+            for tag in dict.fromkeys(t.casefold() for t in export.tags or ()):
+                by_account.setdefault((conn.api_url, tag), []).append(export)
+        for (_, tag), exports in by_account.items():
+            removing = [e.name for e in exports if e.remove_tags]
+            if len(exports) > 1 and removing:
+                names = [e.name for e in exports]
+                raise ConfigError(
+                    f"exports.{names[0]}.tags and exports.{names[1]}.tags: both add the tag {tag!r} on one "
+                    f"ActiveCampaign account, and {', '.join(removing)} remove(s) the tags it added when they stop "
+                    f"applying (remove_tags = true, the default): one export would take back the tag the other "
+                    f"gives. Give each export its own tag names (e.g. \"segment:{names[0]}\" and "
+                    f"\"segment:{names[1]}\"), or set remove_tags = false on every export that adds {tag!r}")
 
     def exports_for_segment(self, segment: str) -> list[Export]:
         return [e for e in self.exports.values() if e.segment == segment]
