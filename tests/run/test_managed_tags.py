@@ -162,17 +162,7 @@ tags = ["Segment:VIP"]
 """
 
 #: other gives the same tag from its tag_field (a value no config check can see), and removes its tags.
-SHARED_BY_FIELD = """tags = ["segment:vip"]
-max_removal_fraction = 0.5
-
-[exports.other]
-segment = "other-customers"
-connection = "sim"
-list_id = 4
-mapping = { email = "EmailAddress" }
-tag_field = "Tier"
-max_removal_fraction = 0.5
-"""
+SHARED_BY_FIELD = SHARED.replace('tags = ["Segment:VIP"]', 'tag_field = "Tier"\nmax_removal_fraction = 0.5')
 
 
 def plain(i: int, tier: str | None = None) -> dict:
