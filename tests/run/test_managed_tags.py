@@ -183,6 +183,17 @@ def test_two_exports_of_one_account_may_not_share_a_tag_one_of_them_removes(tmp_
         'tags = ["segment:vip"]\n', 'tags = ["segment:vip"]\nremove_tags = false\n').replace(
         'tags = ["Segment:VIP"]', 'tags = ["Segment:VIP"]\nremove_tags = false'))
     assert main(["config", "check", "--config", str(config)]) == 0, capsys.readouterr().err
+    # the same account however its address is spelled (fourth review): another connection to it is no way out
+    other_connection = SHARED.replace('connection = "sim"\nlist_id = 4', 'connection = "sim2"\nlist_id = 4') + """
+[connections.sim2]
+hostname = "sim.api-us1.com"
+base_url = "http://localhost:9/"
+api_key_env = "SEGMENT_EXPORT_TEST_KEY"
+data_privacy_consent = true
+"""
+    config = write_config(tmp_path, "http://127.0.0.1:9", export=other_connection)
+    assert main(["config", "check", "--config", str(config)]) != 0
+    assert "both add the tag 'segment:vip'" in capsys.readouterr().err
 
 
 def other_sync(capsys, config: Path, path: Path, rows: list[dict]) -> None:

@@ -153,3 +153,35 @@ def test_a_commit_during_verify_s_read_is_reported_as_what_it_is(tmp_path, capsy
         assert "Run verify again" in text and "retried" not in text, text
         assert not out.strip()  # no table: the findings were void
         assert store.get("exports/vip/verify/current") is None  # the void verify left no checkpoint to resume
+
+
+def test_repair_touches_no_tag_once_a_run_committed_after_verify_s_read(tmp_path, capsys):
+    """verify --repair removes the tags of the people it records as this export's leavers before it writes
+    the state; a run that committed since verify read the list may have taken them back in with their tags,
+    so that step first checks the state is still the one verify read (fourth review of issue 18: it used to
+    check only when writing, after the tags were gone)."""
+    import asyncio
+
+    from worker.run import verify as verify_run
+    from worker.run.engine import Engine
+    from worker.settings import load_config
+
+    with SimulatorServer(SimSettings(api_keys=(API_KEY,), processing_delay=0.1, rate_scale=20)) as server:
+        config = write_config(tmp_path, server.url, rate_scale=20, export=TAGGED)
+        assert sync(capsys, config, write_jsonl(tmp_path / "r1.jsonl", map(person, range(20))))[0] == 0
+        loaded = load_config(config)
+        export, store = loaded.export("vip"), open_store((tmp_path / "state").as_uri())
+
+        async def read():
+            engine = Engine(loaded, store)
+            try:
+                async with engine.client_for(export) as client:
+                    return await verify_run.Verifier(store, export, client).run()
+            finally:
+                await engine.aclose()
+
+        findings, synced, version = asyncio.run(read())
+        verify_run.still_current(store, export, findings, synced, version)  # nothing changed yet
+        assert sync(capsys, config, write_jsonl(tmp_path / "r2.jsonl", map(person, range(19))))[0] == 0
+        with pytest.raises(verify_run.StateChanged, match="committed the synced state"):
+            verify_run.still_current(store, export, findings, synced, version)

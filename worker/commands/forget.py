@@ -106,9 +106,9 @@ async def _delete_contacts(config: Config, store: StateStore, emails: set[str], 
     try:
         for export in config.exports.values():
             connection = config.connections[export.connection]
-            if connection.api_url in seen:
+            if connection.account in seen:
                 continue
-            seen.add(connection.api_url)
+            seen.add(connection.account)
             async with engine.client_for(export) as client:
                 for email in sorted(emails):
                     contact = await client.find_contact(email)

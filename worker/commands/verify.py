@@ -81,6 +81,9 @@ async def _verify(config: Config, store: StateStore, name: str, repair: bool) ->
                 # state keeps them without tags, and no later run would remove what they still hold.
                 items = await asyncio.to_thread(held_tags, synced, findings.unsubscribed_by_export)
                 if items and export.remove_tags:
+                    # ... and only while the state is the one verify read: a run that committed (or claimed it)
+                    # since may have taken these people back in, with their tags.
+                    await asyncio.to_thread(verify.still_current, store, export, findings, synced, version)
                     async with engine.client_for(export) as client:
                         await TagRemover(client, Runbook(store, name, "verify"), export.list_id,
                                          others=engine.given_by_others(export)).remove_now(items)

@@ -95,9 +95,9 @@ class Untagged:
 
 def account_peers(config: Config, export: Export) -> list[Export]:
     """The other exports whose connection reaches the same ActiveCampaign account (tags are account-wide)."""
-    url = config.connections[export.connection].api_url
+    url = config.connections[export.connection].account
     return [e for e in config.exports.values()
-            if e.name != export.name and config.connections[e.connection].api_url == url]
+            if e.name != export.name and config.connections[e.connection].account == url]
 
 
 class GivenByOthers:

@@ -348,6 +348,20 @@ class StateChanged(Exception):
     """The synced state is no longer the one verify compared against: repair refused."""
 
 
+def still_current(store: StateStore, export: Export, findings: Findings, synced: SyncedState,
+                  version: str | None) -> None:
+    """Raise ``StateChanged`` unless the synced state in the store is still the one verify compared against
+    (``version``), and no forget ran since: what repair does first in ActiveCampaign (managed tags) must
+    not act on findings a run has made stale. Blocking; the caller holds the export's lease."""
+    if synced.run_id != findings.base_run_id or synced.manifest is None \
+            or synced.manifest.generation != findings.base_generation:
+        raise StateChanged("the synced state changed since verify read the list")
+    if SyncedState.load(store, RunKeys(export.name, "-").synced)[1] != version:
+        raise StateChanged("a run committed the synced state, or claimed it for a plan, since verify read the list")
+    if erasure_intervened(store, findings.erasure_mark):
+        raise StateChanged("a forget ran since verify read the list; its people must not be written back")
+
+
 def repair(store: StateStore, export: Export, findings: Findings, synced: SyncedState, version: str | None,
            report_uri: str) -> dict[str, int]:
     """Change the synced state so that the next run makes the list right (module docstring); blocking.

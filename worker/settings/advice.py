@@ -21,7 +21,7 @@ def shared_managed_tags(config: Config) -> list[str]:
     fields: set[str] = set()
     for name, export in sorted(config.exports.items()):
         if export.tags or export.tag_field:
-            by_account[config.connections[export.connection].api_url].append(name)
+            by_account[config.connections[export.connection].account].append(name)
         if export.remove_tags and export.tag_field:
             fields.add(name)
     notes = []

@@ -206,6 +206,16 @@ class Connection(Table):
         """Where requests go: the account's HTTPS API host, or a loopback simulator in tests."""
         return self.base_url or f"https://{self.hostname}"
 
+    @property
+    def account(self) -> str:
+        """Which ActiveCampaign account this is, however ``api_url`` is spelled (case, a trailing slash, a
+        default port, ``localhost`` for 127.0.0.1): exports of one account share its tags (managed tags)."""
+        parts = urlsplit(self.api_url.strip())
+        scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+        host = "127.0.0.1" if host in ("localhost", "::1", "[::1]") else host
+        port = parts.port or (443 if scheme == "https" else 80)
+        return f"{scheme}://{host}:{port}{parts.path.rstrip('/')}"
+
     def api_key(self) -> Secret:
         """Read the key now (env or file), so a rotated secret is picked up by the next run."""
         if self.api_key_env:
@@ -444,7 +454,7 @@ class Config(Table):
         for export in sorted(self.exports.values(), key=lambda e: e.name):
             conn = self.connections[export.connection]
             for tag in dict.fromkeys(t.casefold() for t in export.tags or ()):
-                by_account.setdefault((conn.api_url, tag), []).append(export)
+                by_account.setdefault((conn.account, tag), []).append(export)
         for (_, tag), exports in by_account.items():
             removing = [e.name for e in exports if e.remove_tags]
             if len(exports) > 1 and removing:
