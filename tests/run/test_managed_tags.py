@@ -187,7 +187,7 @@ def test_two_exports_of_one_account_may_not_share_a_tag_one_of_them_removes(tmp_
     other_connection = SHARED.replace('connection = "sim"\nlist_id = 4', 'connection = "sim2"\nlist_id = 4') + """
 [connections.sim2]
 hostname = "sim.api-us1.com"
-base_url = "http://localhost:9/"
+base_url = "http://localhost:9/api/3"
 api_key_env = "SEGMENT_EXPORT_TEST_KEY"
 data_privacy_consent = true
 """

@@ -208,13 +208,16 @@ class Connection(Table):
 
     @property
     def account(self) -> str:
-        """Which ActiveCampaign account this is, however ``api_url`` is spelled (case, a trailing slash, a
-        default port, ``localhost`` for 127.0.0.1): exports of one account share its tags (managed tags)."""
+        """Which ActiveCampaign account this is, however ``api_url`` is spelled (case, a trailing slash or dot,
+        a default port, ``/api/3`` or not, ``localhost`` for 127.0.0.1): exports of one account share its tags
+        (managed tags)."""
         parts = urlsplit(self.api_url.strip())
-        scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+        scheme, host = parts.scheme.lower(), (parts.hostname or "").lower().rstrip(".")
         host = "127.0.0.1" if host in ("localhost", "::1", "[::1]") else host
         port = parts.port or (443 if scheme == "https" else 80)
-        return f"{scheme}://{host}:{port}{parts.path.rstrip('/')}"
+        path = parts.path.rstrip("/")
+        path = path.removesuffix("/api/3").rstrip("/")  # the client adds it when it is not there
+        return f"{scheme}://{host}:{port}{path}"
 
     def api_key(self) -> Secret:
         """Read the key now (env or file), so a rotated secret is picked up by the next run."""
