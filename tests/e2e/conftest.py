@@ -254,18 +254,18 @@ class RabbitBroker(Broker):
             out.append((body, dict(msg.properties.get("application_headers") or {})))
 
     def publish_raw(self, bodies: list[bytes]) -> None:
-        """Bodies exactly as given (malformed ones too), to the requests queue through the default exchange."""
-        from kombu import Producer
+        """Bodies exactly as given (malformed ones too), to the requests queue through the default exchange.
 
-        ch = self.conn.channel()
-        try:
-            ch.confirm_select()
-            producer = Producer(ch, auto_declare=False)
+        Each publish waits for the broker's confirm (``confirm_publish``): a channel closed right after
+        publishing, with confirms selected but not awaited, lost the last few bodies now and then (seven of
+        1,002 in one chaos run; the queue is a quorum queue)."""
+        from kombu import Connection, Producer
+
+        with Connection(self.url, transport_options={"confirm_publish": True}) as conn:
+            producer = Producer(conn.channel(), auto_declare=False)
             for body in bodies:
                 producer.publish(body, exchange="", routing_key=self.requests_queue, content_type="application/json",
                                  content_encoding="binary", delivery_mode=2, retry=False)
-        finally:
-            ch.close()
 
     def depth(self) -> tuple[int, int]:
         """Live counts from the quorum queue itself (``rabbitmqctl list_queues`` lags by its 5 s stats interval,
