@@ -148,6 +148,17 @@ class SyncedState:
         return state
 
     # ---------------------------------------------------------------------------------- reading
+    def tags_of(self, emails: list[str]) -> list[str]:
+        """Each email's stored tags (``KeyIndex.tags_at``; "" for none, or an email the state does not hold):
+        what the commit stamps against and what ``forget`` and ``verify --repair`` remove first."""
+        from worker.syncstate.keys import email_keys
+
+        index = self.index
+        if index.tag is None or not len(index) or not emails:
+            return [""] * len(emails)
+        hi, lo = email_keys(emails)
+        return [index.tags_at(pos) if pos >= 0 else "" for pos in index.lookup(hi, lo, emails).tolist()]
+
     def entries(self) -> Iterator[tuple[str, Entry]]:
         """Every (email, entry) in key order, read shard by shard (tests, tools; a run never needs them all)."""
         for block in self.source.blocks():

@@ -147,17 +147,6 @@ def _apply_doubtful(emails: list[str], ops: str, changes: Changes, since: int,
                 np.where(maybe_out, since, 0), tags)
 
 
-def _stored_tags(synced: SyncedState, emails: list[str]) -> list[str]:
-    """Each contact's tags as the synced state holds them ("" for none, or a contact it does not hold)."""
-    from worker.syncstate.keys import email_keys
-
-    index = synced.index
-    if index.tag is None or not len(index):
-        return [""] * len(emails)
-    hi, lo = email_keys(emails)
-    return [index.tags_at(pos) if pos >= 0 else "" for pos in index.lookup(hi, lo, emails).tolist()]
-
-
 def _stamped(synced: SyncedState, emails: list[str], sent: list[str], since: int,
              first_sent: Callable[[str], dict[str, int]] | None = None) -> list[str]:
     """The tags each contact of a batch is stored with: as sent, each name with when this export first
@@ -169,7 +158,7 @@ def _stamped(synced: SyncedState, emails: list[str], sent: list[str], since: int
         return sent
     cache: dict[tuple[str, str], str] = {}
     out = []
-    for email, held, new in zip(emails, _stored_tags(synced, emails), sent, strict=True):
+    for email, held, new in zip(emails, synced.tags_of(emails), sent, strict=True):
         earlier = first_sent(email) if first_sent is not None and new else None
         if earlier:
             out.append(stamp_tags(held, new, since, earlier))
@@ -185,7 +174,7 @@ def _stamped(synced: SyncedState, emails: list[str], sent: list[str], since: int
 def _maybe_held(synced: SyncedState, emails: list[str], sent: list[str]) -> list[str]:
     """Each contact's stored tags together with the (stamped) tags a doubtful batch may have added."""
     out = []
-    for stored, new in zip(_stored_tags(synced, emails), sent, strict=True):
+    for stored, new in zip(synced.tags_of(emails), sent, strict=True):
         held = orjson.loads(stored) if stored else []
         known = {tag_name(t).casefold() for t in held}
         items = held + [t for t in (orjson.loads(new) if new else []) if tag_name(t).casefold() not in known]

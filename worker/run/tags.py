@@ -163,19 +163,9 @@ def held_tags(synced: SyncedState, emails: Iterable[str]) -> list[Untag]:
     """The tags ``synced`` holds for each of ``emails`` (those holding any), as removal items: for the tools
     that take people out of the state (``forget``, ``verify --repair``), which remove this export's tags
     first, since afterwards nothing would remember them as this export's."""
-    index = synced.index
-    if index.tag is None or not len(index):
-        return []
     ordered = sorted(set(emails))
-    if not ordered:
-        return []
-    hi, lo = email_keys(ordered)
-    items = []
-    for email, pos in zip(ordered, index.lookup(hi, lo, ordered).tolist(), strict=True):
-        stored = index.tags_at(pos) if pos >= 0 else ""
-        if stored:
-            items.append(Untag(email, orjson.loads(stored)))
-    return items
+    return [Untag(email, orjson.loads(stored)) for email, stored in zip(ordered, synced.tags_of(ordered), strict=True)
+            if stored]
 
 
 def planned(book: Runbook, outcome_of: Callable[[int], BatchOutcome | None]) -> list[Untag]:
